@@ -1,0 +1,2 @@
+//! The dom0 toolstack: filled in by the domain-lifecycle work.
+#![no_std]
