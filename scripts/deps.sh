@@ -4,7 +4,7 @@
 # Sourced by the other scripts; safe to run again (does nothing when all is present).
 set -euo pipefail
 
-DEPS_PACKAGES=(grub-pc-bin grub-common xorriso mtools libxen-dev)
+DEPS_PACKAGES=(grub-pc-bin grub-common xorriso mtools libxen-dev gcc)
 QEMU_MIN_MAJOR=8
 
 deps_have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
