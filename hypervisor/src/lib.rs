@@ -1,0 +1,28 @@
+//! A Xen-compatible PV hypervisor for x86-64.
+//!
+//! The crate is split in two: pure logic (command line, frame allocation, ACPI table parsing,
+//! descriptor encoding, time scaling) that builds and is tested on the host, and the thin
+//! `arch` layer that touches hardware and exists only in the bare-metal build.
+//!
+//! # Safety
+//! `unsafe` code lives only under `arch/x86_64/`. It assumes: one physical CPU runs the
+//! hypervisor; the boot code's page tables map the image and the first 4 GiB at the direct-map
+//! base until `arch::x86_64::paging` replaces them; and every physical address handed to the
+//! direct map was taken from the multiboot2 memory map.
+#![no_std]
+
+#[cfg(test)]
+extern crate std;
+
+pub mod acpi;
+pub mod cmdline;
+pub mod descriptors;
+pub mod log;
+pub mod mm;
+pub mod time;
+
+#[cfg(target_os = "none")]
+pub mod arch;
+
+/// The hypervisor's version, as printed in the banner.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

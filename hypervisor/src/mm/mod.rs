@@ -1,0 +1,84 @@
+//! Physical memory: frame numbers, address ranges, the virtual layout, and frame allocation.
+
+pub mod frames;
+pub mod layout;
+
+/// Size of a page and of a machine frame.
+pub const PAGE_SIZE: u64 = 4096;
+/// log2 of [`PAGE_SIZE`].
+pub const PAGE_SHIFT: u32 = 12;
+
+/// A machine frame number: a physical address divided by the page size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Mfn(pub u64);
+
+impl Mfn {
+    /// The frame containing physical address `addr`.
+    pub const fn containing(addr: u64) -> Self {
+        Self(addr >> PAGE_SHIFT)
+    }
+
+    /// The physical address of the frame's first byte.
+    pub const fn addr(self) -> u64 {
+        self.0 << PAGE_SHIFT
+    }
+}
+
+impl core::fmt::Display for Mfn {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "mfn {:#x}", self.0)
+    }
+}
+
+/// A half-open physical address range `[start, end)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PhysRange {
+    /// First byte.
+    pub start: u64,
+    /// One past the last byte.
+    pub end: u64,
+}
+
+impl PhysRange {
+    /// The range `[start, start + len)`, saturating at the top of the address space.
+    pub const fn new(start: u64, len: u64) -> Self {
+        Self {
+            start,
+            end: start.saturating_add(len),
+        }
+    }
+
+    /// Whether the two ranges share at least one byte.
+    pub const fn overlaps(&self, other: &PhysRange) -> bool {
+        self.start < other.end && other.start < self.end
+    }
+
+    /// Number of bytes in the range (zero when `end <= start`).
+    pub const fn len(&self) -> u64 {
+        self.end.saturating_sub(self.start)
+    }
+
+    /// Whether the range holds no byte.
+    pub const fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The whole frames inside the range, as `[first, last + 1)` frame numbers.
+    pub const fn whole_frames(&self) -> (u64, u64) {
+        let first = self.start.div_ceil(PAGE_SIZE);
+        let end = self.end / PAGE_SIZE;
+        if end < first {
+            (first, first)
+        } else {
+            (first, end)
+        }
+    }
+
+    /// The frames touched by the range, including partial ones at either end.
+    pub const fn touched_frames(&self) -> (u64, u64) {
+        if self.is_empty() {
+            return (0, 0);
+        }
+        (self.start / PAGE_SIZE, self.end.div_ceil(PAGE_SIZE))
+    }
+}
