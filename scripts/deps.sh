@@ -59,10 +59,23 @@ deps_install_system() {
 }
 
 deps_install_rust() {
-    # rustup reads rust-toolchain.toml and installs the pinned toolchain, targets and components.
-    (cd "$(dirname "${BASH_SOURCE[0]}")/.." && rustup show active-toolchain >/dev/null 2>&1 || rustup toolchain install)
-    (cd "$(dirname "${BASH_SOURCE[0]}")/.." && rustup target list --installed | grep -q x86_64-unknown-none \
-        || rustup target add x86_64-unknown-none)
+    # rustup reads rust-toolchain.toml: install the pinned toolchain if missing, then make sure
+    # its bare-metal target and lint/format components are there (an existing toolchain may
+    # lack them).
+    local top
+    top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+    (
+        cd "$top"
+        command -v rustup >/dev/null || { echo "deps: rustup is required" >&2; exit 1; }
+        rustup toolchain list | grep -q "^$(sed -n 's/^channel = "\(.*\)"/\1/p' rust-toolchain.toml)" \
+            || rustup toolchain install
+        rustup target list --installed | grep -q '^x86_64-unknown-none$' \
+            || rustup target add x86_64-unknown-none
+        local c
+        for c in rustfmt clippy; do
+            rustup component list --installed | grep -q "^$c" || rustup component add "$c"
+        done
+    )
 }
 
 deps_all() { deps_install_system && deps_install_rust; }

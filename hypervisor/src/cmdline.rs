@@ -30,6 +30,8 @@ pub enum PanicTest {
     Fault,
     /// A Rust `panic!`: exercises the panic handler.
     Panic,
+    /// Unbounded recursion into the stack guard page: exercises the double-fault IST stack.
+    StackOverflow,
 }
 
 /// Parsed hypervisor options.
@@ -43,7 +45,7 @@ pub struct Options {
     pub dom0_mem: Dom0Mem,
     /// Halt instead of rebooting after a crash (`noreboot`).
     pub noreboot: bool,
-    /// Deliberately crash after boot (`panic-test[=fault|panic]`).
+    /// Deliberately crash after boot (`panic-test[=fault|panic|stack]`).
     pub panic_test: Option<PanicTest>,
 }
 
@@ -119,6 +121,7 @@ impl Options {
                 ("panic-test", None) => opts.panic_test = Some(PanicTest::Fault),
                 ("panic-test", Some("fault")) => opts.panic_test = Some(PanicTest::Fault),
                 ("panic-test", Some("panic")) => opts.panic_test = Some(PanicTest::Panic),
+                ("panic-test", Some("stack")) => opts.panic_test = Some(PanicTest::StackOverflow),
                 ("console" | "loglvl" | "dom0_mem" | "panic-test", _)
                 | ("noreboot" | "no-reboot" | "reboot", Some(_)) => warn(bad),
                 _ => warn(CmdlineWarning::Unknown(word)),

@@ -74,6 +74,19 @@ pub const fn tss(base: u64, limit: u32) -> [u64; 2] {
     [low, base >> 32]
 }
 
+/// A 64-bit interrupt gate (two slots) entering `handler` through code `selector`, on IST stack
+/// `ist` (0 = none), callable by software `int` from privilege `dpl` and above.
+pub const fn interrupt_gate(handler: u64, selector: u16, ist: u8, dpl_ring: u8) -> [u64; 2] {
+    let low = (handler & 0xffff)
+        | ((selector as u64) << 16)
+        | (((ist & 7) as u64) << 32)
+        | (0xe << 40) // type: 64-bit interrupt gate
+        | dpl(dpl_ring)
+        | PRESENT
+        | (((handler >> 16) & 0xffff) << 48);
+    [low, handler >> 32]
+}
+
 /// The hypervisor-owned descriptor page, indexed from [`FIRST_RESERVED_GDT_ENTRY`]. The TSS
 /// slots are filled per CPU with [`tss`].
 pub const fn reserved_gdt_page() -> [u64; RESERVED_GDT_ENTRIES] {
@@ -179,5 +192,18 @@ mod tests {
         assert_eq!((lo >> 56) & 0xff, 0x00);
         assert_eq!((lo >> 40) & 0xf, 0x9);
         assert!(!decode(lo).user);
+    }
+
+    #[test]
+    fn interrupt_gate_fields() {
+        let [lo, hi] = interrupt_gate(0xffff_8280_0020_1234, HYPERVISOR_CS, 2, 0);
+        assert_eq!(lo & 0xffff, 0x1234);
+        assert_eq!((lo >> 48) & 0xffff, 0x0020);
+        assert_eq!(hi, 0xffff_8280);
+        assert_eq!((lo >> 16) & 0xffff, u64::from(HYPERVISOR_CS));
+        assert_eq!((lo >> 32) & 7, 2);
+        assert_eq!((lo >> 40) & 0xf, 0xe);
+        assert_eq!(decode(lo).dpl, 0);
+        assert!(decode(lo).present);
     }
 }

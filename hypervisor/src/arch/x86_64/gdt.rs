@@ -1,0 +1,94 @@
+//! The GDT, TSS and their loading.
+//!
+//! The GDT spans Xen's layout: 14 guest-owned pages (empty until a guest calls `set_gdt`), then
+//! the hypervisor's page with ring-0 and flat ring-3 segments, the TSS and the LDT slot.
+
+use super::percpu::{CpuLocal, Stack};
+use crate::descriptors::{
+    self, FIRST_RESERVED_GDT_ENTRY, GDT_LIMIT, HYPERVISOR_CS, HYPERVISOR_DS, RESERVED_GDT_ENTRIES,
+    TSS_SELECTOR,
+};
+use x86_64::VirtAddr;
+use x86_64::instructions::segmentation::{CS, DS, ES, SS, Segment};
+use x86_64::instructions::tables::{lgdt, load_tss};
+use x86_64::structures::DescriptorTablePointer;
+use x86_64::structures::gdt::SegmentSelector;
+use x86_64::structures::tss::TaskStateSegment;
+
+/// IST slot (1-based, as in the IDT) for double faults.
+pub const IST_DOUBLE_FAULT: u8 = 1;
+/// IST slot for NMIs.
+pub const IST_NMI: u8 = 2;
+/// IST slot for machine checks.
+pub const IST_MACHINE_CHECK: u8 = 3;
+
+const IST_STACK_SIZE: usize = 16 * 1024;
+const RING0_STACK_SIZE: usize = 32 * 1024;
+
+#[repr(C, align(4096))]
+struct Gdt([u64; FIRST_RESERVED_GDT_ENTRY + RESERVED_GDT_ENTRIES]);
+
+static GDT: CpuLocal<Gdt> =
+    CpuLocal::new(Gdt([0; FIRST_RESERVED_GDT_ENTRY + RESERVED_GDT_ENTRIES]));
+static TSS: CpuLocal<TaskStateSegment> = CpuLocal::new(TaskStateSegment::new());
+static DOUBLE_FAULT_STACK: CpuLocal<Stack<IST_STACK_SIZE>> =
+    CpuLocal::new(Stack([0; IST_STACK_SIZE]));
+static NMI_STACK: CpuLocal<Stack<IST_STACK_SIZE>> = CpuLocal::new(Stack([0; IST_STACK_SIZE]));
+static MACHINE_CHECK_STACK: CpuLocal<Stack<IST_STACK_SIZE>> =
+    CpuLocal::new(Stack([0; IST_STACK_SIZE]));
+/// The stack entered on a ring 3 → ring 0 transition (guest exits).
+static RING0_STACK: CpuLocal<Stack<RING0_STACK_SIZE>> = CpuLocal::new(Stack([0; RING0_STACK_SIZE]));
+
+/// Fills and loads the GDT and TSS, and reloads every segment register.
+pub fn init() {
+    // SAFETY: bring-up of the boot CPU, interrupts off: nothing else accesses the TSS yet.
+    let tss = unsafe { &mut *TSS.get() };
+    tss.interrupt_stack_table[usize::from(IST_DOUBLE_FAULT - 1)] =
+        VirtAddr::new(DOUBLE_FAULT_STACK.top());
+    tss.interrupt_stack_table[usize::from(IST_NMI - 1)] = VirtAddr::new(NMI_STACK.top());
+    tss.interrupt_stack_table[usize::from(IST_MACHINE_CHECK - 1)] =
+        VirtAddr::new(MACHINE_CHECK_STACK.top());
+    tss.privilege_stack_table[0] = VirtAddr::new(RING0_STACK.top());
+
+    // SAFETY: as above, the GDT is not loaded yet, so writing it cannot race the CPU.
+    let gdt = unsafe { &mut (*GDT.get()).0 };
+    let reserved = &mut gdt[FIRST_RESERVED_GDT_ENTRY..];
+    reserved.copy_from_slice(&descriptors::reserved_gdt_page());
+    let tss_desc = descriptors::tss(TSS.get() as u64, (size_of::<TaskStateSegment>() - 1) as u32);
+    let tss_slot = descriptors::slot(TSS_SELECTOR);
+    reserved[tss_slot..tss_slot + 2].copy_from_slice(&tss_desc);
+
+    let pointer = DescriptorTablePointer {
+        limit: GDT_LIMIT,
+        base: VirtAddr::new(GDT.get() as u64),
+    };
+    // SAFETY: the table is static, filled above, and holds valid descriptors at every
+    // selector loaded below; the TSS descriptor is available (not busy).
+    unsafe {
+        lgdt(&pointer);
+        CS::set_reg(SegmentSelector(HYPERVISOR_CS));
+        SS::set_reg(SegmentSelector(HYPERVISOR_DS));
+        DS::set_reg(SegmentSelector(0));
+        ES::set_reg(SegmentSelector(0));
+        load_tss(SegmentSelector(TSS_SELECTOR));
+    }
+}
+
+/// Reads back the access rights of `selector` with `lar`, to check at boot that the flat
+/// selectors resolve as guests expect. Returns `None` if the selector is not accessible.
+pub fn access_rights(selector: u16) -> Option<u32> {
+    let rights: u32;
+    let valid: u8;
+    // SAFETY: `lar` only reads the descriptor table and sets ZF; it cannot fault in ring 0.
+    unsafe {
+        core::arch::asm!(
+            "lar {r:e}, {s:e}",
+            "setz {v}",
+            s = in(reg) u32::from(selector),
+            r = out(reg) rights,
+            v = out(reg_byte) valid,
+            options(nostack),
+        );
+    }
+    (valid != 0).then_some(rights)
+}

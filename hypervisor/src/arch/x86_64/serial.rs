@@ -1,0 +1,57 @@
+//! The COM1 serial console.
+
+use core::fmt::{self, Write};
+use spin::Mutex;
+use uart_16550::backend::PioBackend;
+use uart_16550::{Config, Uart16550Tty};
+use x86_64::instructions::interrupts;
+
+const COM1: u16 = 0x3f8;
+
+static CONSOLE: Mutex<Option<Uart16550Tty<PioBackend>>> = Mutex::new(None);
+
+/// Initialises COM1 at 115200 8N1. Output is dropped if the UART does not answer.
+pub fn init() {
+    // SAFETY: COM1's eight ports belong to the hypervisor for its whole lifetime.
+    let uart = unsafe { Uart16550Tty::new_port(COM1, Config::default()) }.ok();
+    *CONSOLE.lock() = uart;
+}
+
+/// Stops all console output (`console=none`).
+pub fn disable() {
+    *CONSOLE.lock() = None;
+}
+
+/// Writes formatted text; interrupts are off while the console lock is held so that an
+/// interrupt handler that logs cannot deadlock against the code it interrupted.
+pub fn print(args: fmt::Arguments<'_>) {
+    interrupts::without_interrupts(|| {
+        if let Some(uart) = CONSOLE.lock().as_mut() {
+            let _ = uart.write_fmt(args);
+        }
+    });
+}
+
+/// Writes formatted text on the crash path, even if the lock is held by the code that faulted.
+pub fn print_emergency(args: fmt::Arguments<'_>) {
+    if CONSOLE.is_locked() {
+        // SAFETY: we are on the crash path with interrupts off on the only CPU; whoever held
+        // the lock was interrupted by the fault and will never run again.
+        unsafe { CONSOLE.force_unlock() };
+    }
+    print(args);
+}
+
+/// Waits (boundedly) until the UART has sent every byte, so that output written just before the
+/// machine stops is not lost.
+pub fn flush() {
+    const LINE_STATUS: u16 = COM1 + 5;
+    const TRANSMITTER_EMPTY: u8 = 1 << 6;
+    for _ in 0..100_000 {
+        // SAFETY: reading COM1's line status register has no side effects.
+        if unsafe { super::cpu::inb(LINE_STATUS) } & TRANSMITTER_EMPTY != 0 {
+            break;
+        }
+        core::hint::spin_loop();
+    }
+}

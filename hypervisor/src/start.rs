@@ -1,0 +1,415 @@
+//! Boot: from the multiboot2 hand-off to a running machine.
+//!
+//! The order matters: console first (so anything later can be reported), then descriptor
+//! tables (so faults are caught), memory (allocator, final page tables, heap), firmware tables,
+//! time and the APIC. Then, until PV domains exist, report what dom0 would be and power off.
+
+use hypervisor::arch::x86_64::{apic, cpu, gdt, paging, pit, power, serial, time, trap};
+use hypervisor::cmdline::{Options, PanicTest};
+use hypervisor::descriptors::{FLAT_RING3_CS64, FLAT_RING3_DS};
+use hypervisor::mm::frames::{FrameAllocator, find_free_region};
+use hypervisor::mm::{PAGE_SIZE, PhysRange};
+use hypervisor::{acpi, error, info, log, warn};
+use multiboot2::{BootInformation, BootInformationHeader, MemoryAreaType};
+
+const MULTIBOOT2_MAGIC: u32 = 0x36d7_6289;
+const MAX_REGIONS: usize = 128;
+const MAX_RESERVED: usize = 64;
+const HEAP_SIZE: u64 = 4 << 20;
+
+#[global_allocator]
+static HEAP: linked_list_allocator::LockedHeap = linked_list_allocator::LockedHeap::empty();
+
+/// The machine's frame allocator, shared by everything that needs memory.
+pub static FRAMES: spin::Mutex<Option<FrameAllocator<'static>>> = spin::Mutex::new(None);
+
+unsafe extern "C" {
+    static __image_phys_start: u8;
+    static __image_phys_end: u8;
+}
+
+/// A fixed-capacity list of ranges, because the heap does not exist yet when we need one.
+struct Ranges<const N: usize> {
+    items: [PhysRange; N],
+    len: usize,
+}
+
+impl<const N: usize> Ranges<N> {
+    const fn new() -> Self {
+        Self {
+            items: [PhysRange { start: 0, end: 0 }; N],
+            len: 0,
+        }
+    }
+
+    fn push(&mut self, r: PhysRange) {
+        if self.len < N {
+            self.items[self.len] = r;
+            self.len += 1;
+        } else {
+            warn!(
+                "boot: more than {N} memory ranges; ignoring {:#x}-{:#x}",
+                r.start, r.end
+            );
+        }
+    }
+
+    fn as_slice(&self) -> &[PhysRange] {
+        &self.items[..self.len]
+    }
+}
+
+#[unsafe(no_mangle)]
+extern "C" fn kernel_main(magic: u32, mbi_phys: u32) -> ! {
+    serial::init();
+    log::set_sink(serial::print);
+    if magic != MULTIBOOT2_MAGIC {
+        error!("boot: bad multiboot2 magic {magic:#x}");
+        power::crash();
+    }
+    // SAFETY: GRUB passed the physical address of the boot information; the boot page tables
+    // direct-map the first 4 GiB, where GRUB places it, and its frames are reserved below.
+    let boot = match unsafe {
+        BootInformation::load(
+            paging::phys_to_virt(u64::from(mbi_phys)) as *const BootInformationHeader
+        )
+    } {
+        Ok(b) => b,
+        Err(e) => {
+            error!("boot: unreadable multiboot2 information: {e:?}");
+            power::crash();
+        }
+    };
+    let cmdline = boot
+        .command_line_tag()
+        .and_then(|t| t.cmdline().ok())
+        .unwrap_or("");
+    let opts = Options::parse(cmdline, |w| warn!("{w}"));
+    log::set_level(opts.loglvl);
+    power::set_noreboot(opts.noreboot);
+    if !opts.serial_console {
+        serial::disable();
+    }
+
+    info!(
+        "Xen-compatible PV hypervisor {} (Xen 4.17 PV ABI, x86-64)",
+        hypervisor::VERSION
+    );
+    info!("Command line: {cmdline}");
+
+    gdt::init();
+    trap::init();
+    let features = cpu::Features::detect();
+
+    init_memory(&boot, &features);
+    init_acpi(&boot);
+    init_time(&features);
+    check_flat_selectors();
+
+    match opts.panic_test {
+        Some(PanicTest::Fault) => {
+            info!("panic-test: reading an unmapped hypervisor address");
+            // SAFETY: deliberately not safe: this read faults, which is the point of the test.
+            let v = unsafe { core::ptr::read_volatile(0xffff_8100_dead_0000 as *const u64) };
+            info!("panic-test: read {v:#x} (should have faulted)");
+        }
+        Some(PanicTest::Panic) => panic!("panic-test requested on the command line"),
+        Some(PanicTest::StackOverflow) => {
+            info!("panic-test: recursing until the stack overflows");
+            info!("panic-test: depth {} (should have faulted)", recurse(0));
+        }
+        None => {}
+    }
+
+    report_dom0(&boot);
+    power::power_off()
+}
+
+/// Recurses without bound, keeping a live buffer in every frame so that nothing is optimised
+/// away: the boot stack runs into its guard page.
+#[allow(unconditional_recursion)]
+fn recurse(depth: u64) -> u64 {
+    let buf = core::hint::black_box([depth; 64]);
+    recurse(depth + 1) + buf[depth as usize % 64]
+}
+
+fn init_memory(boot: &BootInformation<'_>, features: &cpu::Features) {
+    let Some(mmap) = boot.memory_map_tag() else {
+        error!("boot: the boot loader gave no memory map");
+        power::crash();
+    };
+    let mut usable = Ranges::<MAX_REGIONS>::new();
+    let mut phys_end = 0;
+    info!("Physical memory map:");
+    for area in mmap.memory_areas() {
+        let range = PhysRange {
+            start: area.start_address(),
+            end: area.end_address(),
+        };
+        let typ = area.typ();
+        let name = match typ {
+            MemoryAreaType::Available => "usable",
+            MemoryAreaType::AcpiAvailable => "ACPI data",
+            MemoryAreaType::ReservedHibernate => "ACPI NVS",
+            MemoryAreaType::Defective => "defective",
+            _ => "reserved",
+        };
+        info!(" {:016x} - {:016x} {name}", range.start, range.end);
+        // Direct-map RAM and firmware tables; reserved holes (MMIO) above them are left out.
+        if matches!(
+            typ,
+            MemoryAreaType::Available
+                | MemoryAreaType::AcpiAvailable
+                | MemoryAreaType::ReservedHibernate
+        ) {
+            phys_end = phys_end.max(range.end);
+        }
+        if typ == MemoryAreaType::Available {
+            usable.push(range);
+        }
+    }
+
+    let mut reserved = Ranges::<MAX_RESERVED>::new();
+    // The first MiB holds firmware data (IVT, BDA, EBDA) and will host AP trampolines.
+    reserved.push(PhysRange {
+        start: 0,
+        end: 1 << 20,
+    });
+    // SAFETY: linker-defined symbols; only their addresses are taken.
+    let image = unsafe {
+        PhysRange {
+            start: &__image_phys_start as *const u8 as u64,
+            end: &__image_phys_end as *const u8 as u64,
+        }
+    };
+    reserved.push(image);
+    let mbi_start = boot.start_address() as u64 - paging::phys_to_virt(0);
+    reserved.push(PhysRange::new(
+        mbi_start,
+        (boot.end_address() - boot.start_address()) as u64,
+    ));
+    for (i, m) in boot.module_tags().enumerate() {
+        let r = PhysRange {
+            start: u64::from(m.start_address()),
+            end: u64::from(m.end_address()),
+        };
+        info!(
+            "Module {i}: {:#x}-{:#x} ({} bytes) '{}'",
+            r.start,
+            r.end,
+            r.len(),
+            m.cmdline().unwrap_or("?")
+        );
+        reserved.push(r);
+    }
+
+    let words =
+        FrameAllocator::words_for(usable.as_slice().iter().map(|r| r.end).max().unwrap_or(0));
+    let bitmap_bytes = (words * 8) as u64;
+    let Some(bitmap_at) = find_free_region(
+        usable.as_slice().iter().copied(),
+        reserved.as_slice(),
+        2 * bitmap_bytes,
+        PAGE_SIZE,
+    )
+    .filter(|a| a + 2 * bitmap_bytes <= 4 << 30) else {
+        error!(
+            "boot: no room for the frame bitmap ({} bytes)",
+            2 * bitmap_bytes
+        );
+        power::crash();
+    };
+    reserved.push(PhysRange::new(bitmap_at, 2 * bitmap_bytes));
+    // SAFETY: the bitmap range is usable RAM below 4 GiB (direct-mapped by the boot tables),
+    // reserved above so no frame in it is ever handed out, and referenced only here.
+    let (free_bits, managed_bits) = unsafe {
+        let base = paging::phys_to_virt(bitmap_at) as *mut u64;
+        (
+            core::slice::from_raw_parts_mut(base, words),
+            core::slice::from_raw_parts_mut(base.add(words), words),
+        )
+    };
+    let mut frames = FrameAllocator::new(
+        free_bits,
+        managed_bits,
+        usable.as_slice().iter().copied(),
+        reserved.as_slice(),
+    );
+    let usable_bytes: u64 = usable.as_slice().iter().map(PhysRange::len).sum();
+    info!(
+        "RAM: {} MiB usable, {} frames free for allocation",
+        usable_bytes >> 20,
+        frames.free_frames()
+    );
+
+    match paging::init(&mut frames, phys_end, features) {
+        Ok(mapped) => info!(
+            "Direct map: {} MiB at {:#x}",
+            mapped >> 20,
+            paging::phys_to_virt(0)
+        ),
+        Err(e) => {
+            error!("boot: cannot build the hypervisor page tables: {e:?}");
+            power::crash();
+        }
+    }
+
+    match frames.alloc_contiguous(HEAP_SIZE / PAGE_SIZE, 1) {
+        Ok(start) => {
+            // SAFETY: the frames were just allocated for the heap alone and are direct-mapped.
+            unsafe {
+                HEAP.lock().init(
+                    paging::phys_to_virt(start.addr()) as *mut u8,
+                    HEAP_SIZE as usize,
+                )
+            };
+            info!("Heap: {} KiB at {}", HEAP_SIZE >> 10, start);
+        }
+        Err(e) => {
+            error!("boot: no memory for the heap: {e}");
+            power::crash();
+        }
+    }
+    *FRAMES.lock() = Some(frames);
+}
+
+fn init_acpi(boot: &BootInformation<'_>) {
+    let root = if let Some(t) = boot.rsdp_v2_tag().filter(|t| t.xsdt_address() != 0) {
+        Ok(acpi::RootTable::Xsdt(t.xsdt_address() as u64))
+    } else if let Some(t) = boot.rsdp_v1_tag() {
+        Ok(acpi::RootTable::Rsdt(t.rsdt_address() as u64))
+    } else {
+        scan_bios_for_rsdp()
+    };
+    match root.and_then(|root| acpi::power_control(&paging::DirectMap, root)) {
+        Ok(pc) => {
+            info!(
+                "ACPI: PM1a_CNT {:#x}, S5 sleep type {}, reset register {}",
+                pc.pm1a_cnt,
+                pc.s5_sleep_type.0,
+                if pc.reset.is_some() {
+                    "present"
+                } else {
+                    "absent"
+                }
+            );
+            power::set_acpi(pc);
+        }
+        Err(e) => {
+            warn!("ACPI: power control unavailable ({e:?}); power off falls back to debug-exit")
+        }
+    }
+}
+
+fn scan_bios_for_rsdp() -> Result<acpi::RootTable, acpi::AcpiError> {
+    const BIOS_AREA: u64 = 0xe0000;
+    const BIOS_AREA_LEN: usize = 0x20000;
+    // SAFETY: the BIOS read-only area is below 1 MiB, always direct-mapped, and only read.
+    let area = unsafe {
+        core::slice::from_raw_parts(paging::phys_to_virt(BIOS_AREA) as *const u8, BIOS_AREA_LEN)
+    };
+    let at = acpi::scan_for_rsdp(area).ok_or(acpi::AcpiError::NoRsdp)?;
+    acpi::parse_rsdp(&area[at..(at + 36).min(area.len())])
+}
+
+fn init_time(features: &cpu::Features) {
+    pit::disable_legacy_pic();
+    let mut samples = [0u64; 3];
+    for s in &mut samples {
+        *s = pit::measure_tsc_hz(10);
+    }
+    samples.sort_unstable();
+    let tsc_hz = samples[1];
+    time::init(tsc_hz);
+    info!(
+        "TSC: {}.{:03} MHz (calibrated against the PIT{})",
+        tsc_hz / 1_000_000,
+        (tsc_hz / 1000) % 1000,
+        if features.invariant_tsc {
+            ", invariant"
+        } else {
+            ""
+        }
+    );
+    let (kind, id, ticks_per_ms) = apic::init(features);
+    info!("Local APIC: {kind}, id {id}, timer {ticks_per_ms} ticks/ms");
+
+    // Prove the timer interrupt path: arm a one-shot and sleep until it fires.
+    const ONESHOT_NS: u64 = 5_000_000;
+    let before = apic::timer_interrupts();
+    let start = time::now();
+    apic::arm_oneshot(ONESHOT_NS);
+    while apic::timer_interrupts() == before && time::now() - start < 1_000_000_000 {
+        x86_64::instructions::interrupts::enable_and_hlt();
+        x86_64::instructions::interrupts::disable();
+    }
+    let waited = time::now() - start;
+    if apic::timer_interrupts() == before {
+        error!(
+            "Timer: no interrupt within 1 s of arming a {} ms one-shot",
+            ONESHOT_NS / 1_000_000
+        );
+    } else {
+        info!(
+            "Timer: {} ms one-shot fired after {} us",
+            ONESHOT_NS / 1_000_000,
+            waited / 1000
+        );
+    }
+}
+
+/// Checks, with `lar`, that Xen's flat ring-3 selectors resolve to what PV guests expect.
+fn check_flat_selectors() {
+    const PRESENT: u32 = 1 << 15;
+    const DPL3: u32 = 3 << 13;
+    const CODE: u32 = 1 << 11;
+    const LONG: u32 = 1 << 21;
+    let cs = gdt::access_rights(FLAT_RING3_CS64).unwrap_or(0);
+    let ss = gdt::access_rights(FLAT_RING3_DS).unwrap_or(0);
+    let cs_ok = cs & (PRESENT | DPL3 | CODE | LONG) == PRESENT | DPL3 | CODE | LONG;
+    let ss_ok = ss & (PRESENT | DPL3 | CODE) == PRESENT | DPL3;
+    if cs_ok && ss_ok {
+        info!("GDT: {FLAT_RING3_CS64:#x} is ring-3 64-bit code, {FLAT_RING3_DS:#x} is ring-3 data");
+    } else {
+        error!("GDT: flat selectors wrong (cs rights {cs:#x}, ss rights {ss:#x})");
+    }
+}
+
+fn report_dom0(boot: &BootInformation<'_>) {
+    match boot.module_tags().next() {
+        Some(m) => {
+            let size = m.end_address().saturating_sub(m.start_address());
+            info!(
+                "dom0: kernel is module 0 at {:#x} ({} bytes), command line '{}'",
+                m.start_address(),
+                size,
+                m.cmdline().unwrap_or("")
+            );
+            if let Some(rd) = boot.module_tags().nth(1) {
+                let size = rd.end_address().saturating_sub(rd.start_address());
+                info!(
+                    "dom0: ramdisk is module 1 at {:#x} ({} bytes)",
+                    rd.start_address(),
+                    size
+                );
+            }
+            warn!("dom0: PV domain construction is not implemented yet; not starting it");
+        }
+        None => warn!("dom0: no kernel module given; nothing to start"),
+    }
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    x86_64::instructions::interrupts::disable();
+    serial::print_emergency(format_args!("\n(HV) PANIC: {}", info.message()));
+    if let Some(loc) = info.location() {
+        serial::print_emergency(format_args!(" at {}:{}", loc.file(), loc.line()));
+    }
+    serial::print_emergency(format_args!("\n"));
+    let rbp: u64;
+    // SAFETY: reads the frame pointer register; no memory is touched.
+    unsafe { core::arch::asm!("mov {}, rbp", out(reg) rbp, options(nomem, nostack)) };
+    trap::print_backtrace(panic as *const () as u64, rbp);
+    power::crash()
+}

@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# Boots the hypervisor under QEMU (TCG) from a GRUB multiboot2 ISO, with KERNEL as dom0's
+# kernel (multiboot2 module 0, ARGS its command line) and each further MODULE after a `--`
+# (module 1 is dom0's ramdisk). The serial console is on stdout.
+#
+#   scripts/boot.sh KERNEL [ARGS...] [-- MODULE [ARGS...]]...
+#   scripts/boot.sh none            # no dom0 module at all
+#
+# Environment:
+#   HV_ARGS        extra hypervisor command-line options (after console=com1)
+#   BOOT_TIMEOUT   seconds before QEMU is killed (default 60)
+#   BOOT_MEM       guest RAM in MiB (default 512)
+#   BOOT_LOG       also write the serial output to this file
+#   BOOT_NO_BUILD  set to 1 to use the existing hypervisor build
+#   QEMU_EXTRA     extra QEMU options
+#
+# Exit status: 0 clean power off, 1 hypervisor crash (panic or fatal exception), 2 reboot,
+# 3 reset without a message (e.g. triple fault), 4 QEMU or script error, 124 timeout.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=scripts/deps.sh
+source "$root/scripts/deps.sh"
+
+usage() { sed -n '2,8p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 4; }
+[ $# -ge 1 ] || usage
+
+# Split the arguments into modules: each is "path args...".
+modules=()
+current=""
+for arg in "$@"; do
+    if [ "$arg" = "--" ]; then
+        modules+=("$current"); current=""
+    elif [ -z "$current" ]; then
+        current="$arg"
+    else
+        current="$current $arg"
+    fi
+done
+modules+=("$current")
+if [ "${modules[0]}" = "none" ]; then
+    [ ${#modules[@]} -eq 1 ] || { echo "boot.sh: 'none' takes no modules after it" >&2; exit 4; }
+    modules=()
+fi
+for m in "${modules[@]}"; do
+    path=${m%% *}
+    [ -n "$path" ] && [ -f "$path" ] || { echo "boot.sh: no such file: '$path'" >&2; exit 4; }
+done
+
+deps_all >&2 || exit 4
+
+target_dir=$(cd "$root" && cargo metadata --format-version 1 --no-deps 2>/dev/null \
+    | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+hv="$target_dir/x86_64-unknown-none/release/hypervisor"
+if [ "${BOOT_NO_BUILD:-0}" != 1 ]; then
+    (cd "$root" && cargo build -q --release -p hypervisor --target x86_64-unknown-none) >&2 || exit 4
+fi
+[ -f "$hv" ] || { echo "boot.sh: hypervisor not built: $hv" >&2; exit 4; }
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+mkdir -p "$work/iso/boot/grub"
+cp "$hv" "$work/iso/boot/hypervisor"
+{
+    echo "set timeout=0"
+    echo "set default=0"
+    echo "menuentry \"hypervisor\" {"
+    echo "    multiboot2 /boot/hypervisor console=com1 ${HV_ARGS:-}"
+    i=0
+    for m in "${modules[@]}"; do
+        path=${m%% *}
+        args=""
+        [ "$m" != "$path" ] && args=${m#* }
+        cp "$path" "$work/iso/boot/mod$i"
+        echo "    module2 /boot/mod$i $args"
+        i=$((i + 1))
+    done
+    echo "    boot"
+    echo "}"
+} > "$work/iso/boot/grub/grub.cfg"
+grub-mkrescue -d /usr/lib/grub/i386-pc -o "$work/boot.iso" "$work/iso" >"$work/mkrescue.log" 2>&1 \
+    || { cat "$work/mkrescue.log" >&2; echo "boot.sh: grub-mkrescue failed" >&2; exit 4; }
+
+log=${BOOT_LOG:-$work/serial.log}
+timeout_s=${BOOT_TIMEOUT:-60}
+set +e
+# shellcheck disable=SC2086
+timeout --foreground -k 5 "$timeout_s" qemu-system-x86_64 \
+    -accel tcg -cpu max -m "${BOOT_MEM:-512}" -smp 1 \
+    -display none -monitor none -serial stdio -no-reboot \
+    -device isa-debug-exit,iobase=0xf4,iosize=0x04 \
+    -cdrom "$work/boot.iso" -boot d ${QEMU_EXTRA:-} < /dev/null | tee "$log"
+rc=${PIPESTATUS[0]}
+set -e
+
+case $rc in
+    0)
+        if grep -q '(HV) Powering off' "$log"; then
+            echo "boot.sh: machine powered off" >&2; exit 0
+        elif grep -q '(HV) Rebooting' "$log"; then
+            echo "boot.sh: machine rebooted" >&2; exit 2
+        else
+            echo "boot.sh: machine reset without a message (triple fault?)" >&2; exit 3
+        fi ;;
+    33) echo "boot.sh: machine powered off (debug-exit)" >&2; exit 0 ;;
+    35) echo "boot.sh: hypervisor crashed" >&2; exit 1 ;;
+    124|137) echo "boot.sh: timeout after ${timeout_s}s" >&2; exit 124 ;;
+    *) echo "boot.sh: QEMU failed with status $rc" >&2; exit 4 ;;
+esac

@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# QEMU integration tests: boot the real hypervisor through scripts/boot.sh and assert on what
+# the serial console prints and on how the machine stopped. Prints PASS/FAIL per case and
+# "N passed, N failed"; exits non-zero if any case failed.
+set -uo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+passed=0
+failed=0
+case_name=""
+case_log=""
+case_errors=()
+
+# boot_case NAME WANT_STATUS HV_ARGS BOOT_ARGS...: boots and checks the exit status.
+boot_case() {
+    case_name=$1
+    local want=$2 hv_args=$3
+    shift 3
+    case_log="$work/$case_name.log"
+    case_errors=()
+    HV_ARGS="$hv_args" BOOT_NO_BUILD=1 BOOT_TIMEOUT="${BOOT_TIMEOUT:-60}" BOOT_LOG="$case_log" \
+        scripts/boot.sh "$@" >/dev/null 2>"$work/$case_name.err"
+    local status=$?
+    [ -f "$case_log" ] || : > "$case_log"
+    if [ "$status" != "$want" ]; then
+        case_errors+=("exit status $status, want $want ($(tail -n1 "$work/$case_name.err"))")
+    fi
+}
+
+# expect TEXT: the serial output contains TEXT (fixed string).
+expect() {
+    grep -qF -- "$1" "$case_log" || case_errors+=("missing '$1'")
+}
+
+# reject TEXT: the serial output does not contain TEXT.
+reject() {
+    if grep -qF -- "$1" "$case_log"; then case_errors+=("unexpected '$1'"); fi
+}
+
+end_case() {
+    if [ ${#case_errors[@]} -eq 0 ]; then
+        echo "PASS $case_name"
+        passed=$((passed + 1))
+    else
+        local IFS=';'
+        echo "FAIL $case_name: ${case_errors[*]}"
+        failed=$((failed + 1))
+        sed 's/^/    | /' "$case_log" | tail -n 40
+    fi
+}
+
+cargo build -q --release -p hypervisor --target x86_64-unknown-none || { echo "FAIL build"; exit 1; }
+dom0="$work/dom0.bin"
+printf 'placeholder dom0 kernel\n' > "$dom0"
+ramdisk="$work/ramdisk.bin"
+head -c 10000 /dev/zero > "$ramdisk"
+
+boot_case banner 0 "loglvl=info frobnicate=7" "$dom0" root=/dev/null quiet -- "$ramdisk"
+expect "(HV) Xen-compatible PV hypervisor 0.1.0"
+expect "Command line: console=com1 loglvl=info frobnicate=7"
+expect "WARNING: unknown command-line option 'frobnicate=7' ignored"
+expect "MiB usable"
+expect "bytes) 'root=/dev/null quiet'"
+expect "Module 1:"
+expect "(10000 bytes)"
+expect "ACPI: PM1a_CNT 0x"
+expect "Local APIC: x2APIC"
+expect "ms one-shot fired after"
+expect "GDT: 0xe033 is ring-3 64-bit code, 0xe02b is ring-3 data"
+expect "dom0: kernel is module 0"
+expect "dom0: ramdisk is module 1"
+expect "(HV) Powering off."
+reject "FATAL"
+reject "PANIC"
+reject "ERROR"
+end_case
+
+BOOT_MEM=5120 boot_case memory-above-4g 0 "" "$dom0"
+expect "MiB usable"
+expect "0000000100000000 - 0000000180000000 usable"
+expect "Direct map: 6144 MiB"
+expect "(HV) Powering off."
+reject "ERROR"
+end_case
+
+boot_case no-dom0-module 0 "" none
+expect "dom0: no kernel module given"
+expect "(HV) Powering off."
+end_case
+
+boot_case loglvl-warning 0 "loglvl=warning" "$dom0"
+reject "Physical memory map"
+reject "Xen-compatible PV hypervisor"
+expect "WARNING: dom0: PV domain construction is not implemented yet"
+expect "(HV) Powering off."
+end_case
+
+boot_case bad-option-values 0 "loglvl=loud dom0_mem=12Q noreboot=yes" "$dom0"
+expect "bad value 'loud' for option 'loglvl' ignored"
+expect "bad value '12Q' for option 'dom0_mem' ignored"
+expect "bad value 'yes' for option 'noreboot' ignored"
+expect "(HV) Powering off."
+end_case
+
+boot_case panic-test-fault 1 "panic-test" "$dom0"
+expect "FATAL: unexpected exception 14 (#PF page fault), error code 0x0"
+expect "RIP e008:ffff8280"
+expect "CR2 ffff8100dead0000"
+expect " rax "
+expect " r15 "
+expect "(HV) backtrace:"
+reject "should have faulted"
+end_case
+
+boot_case panic-test-panic 1 "panic-test=panic noreboot" "$dom0"
+expect "(HV) PANIC: panic-test requested on the command line at hypervisor/src/start.rs"
+expect "(HV) backtrace:"
+end_case
+
+boot_case panic-test-stack-overflow 1 "panic-test=stack" "$dom0"
+expect "FATAL: unexpected exception 8 (#DF double fault)"
+expect "same address"
+reject "should have faulted"
+end_case
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

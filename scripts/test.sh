@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Runs every test: formatting, lints (host and bare-metal), host unit tests, then the QEMU
+# integration tests on our hypervisor and the reference tests on real Xen.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+# shellcheck source=scripts/deps.sh
+source scripts/deps.sh
+deps_all
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "cargo fmt --check"
+cargo fmt --all --check
+step "clippy (host)"
+cargo clippy --workspace --all-targets -- -D warnings
+step "clippy (bare metal)"
+cargo clippy --workspace --target x86_64-unknown-none -- -D warnings
+step "host unit tests"
+cargo test --workspace
+step "QEMU integration tests"
+bash scripts/qemu-tests.sh
+if [ -f scripts/xen-tests.sh ]; then
+    step "reference tests on Xen 4.17"
+    bash scripts/xen-tests.sh
+fi
+step "all tests passed"
