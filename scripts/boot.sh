@@ -15,7 +15,8 @@
 #   QEMU_EXTRA     extra QEMU options
 #
 # Exit status: 0 clean power off, 1 hypervisor crash (panic or fatal exception), 2 reboot,
-# 3 reset without a message (e.g. triple fault), 4 QEMU or script error, 124 timeout.
+# 3 reset without a message (e.g. triple fault), 4 QEMU or script error, 5 dom0 crashed
+# (or could not be built), 124 timeout.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -104,6 +105,7 @@ case $rc in
         fi ;;
     33) echo "boot.sh: machine powered off (debug-exit)" >&2; exit 0 ;;
     35) echo "boot.sh: hypervisor crashed" >&2; exit 1 ;;
+    37) echo "boot.sh: dom0 crashed" >&2; exit 5 ;;
     124|137) echo "boot.sh: timeout after ${timeout_s}s" >&2; exit 124 ;;
     *) echo "boot.sh: QEMU failed with status $rc" >&2; exit 4 ;;
 esac

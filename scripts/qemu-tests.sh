@@ -53,13 +53,15 @@ end_case() {
     fi
 }
 
-cargo build -q --release -p hypervisor --target x86_64-unknown-none || { echo "FAIL build"; exit 1; }
-dom0="$work/dom0.bin"
-printf 'placeholder dom0 kernel\n' > "$dom0"
+cargo build -q --release -p hypervisor -p hello --target x86_64-unknown-none || { echo "FAIL build"; exit 1; }
+target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+hello="$target_dir/x86_64-unknown-none/release/hello"
+placeholder="$work/not-a-kernel.bin"
+printf 'placeholder dom0 kernel\n' > "$placeholder"
 ramdisk="$work/ramdisk.bin"
 head -c 10000 /dev/zero > "$ramdisk"
 
-boot_case banner 0 "loglvl=info frobnicate=7" "$dom0" root=/dev/null quiet -- "$ramdisk"
+boot_case banner 0 "loglvl=info frobnicate=7" "$hello" root=/dev/null quiet -- "$ramdisk"
 expect "(HV) Xen-compatible PV hypervisor 0.1.0"
 expect "Command line: console=com1 loglvl=info frobnicate=7"
 expect "WARNING: unknown command-line option 'frobnicate=7' ignored"
@@ -71,19 +73,40 @@ expect "ACPI: PM1a_CNT 0x"
 expect "Local APIC: x2APIC"
 expect "ms one-shot fired after"
 expect "GDT: 0xe033 is ring-3 64-bit code, 0xe02b is ring-3 data"
-expect "dom0: kernel is module 0"
-expect "dom0: ramdisk is module 1"
+expect "dom0: 65536 pages"
 expect "(HV) Powering off."
 reject "FATAL"
 reject "PANIC"
 reject "ERROR"
 end_case
 
-BOOT_MEM=5120 boot_case memory-above-4g 0 "" "$dom0"
-expect "MiB usable"
+boot_case hello-dom0 0 "dom0_mem=64M" "$hello" hello-arg=1 second
+expect "dom0: 16384 pages"
+expect "hello: magic xen-3.0-x86_64"
+expect "hello: nr_pages 16384"
+expect "hello: flags 0x3"
+expect 'hello: cmdline "hello-arg=1 second"'
+expect "hello: xen 4.17"
+expect " passed, 0 failed"
+expect "Hardware domain 0 shut down: SHUTDOWN_poweroff"
+reject "FAIL "
+end_case
+
+boot_case hello-with-ramdisk 0 "" "$hello" -- "$ramdisk"
+expect "hello: mod_start 0xffffffff"
+expect "mod_len 10000"
+expect " passed, 0 failed"
+end_case
+
+boot_case bad-dom0-kernel 5 "" "$placeholder"
+expect "ERROR: dom0: bad kernel image"
+reject "entering the kernel"
+end_case
+
+BOOT_MEM=5120 boot_case memory-above-4g 0 "" "$hello"
 expect "0000000100000000 - 0000000180000000 usable"
 expect "Direct map: 6144 MiB"
-expect "(HV) Powering off."
+expect " passed, 0 failed"
 reject "ERROR"
 end_case
 
@@ -92,21 +115,21 @@ expect "dom0: no kernel module given"
 expect "(HV) Powering off."
 end_case
 
-boot_case loglvl-warning 0 "loglvl=warning" "$dom0"
+boot_case loglvl-warning 0 "loglvl=warning" "$hello"
 reject "Physical memory map"
 reject "Xen-compatible PV hypervisor"
-expect "WARNING: dom0: PV domain construction is not implemented yet"
+expect "hello: magic xen-3.0-x86_64"
 expect "(HV) Powering off."
 end_case
 
-boot_case bad-option-values 0 "loglvl=loud dom0_mem=12Q noreboot=yes" "$dom0"
+boot_case bad-option-values 0 "loglvl=loud dom0_mem=12Q noreboot=yes" "$hello"
 expect "bad value 'loud' for option 'loglvl' ignored"
 expect "bad value '12Q' for option 'dom0_mem' ignored"
 expect "bad value 'yes' for option 'noreboot' ignored"
 expect "(HV) Powering off."
 end_case
 
-boot_case panic-test-fault 1 "panic-test" "$dom0"
+boot_case panic-test-fault 1 "panic-test" "$hello"
 expect "FATAL: unexpected exception 14 (#PF page fault), error code 0x0"
 expect "RIP e008:ffff8280"
 expect "CR2 ffff8100dead0000"
@@ -116,12 +139,12 @@ expect "(HV) backtrace:"
 reject "should have faulted"
 end_case
 
-boot_case panic-test-panic 1 "panic-test=panic noreboot" "$dom0"
+boot_case panic-test-panic 1 "panic-test=panic noreboot" "$hello"
 expect "(HV) PANIC: panic-test requested on the command line at hypervisor/src/start.rs"
 expect "(HV) backtrace:"
 end_case
 
-boot_case panic-test-stack-overflow 1 "panic-test=stack" "$dom0"
+boot_case panic-test-stack-overflow 1 "panic-test=stack" "$hello"
 expect "FATAL: unexpected exception 8 (#DF double fault)"
 expect "same address"
 reject "should have faulted"

@@ -23,6 +23,33 @@ pub struct Dom0Mem {
     pub max: Option<MemAmount>,
 }
 
+impl Dom0Mem {
+    /// dom0's default size when `dom0_mem=` does not give one.
+    pub const DEFAULT_BYTES: u64 = 256 << 20;
+    /// Memory kept back for the hypervisor when dom0's size is "all but" something.
+    pub const HYPERVISOR_RESERVE_BYTES: u64 = 16 << 20;
+
+    /// The number of 4 KiB pages dom0 gets out of `free_pages`.
+    pub fn pages(&self, free_pages: u64) -> u64 {
+        const PAGE: u64 = 4096;
+        let avail = free_pages.saturating_sub(Self::HYPERVISOR_RESERVE_BYTES / PAGE);
+        let resolve = |a: MemAmount| match a {
+            MemAmount::Bytes(b) => b / PAGE,
+            MemAmount::AllBut(b) => avail.saturating_sub(b / PAGE),
+        };
+        let mut pages = self
+            .amount
+            .map_or((Self::DEFAULT_BYTES / PAGE).min(avail), resolve);
+        if let Some(min) = self.min {
+            pages = pages.max(resolve(min));
+        }
+        if let Some(max) = self.max {
+            pages = pages.min(resolve(max));
+        }
+        pages.min(avail)
+    }
+}
+
 /// Which deliberate failure `panic-test` triggers (for testing the crash path).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PanicTest {
@@ -269,6 +296,28 @@ mod tests {
         assert_eq!(o.dom0_mem.amount, Some(MemAmount::AllBut(256 << 20)));
         assert_eq!(o.dom0_mem.min, Some(MemAmount::Bytes(128 << 20)));
         assert_eq!(o.dom0_mem.max, Some(MemAmount::Bytes(1 << 30)));
+    }
+
+    #[test]
+    fn dom0_pages_from_options() {
+        let free = 1 << 18; // 1 GiB of frames
+        let reserve = Dom0Mem::HYPERVISOR_RESERVE_BYTES / 4096;
+        assert_eq!(Dom0Mem::default().pages(free), 65536, "256 MiB by default");
+        let (o, _) = parse("dom0_mem=128M");
+        assert_eq!(o.dom0_mem.pages(free), 32768);
+        let (o, _) = parse("dom0_mem=-512M");
+        assert_eq!(o.dom0_mem.pages(free), free - reserve - 131072);
+        let (o, _) = parse("dom0_mem=4G");
+        assert_eq!(
+            o.dom0_mem.pages(free),
+            free - reserve,
+            "capped at what is free"
+        );
+        let (o, _) = parse("dom0_mem=64M,min:128M");
+        assert_eq!(o.dom0_mem.pages(free), 32768);
+        let (o, _) = parse("dom0_mem=max:32M");
+        assert_eq!(o.dom0_mem.pages(free), 8192);
+        assert_eq!(Dom0Mem::default().pages(100), 0);
     }
 
     #[test]

@@ -14,15 +14,23 @@
 #[cfg(test)]
 extern crate std;
 
+#[cfg(target_os = "none")]
+extern crate alloc;
+
 pub mod acpi;
 pub mod cmdline;
 pub mod descriptors;
+pub mod hypercall;
 pub mod log;
 pub mod mm;
+pub mod pv;
+pub mod regs;
 pub mod time;
 
 #[cfg(target_os = "none")]
 pub mod arch;
+#[cfg(target_os = "none")]
+pub mod kernel;
 
 /// The hypervisor's version, as printed in the banner.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -7,6 +7,8 @@
 use hypervisor::arch::x86_64::{apic, cpu, gdt, paging, pit, power, serial, time, trap};
 use hypervisor::cmdline::{Options, PanicTest};
 use hypervisor::descriptors::{FLAT_RING3_CS64, FLAT_RING3_DS};
+use hypervisor::kernel::FRAMES;
+use hypervisor::kernel::dom0::{self, Dom0Modules};
 use hypervisor::mm::frames::{FrameAllocator, find_free_region};
 use hypervisor::mm::{PAGE_SIZE, PhysRange};
 use hypervisor::{acpi, error, info, log, warn};
@@ -19,9 +21,6 @@ const HEAP_SIZE: u64 = 4 << 20;
 
 #[global_allocator]
 static HEAP: linked_list_allocator::LockedHeap = linked_list_allocator::LockedHeap::empty();
-
-/// The machine's frame allocator, shared by everything that needs memory.
-pub static FRAMES: spin::Mutex<Option<FrameAllocator<'static>>> = spin::Mutex::new(None);
 
 unsafe extern "C" {
     static __image_phys_start: u8;
@@ -121,8 +120,7 @@ extern "C" fn kernel_main(magic: u32, mbi_phys: u32) -> ! {
         None => {}
     }
 
-    report_dom0(&boot);
-    power::power_off()
+    start_dom0(&boot, &opts)
 }
 
 /// Recurses without bound, keeping a live buffer in every frame so that nothing is optimised
@@ -375,27 +373,46 @@ fn check_flat_selectors() {
     }
 }
 
-fn report_dom0(boot: &BootInformation<'_>) {
-    match boot.module_tags().next() {
-        Some(m) => {
-            let size = m.end_address().saturating_sub(m.start_address());
-            info!(
-                "dom0: kernel is module 0 at {:#x} ({} bytes), command line '{}'",
-                m.start_address(),
-                size,
-                m.cmdline().unwrap_or("")
-            );
-            if let Some(rd) = boot.module_tags().nth(1) {
-                let size = rd.end_address().saturating_sub(rd.start_address());
-                info!(
-                    "dom0: ramdisk is module 1 at {:#x} ({} bytes)",
-                    rd.start_address(),
-                    size
-                );
-            }
-            warn!("dom0: PV domain construction is not implemented yet; not starting it");
+/// Builds dom0 from module 0 (module 1 is its ramdisk) and runs it; without a kernel module
+/// there is nothing to run and the machine powers off.
+fn start_dom0(boot: &BootInformation<'_>, opts: &Options) -> ! {
+    let module = |i: usize| {
+        boot.module_tags().nth(i).map(|m| {
+            let len = m.end_address().saturating_sub(m.start_address()) as usize;
+            // SAFETY: the module lies in memory the frame allocator never hands out, below
+            // 4 GiB and direct-mapped; it is only read.
+            let bytes = unsafe {
+                core::slice::from_raw_parts(
+                    paging::phys_to_virt(u64::from(m.start_address())) as *const u8,
+                    len,
+                )
+            };
+            (bytes, m.cmdline().unwrap_or(""))
+        })
+    };
+    let Some((kernel, cmdline)) = module(0) else {
+        warn!("dom0: no kernel module given; nothing to start");
+        power::power_off()
+    };
+    let modules = Dom0Modules {
+        kernel,
+        cmdline,
+        ramdisk: module(1).map(|(b, _)| b),
+    };
+    let mut guard = FRAMES.lock();
+    let Some(frames) = guard.as_mut() else {
+        power::crash()
+    };
+    let pages = opts.dom0_mem.pages(frames.free_frames());
+    let max_mfn = frames.max_frame();
+    let built = dom0::build(frames, &modules, pages);
+    drop(guard);
+    match built {
+        Ok((domain, regs)) => dom0::start(domain, regs, max_mfn),
+        Err(e) => {
+            error!("dom0: {e}");
+            power::dom0_crashed()
         }
-        None => warn!("dom0: no kernel module given; nothing to start"),
     }
 }
 

@@ -102,6 +102,11 @@ impl<'a> FrameAllocator<'a> {
         self.managed
     }
 
+    /// The highest frame number the allocator covers.
+    pub fn max_frame(&self) -> u64 {
+        self.frames.saturating_sub(1)
+    }
+
     /// Whether `mfn` is currently free.
     pub fn is_free(&self, mfn: Mfn) -> bool {
         mfn.0 < self.frames && self.test(mfn.0, Bitmap::Free)

@@ -74,6 +74,11 @@ pub fn init() {
     }
 }
 
+/// Top of the ring-0 stack that guest exits land on (`TSS.rsp0`).
+pub fn ring0_stack_top() -> u64 {
+    RING0_STACK.top()
+}
+
 /// Reads back the access rights of `selector` with `lar`, to check at boot that the flat
 /// selectors resolve as guests expect. Returns `None` if the selector is not accessible.
 pub fn access_rights(selector: u16) -> Option<u32> {

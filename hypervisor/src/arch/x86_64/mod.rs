@@ -8,7 +8,9 @@
 pub mod apic;
 pub mod boot;
 pub mod cpu;
+pub mod entry;
 pub mod gdt;
+pub mod guest;
 pub mod paging;
 pub mod percpu;
 pub mod pit;
@@ -16,3 +18,4 @@ pub mod power;
 pub mod serial;
 pub mod time;
 pub mod trap;
+pub mod uaccess;

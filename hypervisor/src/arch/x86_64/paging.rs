@@ -185,3 +185,13 @@ pub fn init(
     DIRECT_MAP_END.store(mapped, Ordering::Relaxed);
     Ok(mapped)
 }
+
+/// Copies the hypervisor's L4 entries (slots 256–271) into a guest L4 `table`, so that the
+/// hypervisor stays mapped while the guest's tables are loaded.
+pub fn install_hypervisor_slots(table: &mut [u8; 4096]) {
+    let (root, _) = Cr3::read();
+    // SAFETY: the active root table is direct-mapped and only read here.
+    let ours = unsafe { &*(phys_to_virt(root.start_address().as_u64()) as *const [u8; 4096]) };
+    let (first, last) = (256 * 8, 272 * 8);
+    table[first..last].copy_from_slice(&ours[first..last]);
+}

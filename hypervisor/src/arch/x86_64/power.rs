@@ -16,6 +16,8 @@ pub const DEBUG_EXIT_PORT: u16 = 0xf4;
 pub const DEBUG_EXIT_POWEROFF: u32 = 0x10;
 /// Debug-exit code for "crashed" (QEMU exit status 35).
 pub const DEBUG_EXIT_CRASH: u32 = 0x11;
+/// Debug-exit code for "dom0 crashed" (QEMU exit status 37).
+pub const DEBUG_EXIT_DOM0_CRASH: u32 = 0x12;
 
 static POWER: spin::Once<PowerControl> = spin::Once::new();
 static NOREBOOT: AtomicBool = AtomicBool::new(false);
@@ -86,5 +88,16 @@ pub fn crash() -> ! {
     }
     serial::print_emergency(format_args!("(HV) Rebooting in 5 seconds.\n"));
     time::spin_for(5_000_000_000);
+    reboot()
+}
+
+/// Stops the machine because dom0 crashed: a failure status under QEMU, otherwise as Xen
+/// does, a halt (`noreboot`) or a reboot.
+pub fn dom0_crashed() -> ! {
+    debug_exit(DEBUG_EXIT_DOM0_CRASH);
+    if NOREBOOT.load(Ordering::Relaxed) {
+        serial::print(format_args!("(HV) Halting (noreboot).\n"));
+        halt_forever()
+    }
     reboot()
 }

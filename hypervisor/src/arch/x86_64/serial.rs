@@ -55,3 +55,36 @@ pub fn flush() {
         core::hint::spin_loop();
     }
 }
+
+/// Writes raw bytes (guest console output), turning `\n` into `\r\n`.
+pub fn write_bytes(bytes: &[u8]) {
+    interrupts::without_interrupts(|| {
+        if let Some(uart) = CONSOLE.lock().as_mut() {
+            for &b in bytes {
+                if b == b'\n' {
+                    uart.inner_mut().send_bytes_exact(b"\r");
+                }
+                uart.inner_mut().send_bytes_exact(&[b]);
+            }
+        }
+    });
+}
+
+/// Reads whatever input is waiting, without blocking.
+pub fn read_bytes(buf: &mut [u8]) -> usize {
+    interrupts::without_interrupts(|| {
+        let mut n = 0;
+        if let Some(uart) = CONSOLE.lock().as_mut() {
+            while n < buf.len() {
+                match uart.inner_mut().try_receive_byte() {
+                    Ok(b) => {
+                        buf[n] = b;
+                        n += 1;
+                    }
+                    Err(_) => break,
+                }
+            }
+        }
+        n
+    })
+}

@@ -1,0 +1,171 @@
+//! Hypercall dispatch: decode the number and arguments from the guest's registers, run the
+//! handler, and write the result (a value or `-errno`) back into `rax`.
+//!
+//! Handlers are pure logic over [`Ctx`]: the caller's registers and PV state, its domain's
+//! bookkeeping, its address space ([`GuestMemory`]) and the machine ([`Host`]). Anything that
+//! changes what runs next (shutdown, block, yield, a crash) is recorded in [`Ctx::action`] for
+//! the exit path to carry out after the handler has returned.
+
+mod console;
+mod memory;
+mod multicall;
+mod sched;
+mod traps;
+mod vcpu;
+mod version;
+
+#[cfg(test)]
+pub mod testing;
+
+use crate::pv::guest_mem::GuestMemory;
+use crate::pv::vcpu::PvVcpu;
+use crate::regs::Regs;
+use guest_abi::sched::ShutdownReason;
+use guest_abi::xen::VcpuInfo;
+use guest_abi::{DomId, Hypercall, XenError};
+
+/// The result of a hypercall: a non-negative value or a Xen error.
+pub type HcResult = Result<u64, XenError>;
+
+/// What the machine provides to hypercall handlers.
+pub trait Host {
+    /// Writes guest console output (`console_io` write).
+    fn console_write(&mut self, domain: DomId, bytes: &[u8]);
+    /// Reads pending console input into `buf`, returning the number of bytes.
+    fn console_read(&mut self, buf: &mut [u8]) -> usize;
+    /// Loads the page tables and GS base the vCPU's current mode needs.
+    fn sync_mode(&mut self, vcpu: &PvVcpu);
+    /// Loads a new FS base for the running vCPU.
+    fn set_fs_base(&mut self, base: u64);
+    /// Sets or clears the hardware CR0.TS for the running vCPU.
+    fn set_fpu_trap(&mut self, ts: bool);
+    /// The running vCPU's `vcpu_info`.
+    fn vcpu_info(&mut self) -> &mut VcpuInfo;
+    /// The highest machine frame number of the host.
+    fn max_mfn(&self) -> u64;
+    /// Nanoseconds of system time.
+    fn now_ns(&self) -> u64;
+}
+
+/// The hypervisor's bookkeeping of the calling domain, as hypercalls see it.
+#[derive(Clone, Debug)]
+pub struct DomainInfo {
+    /// Domain id.
+    pub id: DomId,
+    /// dom0 (`SIF_PRIVILEGED | SIF_INITDOMAIN`): may use privileged operations.
+    pub privileged: bool,
+    /// Pages the domain owns.
+    pub tot_pages: u64,
+    /// Most pages the domain may own.
+    pub max_pages: u64,
+    /// Number of vCPUs.
+    pub nr_vcpus: u32,
+    /// Enabled VM assists, a bitmap of `VMASST_TYPE_*`.
+    pub vm_assist: u64,
+    /// The domain's handle (`xen_domain_handle_t`).
+    pub handle: [u8; 16],
+}
+
+/// What the exit path must do once the hypercall has returned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Return to the guest.
+    Resume,
+    /// The domain shut itself down.
+    Shutdown(ShutdownReason),
+    /// The vCPU blocks until an event is pending.
+    Block,
+    /// The vCPU gives up the CPU.
+    Yield,
+    /// The domain did something it cannot survive.
+    Crash(&'static str),
+}
+
+/// Everything a handler may look at or change.
+pub struct Ctx<'a, M: GuestMemory, H: Host> {
+    /// The caller's registers (arguments in, result out).
+    pub regs: &'a mut Regs,
+    /// The caller's PV state.
+    pub vcpu: &'a mut PvVcpu,
+    /// Its vCPU id.
+    pub vcpu_id: u32,
+    /// Its domain.
+    pub domain: &'a mut DomainInfo,
+    /// Its address space.
+    pub mem: &'a mut M,
+    /// The machine.
+    pub host: &'a mut H,
+    /// What happens after the call.
+    pub action: Action,
+}
+
+/// A decoded hypercall: number and the five argument registers (`rdi rsi rdx r10 r8`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Call {
+    /// The hypercall number from `rax`.
+    pub nr: u64,
+    /// Arguments.
+    pub args: [u64; 5],
+}
+
+impl Call {
+    /// Reads a hypercall from the guest's registers.
+    pub fn from_regs(regs: &Regs) -> Self {
+        Self {
+            nr: regs.rax,
+            args: [regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8],
+        }
+    }
+}
+
+/// Encodes a result for `rax`.
+pub fn encode(result: HcResult) -> u64 {
+    match result {
+        Ok(v) => v,
+        Err(e) => (-i64::from(e.raw())) as u64,
+    }
+}
+
+/// Handles the hypercall in the caller's registers and stores its result in `rax`.
+pub fn handle<M: GuestMemory, H: Host>(ctx: &mut Ctx<'_, M, H>) {
+    let call = Call::from_regs(ctx.regs);
+    let result = dispatch(ctx, call, false);
+    // `iret` has already loaded the whole frame, including rax.
+    if call.nr != u64::from(Hypercall::Iret.raw()) || result.is_err() {
+        ctx.regs.rax = encode(result);
+    }
+}
+
+/// Runs one hypercall. `in_multicall` refuses the calls a multicall may not contain.
+pub fn dispatch<M: GuestMemory, H: Host>(
+    ctx: &mut Ctx<'_, M, H>,
+    call: Call,
+    in_multicall: bool,
+) -> HcResult {
+    let Some(nr) = u32::try_from(call.nr).ok().and_then(Hypercall::from_raw) else {
+        return Err(XenError::NoSys);
+    };
+    let [a0, a1, a2, _a3, _a4] = call.args;
+    match nr {
+        Hypercall::ConsoleIo => console::console_io(ctx, a0, a1, a2),
+        Hypercall::XenVersion => version::xen_version(ctx, a0, a1),
+        Hypercall::SchedOp => sched::sched_op(ctx, a0, a1),
+        Hypercall::SetTrapTable => traps::set_trap_table(ctx, a0),
+        Hypercall::SetCallbacks => traps::set_callbacks(ctx, a0, a1, a2),
+        Hypercall::CallbackOp => traps::callback_op(ctx, a0, a1),
+        Hypercall::StackSwitch => traps::stack_switch(ctx, a0, a1),
+        Hypercall::FpuTaskswitch => traps::fpu_taskswitch(ctx, a0),
+        Hypercall::SetSegmentBase => traps::set_segment_base(ctx, a0, a1),
+        Hypercall::SetDebugreg => traps::set_debugreg(ctx, a0, a1),
+        Hypercall::GetDebugreg => traps::get_debugreg(ctx, a0),
+        Hypercall::PhysdevOp => traps::physdev_op(ctx, a0, a1),
+        Hypercall::VmAssist => traps::vm_assist(ctx, a0, a1),
+        Hypercall::VcpuOp => vcpu::vcpu_op(ctx, a0, a1, a2),
+        Hypercall::MemoryOp => memory::memory_op(ctx, a0, a1),
+        Hypercall::Multicall if in_multicall => Err(XenError::Inval),
+        Hypercall::Multicall => multicall::multicall(ctx, a0, a1),
+        Hypercall::Iret if in_multicall => Err(XenError::NoSys),
+        Hypercall::Iret => traps::iret(ctx),
+        _ => Err(XenError::NoSys),
+    }
+}

@@ -1,0 +1,155 @@
+//! A fake machine and guest for host tests of the hypercall handlers.
+
+use super::{Action, Ctx, DomainInfo, HcResult, Host};
+use crate::pv::guest_mem::GuestMemory;
+use crate::pv::guest_mem::fake::FakeGuest;
+use crate::pv::vcpu::PvVcpu;
+use crate::regs::Regs;
+use guest_abi::xen::VcpuInfo;
+use guest_abi::{DomId, Hypercall};
+use std::vec;
+use std::vec::Vec;
+use zerocopy::FromZeros;
+
+/// Records what handlers asked of the machine.
+pub struct FakeHost {
+    pub console: Vec<u8>,
+    pub input: Vec<u8>,
+    pub synced: Vec<(bool, Option<crate::mm::Mfn>)>,
+    pub fs_base: u64,
+    pub fpu_trap: bool,
+    pub vcpu_info: VcpuInfo,
+    pub now: u64,
+}
+
+impl Host for FakeHost {
+    fn console_write(&mut self, _domain: DomId, bytes: &[u8]) {
+        self.console.extend_from_slice(bytes);
+    }
+    fn console_read(&mut self, buf: &mut [u8]) -> usize {
+        let n = buf.len().min(self.input.len());
+        buf[..n].copy_from_slice(&self.input[..n]);
+        self.input.drain(..n);
+        n
+    }
+    fn sync_mode(&mut self, vcpu: &PvVcpu) {
+        self.synced.push((vcpu.kernel_mode, vcpu.active_table()));
+    }
+    fn set_fs_base(&mut self, base: u64) {
+        self.fs_base = base;
+    }
+    fn set_fpu_trap(&mut self, ts: bool) {
+        self.fpu_trap = ts;
+    }
+    fn vcpu_info(&mut self) -> &mut VcpuInfo {
+        &mut self.vcpu_info
+    }
+    fn max_mfn(&self) -> u64 {
+        0x1_0000
+    }
+    fn now_ns(&self) -> u64 {
+        self.now
+    }
+}
+
+/// Guest memory with helpers that map what they touch.
+pub struct Mem(pub FakeGuest);
+
+impl Mem {
+    pub fn write_bytes(&mut self, va: u64, bytes: &[u8]) {
+        self.0.map(va, bytes.len() as u64);
+        self.0.write(va, bytes).unwrap();
+    }
+    pub fn read_bytes(&mut self, va: u64, len: usize) -> Vec<u8> {
+        let mut v = vec![0; len];
+        self.0.read(va, &mut v).unwrap();
+        v
+    }
+}
+
+impl GuestMemory for Mem {
+    fn read(&mut self, va: u64, buf: &mut [u8]) -> Result<(), crate::pv::guest_mem::GuestFault> {
+        self.0.read(va, buf)
+    }
+    fn write(&mut self, va: u64, buf: &[u8]) -> Result<(), crate::pv::guest_mem::GuestFault> {
+        self.0.write(va, buf)
+    }
+}
+
+/// One vCPU of one domain, with a mapped scratch area at 0x1000..0x9000.
+pub struct Fixture {
+    pub regs: Regs,
+    pub vcpu: PvVcpu,
+    pub domain: DomainInfo,
+    pub mem: Mem,
+    pub host: FakeHost,
+    pub action: Action,
+}
+
+impl Default for Fixture {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Fixture {
+    pub fn new() -> Self {
+        let mut mem = Mem(FakeGuest::default());
+        mem.0.map(0x1000, 0x8000);
+        Self {
+            regs: Regs {
+                cs: 0xe033,
+                ss: 0xe02b,
+                rsp: 0x8000,
+                ..Regs::default()
+            },
+            vcpu: PvVcpu::default(),
+            domain: DomainInfo {
+                id: DomId(0),
+                privileged: true,
+                tot_pages: 1024,
+                max_pages: 2048,
+                nr_vcpus: 1,
+                vm_assist: 0,
+                handle: [0; 16],
+            },
+            mem,
+            host: FakeHost {
+                console: Vec::new(),
+                input: Vec::new(),
+                synced: Vec::new(),
+                fs_base: 0,
+                fpu_trap: false,
+                vcpu_info: VcpuInfo::new_zeroed(),
+                now: 1_000_000,
+            },
+            action: Action::Resume,
+        }
+    }
+}
+
+/// Runs hypercall `nr` with `args` through the real register path and returns its result.
+pub fn call(f: &mut Fixture, nr: Hypercall, args: [u64; 5]) -> HcResult {
+    f.regs.rax = u64::from(nr.raw());
+    [f.regs.rdi, f.regs.rsi, f.regs.rdx, f.regs.r10, f.regs.r8] = args;
+    let mut ctx = Ctx {
+        regs: &mut f.regs,
+        vcpu: &mut f.vcpu,
+        vcpu_id: 0,
+        domain: &mut f.domain,
+        mem: &mut f.mem,
+        host: &mut f.host,
+        action: Action::Resume,
+    };
+    super::handle(&mut ctx);
+    f.action = ctx.action;
+    let rax = f.regs.rax as i64;
+    if (-4095..0).contains(&rax) {
+        let e = i32::try_from(-rax)
+            .ok()
+            .and_then(guest_abi::XenError::from_raw);
+        Err(e.expect("a Xen errno"))
+    } else {
+        Ok(rax as u64)
+    }
+}

@@ -1,0 +1,214 @@
+//! Building dom0 from the first boot module and entering it.
+//!
+//! The layout comes from `guest_abi::boot` (the same code the toolstack uses for domUs); this
+//! file only fetches frames, copies bytes through the direct map and writes the tables. The
+//! bootstrap page tables are mapped read-only in the guest, as the PV MMU requires.
+
+use super::domain::{Domain, MACHINE, Machine, Vcpu};
+use super::host::MAX_MFN;
+use crate::arch::x86_64::paging::{self, phys_to_virt};
+use crate::arch::x86_64::{entry, guest};
+use crate::hypercall::DomainInfo;
+use crate::mm::frames::{FrameAllocator, FrameError};
+use crate::mm::{Mfn, PAGE_SIZE};
+use crate::pv::hypercall_page;
+use crate::pv::vcpu::PvVcpu;
+use crate::regs::Regs;
+use crate::{info, mm};
+use alloc::boxed::Box;
+use alloc::vec;
+use alloc::vec::Vec;
+use core::fmt;
+use core::sync::atomic::Ordering;
+use guest_abi::boot::{BootRequest, LayoutError, StartInfoParams, plan_boot};
+use guest_abi::image::{ImageError, KernelImage};
+use guest_abi::xen::{SharedInfo, SifFlags};
+use guest_abi::{DomId, EvtchnPort, Pfn};
+use zerocopy::IntoBytes;
+
+/// Why dom0 could not be built.
+#[derive(Debug)]
+pub enum BuildError {
+    /// The kernel image is not a usable Xen PV64 kernel.
+    Image(ImageError),
+    /// The kernel does not fit in the memory given.
+    Layout(LayoutError),
+    /// Not enough free frames.
+    Memory(FrameError),
+}
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Image(e) => write!(f, "bad kernel image: {e}"),
+            Self::Layout(e) => write!(f, "cannot lay out the domain: {e}"),
+            Self::Memory(e) => write!(f, "cannot allocate the domain's memory: {e}"),
+        }
+    }
+}
+
+/// The direct-mapped bytes of a frame.
+fn frame_bytes(mfn: Mfn) -> &'static mut [u8; PAGE_SIZE as usize] {
+    // SAFETY: the frame was allocated to the domain being built, is direct-mapped, and the
+    // builder is its only user until the domain starts.
+    unsafe { &mut *(phys_to_virt(mfn.addr()) as *mut [u8; PAGE_SIZE as usize]) }
+}
+
+/// Copies `data` into the domain's pseudo-physical memory at byte offset `offset`.
+fn copy_in(p2m: &[Mfn], offset: u64, data: &[u8]) {
+    let mut done = 0usize;
+    while done < data.len() {
+        let at = offset + done as u64;
+        let page = (at / PAGE_SIZE) as usize;
+        let in_page = (at % PAGE_SIZE) as usize;
+        let n = (PAGE_SIZE as usize - in_page).min(data.len() - done);
+        frame_bytes(p2m[page])[in_page..in_page + n].copy_from_slice(&data[done..done + n]);
+        done += n;
+    }
+}
+
+/// What the boot loader handed over for dom0.
+pub struct Dom0Modules<'a> {
+    /// The kernel ELF.
+    pub kernel: &'a [u8],
+    /// Its command line.
+    pub cmdline: &'a str,
+    /// The ramdisk, if any.
+    pub ramdisk: Option<&'a [u8]>,
+}
+
+/// Builds dom0 with `nr_pages` pages and returns it with its initial registers.
+pub fn build(
+    frames: &mut FrameAllocator<'_>,
+    modules: &Dom0Modules<'_>,
+    nr_pages: u64,
+) -> Result<(Domain, Regs), BuildError> {
+    let image = KernelImage::parse(modules.kernel).map_err(BuildError::Image)?;
+    let flags = SifFlags::PRIVILEGED | SifFlags::INITDOMAIN;
+    let req = BootRequest {
+        nr_pages,
+        ramdisk_len: modules.ramdisk.map_or(0, |r| r.len() as u64),
+        flags,
+    };
+    let layout = plan_boot(&image, &req).map_err(BuildError::Layout)?;
+
+    // Memory: every frame scrubbed before the domain sees it.
+    let mut p2m = Vec::with_capacity(nr_pages as usize);
+    for _ in 0..nr_pages {
+        let mfn = frames.alloc().map_err(BuildError::Memory)?;
+        frame_bytes(mfn).fill(0);
+        p2m.push(mfn);
+    }
+    let shared_info = frames.alloc().map_err(BuildError::Memory)?;
+    frame_bytes(shared_info).fill(0);
+    // SAFETY: the frame is ours, zeroed and page-sized, large enough for a SharedInfo.
+    let si = unsafe { &mut *(phys_to_virt(shared_info.addr()) as *mut SharedInfo) };
+    for v in si.vcpu_info.iter_mut() {
+        v.evtchn_upcall_mask = 1;
+    }
+
+    let base = layout.virt_base.0;
+    for seg in image.segments() {
+        copy_in(&p2m, seg.dest.0 - base, seg.data);
+    }
+    if let (Some(region), Some(rd)) = (layout.ramdisk, modules.ramdisk) {
+        copy_in(&p2m, region.start.0 - base, rd);
+    }
+    let p2m_raw: Vec<u64> = p2m.iter().map(|m| m.0).collect();
+    copy_in(&p2m, layout.p2m.start.0 - base, p2m_raw.as_bytes());
+
+    let mfn_of = |pfn: Pfn| p2m[pfn.0 as usize];
+    for e in layout.page_table_entries() {
+        let entry = (mfn_of(e.target).addr()) | e.flags.bits();
+        let table = frame_bytes(mfn_of(e.table));
+        table[e.index * 8..e.index * 8 + 8].copy_from_slice(&entry.to_le_bytes());
+    }
+    let l4 = mfn_of(layout.l4_pfn());
+    paging::install_hypervisor_slots(frame_bytes(l4));
+
+    let params = StartInfoParams {
+        shared_info_maddr: shared_info.addr(),
+        store_evtchn: EvtchnPort(0),
+        console_evtchn: EvtchnPort(0),
+        cmdline: modules.cmdline.as_bytes(),
+    };
+    let start_info = layout.start_info(&params, |pfn| guest_abi::Mfn(mfn_of(pfn).0));
+    copy_in(
+        &p2m,
+        layout.start_info.start.0 - base,
+        start_info.as_bytes(),
+    );
+    if let Some(page) = layout.hypercall_page {
+        let mut stubs = [0u8; 4096];
+        hypercall_page::fill(&mut stubs);
+        copy_in(&p2m, page.0 - base, &stubs);
+    }
+
+    let init = layout.initial_registers();
+    let regs = Regs {
+        rip: init.rip,
+        rsp: init.rsp,
+        rsi: init.rsi,
+        cs: u64::from(crate::descriptors::FLAT_RING3_CS64),
+        ss: u64::from(crate::descriptors::FLAT_RING3_DS),
+        rflags: init.rflags,
+        ..Regs::default()
+    };
+    let pv = PvVcpu {
+        kernel_mode: true,
+        kernel_table: Some(l4),
+        kernel_ss: u64::from(crate::descriptors::FLAT_RING3_DS),
+        kernel_sp: init.rsp,
+        ..PvVcpu::default()
+    };
+    info!(
+        "dom0: {} pages, kernel {:#x}-{:#x}, entry {:#x}, start_info {:#x}, {} page-table frames{}",
+        nr_pages,
+        layout.kernel.start.0,
+        layout.kernel.end().0,
+        layout.entry.0,
+        layout.start_info.start.0,
+        layout.page_tables.pages,
+        if layout.hypercall_page.is_some() {
+            ", hypercall page"
+        } else {
+            ""
+        }
+    );
+    let domain = Domain {
+        info: DomainInfo {
+            id: DomId(0),
+            privileged: true,
+            tot_pages: nr_pages,
+            max_pages: nr_pages,
+            nr_vcpus: 1,
+            vm_assist: 0,
+            handle: [0; 16],
+        },
+        p2m,
+        shared_info,
+        vcpus: vec![Vcpu { id: 0, pv, regs }],
+    };
+    Ok((domain, regs))
+}
+
+/// Makes `domain` the running domain and enters its first vCPU. Never returns.
+pub fn start(domain: Domain, regs: Regs, max_mfn: u64) -> ! {
+    MAX_MFN.store(max_mfn, Ordering::Relaxed);
+    entry::init(crate::arch::x86_64::gdt::ring0_stack_top());
+    let pv = domain.vcpus[0].pv.clone();
+    *MACHINE.lock() = Some(Machine {
+        domains: vec![Box::new(domain)],
+        current: 0,
+        current_vcpu: 0,
+    });
+    guest::load_mode(&pv);
+    guest::set_fs_base(pv.fs_base);
+    guest::set_fpu_trap(false);
+    info!("dom0: entering the kernel");
+    // SAFETY: the vCPU's L4 is loaded and maps the hypervisor, its GS base is in place, and
+    // `regs` holds the flat ring-3 selectors.
+    unsafe { entry::enter_guest(&regs) }
+}
+
+const _: () = assert!(mm::PAGE_SIZE == guest_abi::PAGE_SIZE);

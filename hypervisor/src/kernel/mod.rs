@@ -1,0 +1,13 @@
+//! The running hypervisor: domains and their vCPUs, the dom0 builder, and the handlers that
+//! the arch layer calls on every guest exit. This is the glue between the pure logic
+//! (`hypercall`, `pv`) and the machine (`arch`).
+
+pub mod dom0;
+pub mod domain;
+pub mod exit;
+mod host;
+
+use crate::mm::frames::FrameAllocator;
+
+/// The machine's frame allocator.
+pub static FRAMES: spin::Mutex<Option<FrameAllocator<'static>>> = spin::Mutex::new(None);

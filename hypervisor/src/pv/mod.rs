@@ -1,0 +1,8 @@
+//! The paravirtual execution model of 64-bit PV guests, as pure logic: guest memory access,
+//! vCPU state, trap bounces and the `iret` hypercall. The arch layer supplies the hardware
+//! effects (loading CR3 and segment bases) after this logic has decided them.
+
+pub mod bounce;
+pub mod guest_mem;
+pub mod hypercall_page;
+pub mod vcpu;
