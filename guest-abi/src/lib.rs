@@ -17,7 +17,7 @@
 //! Safety: everything but the `runtime` module is safe code. The runtime's assumptions are
 //! stated at the top of that module.
 #![no_std]
-#![cfg_attr(not(feature = "runtime"), forbid(unsafe_code))]
+#![cfg_attr(not(all(feature = "runtime", target_os = "none")), forbid(unsafe_code))]
 #![warn(missing_docs)]
 
 mod macros;
@@ -43,6 +43,9 @@ pub mod types;
 pub mod vcpu;
 pub mod version;
 pub mod xen;
+
+#[cfg(all(feature = "runtime", target_os = "none"))]
+pub mod runtime;
 
 pub use errno::XenError;
 pub use features::XenFeature;

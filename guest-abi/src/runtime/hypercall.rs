@@ -1,0 +1,223 @@
+//! Hypercalls through the hypercall page, and typed wrappers returning
+//! `Result<_, XenError>`.
+//!
+//! [`raw`] is the only place that executes a hypercall. It calls the stub at
+//! `hypercall_page + 32 * nr` with the arguments in `rdi, rsi, rdx, r10, r8` (Xen's
+//! x86-64 convention, [`ARG_REGISTERS`](crate::hypercall::ARG_REGISTERS)); the result
+//! comes back in `rax`. `syscall` destroys `rcx` and `r11`, and Xen may change the
+//! argument registers, so all of them are declared clobbered.
+
+use zerocopy::{FromBytes, IntoBytes};
+
+use super::hypercall_page;
+use crate::XenError;
+use crate::callback::{CallbackOp, CallbackRegister};
+use crate::event_channel::{
+    EvtchnAllocUnbound, EvtchnBindInterdomain, EvtchnBindIpi, EvtchnBindVcpu, EvtchnBindVirq,
+    EvtchnOp, EvtchnPortArg, EvtchnStatus,
+};
+use crate::hypercall::Hypercall;
+use crate::sched::{SchedOp, SchedShutdown, ShutdownReason};
+use crate::version::{XenFeatureInfo, XenVersionOp};
+use crate::xen::ConsoleIoCmd;
+
+/// Executes hypercall `op` with five arguments; returns `rax` as a signed value.
+///
+/// # Safety
+/// The arguments must be valid for `op`: pointers must point to memory of the right type
+/// and size that Xen may read or write for the whole call, and the operation must not
+/// break what the caller's Rust code relies on (its page tables, its stack, ...).
+pub unsafe fn raw(op: Hypercall, args: [u64; 5]) -> i64 {
+    let stub = hypercall_page as *const () as usize + op.stub_offset();
+    let ret: i64;
+    // SAFETY: `stub` is the hypercall page entry for `op`, which the hypervisor filled
+    // (module assumptions); the stub follows the C calling convention apart from the
+    // registers declared here. The caller vouches for the arguments.
+    unsafe {
+        core::arch::asm!(
+            "call {stub}",
+            stub = in(reg) stub,
+            inlateout("rdi") args[0] => _,
+            inlateout("rsi") args[1] => _,
+            inlateout("rdx") args[2] => _,
+            inlateout("r10") args[3] => _,
+            inlateout("r8") args[4] => _,
+            lateout("rax") ret,
+            out("rcx") _,
+            out("r11") _,
+        );
+    }
+    ret
+}
+
+/// [`raw`], with the result decoded.
+///
+/// # Safety
+/// As for [`raw`].
+pub unsafe fn call(op: Hypercall, args: [u64; 5]) -> Result<u64, XenError> {
+    // SAFETY: forwarded to the caller.
+    XenError::from_ret(unsafe { raw(op, args) })
+}
+
+/// A call whose only pointer argument is `arg`, a plain struct Xen reads and writes.
+fn with_arg<T: IntoBytes + FromBytes>(
+    op: Hypercall,
+    cmd: u64,
+    arg: &mut T,
+) -> Result<u64, XenError> {
+    // SAFETY: `arg` is a valid, exclusively borrowed `T` for the whole call; every caller
+    // pairs `cmd` with the struct type Xen expects for it, and those structs hold no
+    // pointers, so Xen touches nothing else.
+    unsafe { call(op, [cmd, arg as *mut T as u64, 0, 0, 0]) }
+}
+
+/// `console_io(CONSOLEIO_write)`: writes `bytes` to the hypervisor console (dom0, or any
+/// domain when the hypervisor allows guest console output).
+pub fn console_write(bytes: &[u8]) -> Result<u64, XenError> {
+    // SAFETY: Xen reads `bytes.len()` bytes from `bytes`, which are valid for the call.
+    unsafe {
+        call(
+            Hypercall::ConsoleIo,
+            [
+                ConsoleIoCmd::Write as u64,
+                bytes.len() as u64,
+                bytes.as_ptr() as u64,
+                0,
+                0,
+            ],
+        )
+    }
+}
+
+/// `sched_op(SCHEDOP_shutdown)`: asks the hypervisor to shut the domain down. Returns
+/// only if the hypervisor refuses.
+pub fn sched_shutdown(reason: ShutdownReason) -> Result<u64, XenError> {
+    let mut arg = SchedShutdown {
+        reason: reason as u32,
+    };
+    with_arg(Hypercall::SchedOp, SchedOp::Shutdown as u64, &mut arg)
+}
+
+/// Shuts the domain down; never returns (spins on `SCHEDOP_yield` if refused).
+pub fn shutdown(reason: ShutdownReason) -> ! {
+    loop {
+        let _ = sched_shutdown(reason);
+        let _ = sched_yield();
+    }
+}
+
+/// `sched_op(SCHEDOP_yield)`.
+pub fn sched_yield() -> Result<u64, XenError> {
+    // SAFETY: no pointer argument.
+    unsafe { call(Hypercall::SchedOp, [SchedOp::Yield as u64, 0, 0, 0, 0]) }
+}
+
+/// `sched_op(SCHEDOP_block)`: waits for an event (and unmasks event delivery).
+pub fn sched_block() -> Result<u64, XenError> {
+    // SAFETY: no pointer argument.
+    unsafe { call(Hypercall::SchedOp, [SchedOp::Block as u64, 0, 0, 0, 0]) }
+}
+
+/// An `event_channel_op` argument struct, with the sub-op it goes with.
+pub trait EvtchnArg: IntoBytes + FromBytes {
+    /// The sub-op.
+    const OP: EvtchnOp;
+}
+
+macro_rules! evtchn_args {
+    ($($ty:ty => $op:ident),* $(,)?) => {
+        $(impl EvtchnArg for $ty { const OP: EvtchnOp = EvtchnOp::$op; })*
+    };
+}
+
+evtchn_args! {
+    EvtchnAllocUnbound => AllocUnbound,
+    EvtchnBindInterdomain => BindInterdomain,
+    EvtchnBindVirq => BindVirq,
+    EvtchnBindIpi => BindIpi,
+    EvtchnStatus => Status,
+    EvtchnBindVcpu => BindVcpu,
+}
+
+/// `event_channel_op(T::OP, arg)`.
+pub fn event_channel_op<T: EvtchnArg>(arg: &mut T) -> Result<u64, XenError> {
+    with_arg(Hypercall::EventChannelOp, T::OP as u64, arg)
+}
+
+/// `event_channel_op` on one port: `Close`, `Send` or `Unmask`.
+pub fn evtchn_port_op(op: EvtchnOp, port: u32) -> Result<u64, XenError> {
+    match op {
+        EvtchnOp::Close | EvtchnOp::Send | EvtchnOp::Unmask => with_arg(
+            Hypercall::EventChannelOp,
+            op as u64,
+            &mut EvtchnPortArg { port },
+        ),
+        _ => Err(XenError::Inval),
+    }
+}
+
+/// `EVTCHNOP_send`: notifies the other end of `port`.
+pub fn evtchn_send(port: u32) -> Result<u64, XenError> {
+    evtchn_port_op(EvtchnOp::Send, port)
+}
+
+/// `xen_version(XENVER_version)`: `(major, minor)`.
+pub fn xen_version() -> Result<(u16, u16), XenError> {
+    // SAFETY: XENVER_version takes no buffer.
+    let v = unsafe {
+        call(
+            Hypercall::XenVersion,
+            [XenVersionOp::Version as u64, 0, 0, 0, 0],
+        )
+    }?;
+    Ok(((v >> 16) as u16, v as u16))
+}
+
+/// `xen_version(XENVER_get_features)`: feature submap `index`.
+pub fn xen_features(index: u32) -> Result<u32, XenError> {
+    let mut info = XenFeatureInfo {
+        submap_idx: index,
+        submap: 0,
+    };
+    with_arg(
+        Hypercall::XenVersion,
+        XenVersionOp::GetFeatures as u64,
+        &mut info,
+    )?;
+    Ok(info.submap)
+}
+
+/// `xen_version` with a fixed-size byte buffer result (`XENVER_extraversion`,
+/// `XENVER_capabilities`, `XENVER_changeset`, `XENVER_commandline`, ...). Fails with
+/// `EINVAL` unless `N` is the size Xen writes for `op`.
+pub fn xen_version_string<const N: usize>(
+    op: XenVersionOp,
+    buf: &mut [u8; N],
+) -> Result<u64, XenError> {
+    let size_ok = match op {
+        XenVersionOp::Extraversion => N == 16,
+        XenVersionOp::Capabilities | XenVersionOp::Commandline => N == 1024,
+        XenVersionOp::Changeset => N == 64,
+        XenVersionOp::GuestHandle => N == 16,
+        _ => false,
+    };
+    if !size_ok {
+        return Err(XenError::Inval);
+    }
+    with_arg(Hypercall::XenVersion, op as u64, buf)
+}
+
+/// `set_timer_op`: fires `VIRQ_TIMER` at system time `deadline_ns` (0 cancels).
+pub fn set_timer_op(deadline_ns: u64) -> Result<u64, XenError> {
+    // SAFETY: no pointer argument.
+    unsafe { call(Hypercall::SetTimerOp, [deadline_ns, 0, 0, 0, 0]) }
+}
+
+/// `callback_op(CALLBACKOP_register)`.
+///
+/// # Safety
+/// `cb.address` must be code that can take the callback (the hypervisor jumps there).
+pub unsafe fn callback_register(cb: &CallbackRegister) -> Result<u64, XenError> {
+    let mut arg = *cb;
+    with_arg(Hypercall::CallbackOp, CallbackOp::Register as u64, &mut arg)
+}

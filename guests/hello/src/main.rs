@@ -1,0 +1,90 @@
+//! `hello`: a PV guest that prints the facts of its domain from `start_info` (magic,
+//! pages, flags, command line, ...), checks a few of them in the `PASS`/`FAIL` format,
+//! and powers off with `SCHEDOP_shutdown(poweroff)`. Runs as dom0 or as a domU.
+//!
+//! For the tests of the boot scripts, the command-line word `panic` makes it panic (and
+//! so shut down with `SHUTDOWN_crash`) and `reboot` makes it shut down with
+//! `SHUTDOWN_reboot`.
+#![cfg_attr(target_os = "none", no_std, no_main)]
+
+#[cfg(target_os = "none")]
+mod guest {
+    use guest_abi::hypercall::Hypercall;
+    use guest_abi::report::Reporter;
+    use guest_abi::runtime::console::Console;
+    use guest_abi::runtime::hypercall;
+    use guest_abi::sched::ShutdownReason;
+    use guest_abi::xen::{START_INFO_MAGIC_X86_64, StartInfo};
+    use guest_abi::{XenFeature, println};
+
+    /// Where the bootstrap region starts (`XEN_ELFNOTE_VIRT_BASE`).
+    const VIRT_BASE: u64 = 0xffff_ffff_8000_0000;
+
+    guest_abi::xen_elf_notes! {
+        guest_os: "hello",
+        guest_version: env!("CARGO_PKG_VERSION"),
+        xen_version: "xen-3.0",
+        loader: "generic",
+        virt_base: VIRT_BASE,
+        paddr_offset: VIRT_BASE,
+        features: "dom0",
+        supported_features: XenFeature::Dom0.bit(),
+    }
+
+    guest_abi::guest_main!(main, VIRT_BASE);
+
+    fn main(si: &'static StartInfo) {
+        let text = |bytes| core::str::from_utf8(bytes).unwrap_or("<not utf-8>");
+        println!("hello: magic {}", text(si.magic()));
+        println!("hello: nr_pages {}", si.nr_pages);
+        println!("hello: flags {:#x} {:?}", si.flags, si.sif_flags());
+        println!("hello: cmdline \"{}\"", si.cmdline().escape_ascii());
+        println!("hello: shared_info {:#x}", si.shared_info);
+        println!(
+            "hello: pt_base {:#x} nr_pt_frames {}",
+            si.pt_base, si.nr_pt_frames
+        );
+        println!("hello: mfn_list {:#x}", si.mfn_list);
+        println!(
+            "hello: mod_start {:#x} mod_len {}",
+            si.mod_start, si.mod_len
+        );
+        println!(
+            "hello: store_mfn {:#x} store_evtchn {}",
+            si.store_mfn, si.store_evtchn
+        );
+        let version = hypercall::xen_version();
+        if let Ok((major, minor)) = version {
+            println!("hello: xen {major}.{minor}");
+        }
+
+        let mut report = Reporter::new(Console);
+        report.check_eq("start_info.magic", si.magic(), START_INFO_MAGIC_X86_64);
+        report.check_eq("start_info.pt_base in region", si.pt_base > VIRT_BASE, true);
+        report.check_eq("xen_version", version.is_ok(), true);
+        // An unknown hypercall number must fail with ENOSYS, through the page's stub.
+        // SAFETY: arch_7 takes no pointer; Xen rejects it without touching memory.
+        let unknown = unsafe { hypercall::call(Hypercall::Arch7, [0; 5]) };
+        report.check_eq(
+            "unknown hypercall",
+            unknown,
+            Err(guest_abi::XenError::NoSys),
+        );
+        report.finish();
+
+        // For the tests of the boot scripts: other ways to end.
+        let asked = |word: &[u8]| si.cmdline().split(|&b| b == b' ').any(|w| w == word);
+        if asked(b"panic") {
+            panic!("hello: panicking as asked");
+        }
+        if asked(b"reboot") {
+            println!("hello: rebooting as asked");
+            hypercall::shutdown(ShutdownReason::Reboot)
+        }
+        println!("hello: powering off");
+        hypercall::shutdown(ShutdownReason::Poweroff)
+    }
+}
+
+#[cfg(not(target_os = "none"))]
+fn main() {}
