@@ -103,6 +103,11 @@ extern "C" fn kernel_main(magic: u32, mbi_phys: u32) -> ! {
     init_memory(&boot, &features);
     init_acpi(&boot);
     init_time(&features);
+    let cpuid_faulting = cpu::setup_for_guests();
+    info!(
+        "CPU: SSE/XSAVE on, Xen PAT, CPUID faulting {}",
+        if cpuid_faulting { "on" } else { "unavailable" }
+    );
     check_flat_selectors();
 
     match opts.panic_test {

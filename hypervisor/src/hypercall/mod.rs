@@ -12,7 +12,7 @@ mod multicall;
 mod sched;
 mod traps;
 mod vcpu;
-mod version;
+pub mod version;
 
 #[cfg(test)]
 pub mod testing;

@@ -8,6 +8,7 @@ use crate::arch::x86_64::entry::SYSCALL32_VECTOR;
 use crate::arch::x86_64::{power, trap};
 use crate::hypercall::{self, Action, Ctx, Host};
 use crate::pv::bounce::{self, Bounce};
+use crate::pv::emulate;
 use crate::pv::vcpu::PvVcpu;
 use crate::regs::{Regs, SYSCALL_VECTOR};
 use crate::{error, info, warn};
@@ -30,6 +31,7 @@ fn with_current<R>(
     let dom = &mut m.domains[m.current];
     let mut host = KernelHost {
         vcpu_info: dom.vcpu_info(vcpu_id),
+        privileged: dom.info.privileged,
     };
     let vcpu = &mut dom.vcpus[vcpu_id as usize];
     f(&mut vcpu.pv, vcpu_id, &mut dom.info, &mut host)
@@ -92,10 +94,52 @@ pub fn guest_trap(regs: &mut Regs) {
             host.vcpu_info().arch.cr2 = Cr2::read_raw();
             bounce_exception(regs, vcpu, host, 14, Some(regs.error_code))
         }
-        v @ (8 | 10..=14 | 17 | 21) => bounce_exception(regs, vcpu, host, v, Some(regs.error_code)),
+        6 | 13 => privileged_op(regs, vcpu, host, vector),
+        v @ (8 | 10..=12 | 17 | 21) => bounce_exception(regs, vcpu, host, v, Some(regs.error_code)),
         v => bounce_exception(regs, vcpu, host, v, None),
     });
     finish(regs, action);
+}
+
+/// #GP or #UD from a guest: emulate the privileged instruction, or deliver a software
+/// interrupt the guest's virtual IDT allows, or bounce the fault.
+fn privileged_op(regs: &mut Regs, vcpu: &mut PvVcpu, host: &mut KernelHost, vector: u8) -> Action {
+    const IDT_ERROR: u64 = 1 << 1;
+    let mut bytes = [0u8; 15];
+    let n = emulate::fetch(&mut CurrentGuest, regs.rip, &mut bytes);
+    match emulate::emulate(
+        regs,
+        vcpu,
+        &bytes[..n],
+        vector == 6,
+        &mut CurrentGuest,
+        host,
+    ) {
+        emulate::Outcome::Emulated => return Action::Resume,
+        emulate::Outcome::Block => {
+            host.vcpu_info().evtchn_upcall_mask = 0;
+            return Action::Block;
+        }
+        emulate::Outcome::Fault => {}
+    }
+    if vector == 13 && regs.error_code & IDT_ERROR != 0 {
+        // `int $n` through a gate the hardware IDT keeps at DPL 0: allowed if the guest's
+        // virtual IDT entry permits the caller's mode (Xen's permit_softint).
+        let n = (regs.error_code >> 3) as u8;
+        if let Some(t) = vcpu.trap_handler(n)
+            && (vcpu.kernel_mode || t.flags & 3 == 3)
+        {
+            let b = Bounce {
+                target: t.address,
+                mask_events: t.flags & crate::pv::vcpu::TRAP_FLAG_MASK_EVENTS != 0,
+                error_code: None,
+            };
+            regs.rip = regs.rip.wrapping_add(2);
+            return deliver(regs, vcpu, host, &b);
+        }
+    }
+    let error_code = (vector == 13).then_some(regs.error_code);
+    bounce_exception(regs, vcpu, host, vector, error_code)
 }
 
 /// Bounces exception `vector` to the guest's handler, or crashes the domain if it has none.

@@ -3,6 +3,8 @@
 //! effects (loading CR3 and segment bases) after this logic has decided them.
 
 pub mod bounce;
+pub mod cpuid;
+pub mod emulate;
 pub mod guest_mem;
 pub mod hypercall_page;
 pub mod vcpu;

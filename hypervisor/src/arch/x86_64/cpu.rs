@@ -103,3 +103,160 @@ pub fn halt_forever() -> ! {
         x86_64::instructions::hlt();
     }
 }
+
+/// Executes CPUID.
+pub fn cpuid(leaf: u32, subleaf: u32) -> [u32; 4] {
+    let r = core::arch::x86_64::__cpuid_count(leaf, subleaf);
+    [r.eax, r.ebx, r.ecx, r.edx]
+}
+
+/// Ports the hypervisor drives itself and never grants: the PICs, the PIT and port B, the RTC,
+/// COM1, QEMU's debug-exit, PCI configuration and reset, and the ACPI PM block.
+const HYPERVISOR_PORTS: [(u16, u16); 9] = [
+    (0x20, 0x22),
+    (0xa0, 0xa2),
+    (0x40, 0x44),
+    (0x61, 0x62),
+    (0x70, 0x72),
+    (0x3f8, 0x400),
+    (0xf4, 0xf8),
+    (0xcf8, 0xd00),
+    (0x600, 0x640),
+];
+
+/// Whether any port of `[port, port + size)` belongs to the hypervisor.
+pub fn hypervisor_owns_ports(port: u16, size: u8) -> bool {
+    let (start, end) = (u32::from(port), u32::from(port) + u32::from(size));
+    HYPERVISOR_PORTS
+        .iter()
+        .any(|&(s, e)| start < u32::from(e) && u32::from(s) < end)
+}
+
+/// Reads a port of `size` bytes.
+///
+/// # Safety
+/// As for [`inb`].
+pub unsafe fn port_in(port: u16, size: u8) -> u32 {
+    // SAFETY: the caller vouches for the port.
+    unsafe {
+        match size {
+            1 => u32::from(Port::<u8>::new(port).read()),
+            2 => u32::from(Port::<u16>::new(port).read()),
+            _ => Port::<u32>::new(port).read(),
+        }
+    }
+}
+
+/// Writes a port of `size` bytes.
+///
+/// # Safety
+/// As for [`outb`].
+pub unsafe fn port_out(port: u16, size: u8, value: u32) {
+    // SAFETY: the caller vouches for the port.
+    unsafe {
+        match size {
+            1 => Port::<u8>::new(port).write(value as u8),
+            2 => Port::<u16>::new(port).write(value as u16),
+            _ => Port::<u32>::new(port).write(value),
+        }
+    }
+}
+
+/// The XCR0 bits this CPU supports (x87, SSE, AVX, ... from CPUID leaf 0xd).
+pub fn xcr0_supported() -> u64 {
+    let [a, _, _, d] = cpuid(0xd, 0);
+    (u64::from(d) << 32) | u64::from(a)
+}
+
+/// Loads XCR0.
+pub fn set_xcr0(value: u64) {
+    // SAFETY: callers pass only supported bit combinations with x87 set (checked by the
+    // emulator or taken from CPUID), and CR4.OSXSAVE is on when XSAVE exists.
+    unsafe {
+        core::arch::asm!("xsetbv", in("ecx") 0, in("eax") value as u32, in("edx") (value >> 32) as u32, options(nomem, nostack));
+    }
+}
+
+const MSR_PAT: u32 = 0x277;
+const MSR_PLATFORM_INFO: u32 = 0xce;
+const MSR_MISC_FEATURES_ENABLES: u32 = 0x140;
+
+/// Turns on what guests rely on: SSE (OSFXSR/OSXMMEXCPT), XSAVE with every state the CPU has,
+/// SMEP, Xen's PAT layout (guest cache attributes reach the hardware unchanged), and CPUID
+/// faulting where the CPU offers it, so that a plain `cpuid` in a guest traps and sees the
+/// guest's CPUID policy. Returns whether CPUID faulting is on.
+pub fn setup_for_guests() -> bool {
+    use x86_64::registers::control::{Cr4, Cr4Flags};
+    let [_, _, c1, _] = cpuid(1, 0);
+    let [_, b7, _, _] = cpuid(7, 0);
+    let xsave = c1 & (1 << 26) != 0;
+    let smep = b7 & (1 << 7) != 0;
+    // SAFETY: each bit is enabled only when CPUID reports the feature; none changes how the
+    // hypervisor's own (soft-float, SMAP-free) code runs.
+    unsafe {
+        Cr4::update(|f| {
+            f.insert(Cr4Flags::OSFXSR | Cr4Flags::OSXMMEXCPT_ENABLE);
+            f.set(Cr4Flags::OSXSAVE, xsave);
+            f.set(Cr4Flags::SUPERVISOR_MODE_EXECUTION_PROTECTION, smep);
+        });
+        wrmsr(MSR_PAT, crate::pv::emulate::XEN_PAT);
+    }
+    if xsave {
+        set_xcr0(xcr0_supported() & 0x7);
+    }
+    // SAFETY: reading PLATFORM_INFO has no side effects; where it does not exist the read
+    // faults and is recovered.
+    let faulting = unsafe { rdmsr_safe(MSR_PLATFORM_INFO) }.is_some_and(|v| v & (1 << 31) != 0);
+    if faulting {
+        // SAFETY: PLATFORM_INFO said CPUID faulting is supported.
+        unsafe {
+            wrmsr(
+                MSR_MISC_FEATURES_ENABLES,
+                rdmsr(MSR_MISC_FEATURES_ENABLES) | 1,
+            )
+        };
+    }
+    faulting
+}
+
+core::arch::global_asm!(
+    r#"
+.section .text.rdmsr_safe, "ax"
+/* rdmsr_safe_raw(msr, *out) -> 0 on success, 1 if the read faulted */
+.global rdmsr_safe_raw
+rdmsr_safe_raw:
+    mov %edi, %ecx
+.global rdmsr_safe_insn
+rdmsr_safe_insn:
+    rdmsr
+    mov %eax, (%rsi)
+    mov %edx, 4(%rsi)
+    xor %eax, %eax
+    ret
+.global rdmsr_safe_fixup
+rdmsr_safe_fixup:
+    mov $1, %eax
+    ret
+"#,
+    options(att_syntax)
+);
+
+unsafe extern "C" {
+    fn rdmsr_safe_raw(msr: u32, out: *mut u64) -> u32;
+    /// The `rdmsr` that may fault; the fault handler resumes at `rdmsr_safe_fixup`.
+    pub fn rdmsr_safe_insn();
+    /// Where a faulting `rdmsr_safe_insn` resumes.
+    pub fn rdmsr_safe_fixup();
+}
+
+/// Reads an MSR that may not exist: `None` if the read raised #GP.
+///
+/// # Safety
+/// Reading the MSR, if it exists, must have no side effects.
+unsafe fn rdmsr_safe(msr: u32) -> Option<u64> {
+    let mut value = 0u64;
+    // SAFETY: `value` is a valid out-pointer; a #GP on the read is recovered by the trap
+    // handler's fixup table; the caller vouches for side effects.
+    let failed = unsafe { rdmsr_safe_raw(msr, &mut value) };
+    (failed == 0).then_some(value)
+}

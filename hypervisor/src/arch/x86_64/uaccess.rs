@@ -32,15 +32,21 @@ unsafe extern "C" {
     fn guest_copy_fixup();
 }
 
-/// If a fault at `regs.rip` came from a guest copy, redirects it to the fixup and returns
-/// `true`; the fault is then the copy's to report.
+/// If a fault at `regs.rip` came from an instruction that is allowed to fault (a guest copy,
+/// a probing MSR read), redirects it to that instruction's fixup and returns `true`; the
+/// fault is then the fixup's to report.
 pub fn fixup_fault(regs: &mut Regs) -> bool {
-    if regs.rip == guest_copy_insn as *const () as u64 {
-        regs.rip = guest_copy_fixup as *const () as u64;
-        true
-    } else {
-        false
+    let table: [(unsafe extern "C" fn(), unsafe extern "C" fn()); 2] = [
+        (guest_copy_insn, guest_copy_fixup),
+        (super::cpu::rdmsr_safe_insn, super::cpu::rdmsr_safe_fixup),
+    ];
+    for (insn, fixup) in table {
+        if regs.rip == insn as *const () as u64 {
+            regs.rip = fixup as *const () as u64;
+            return true;
+        }
     }
+    false
 }
 
 /// The address space of the guest whose page tables are loaded.
