@@ -95,7 +95,14 @@ fn xen_test(c_name: &str) -> &'static str {
         "__HYPERVISOR_console_io" | "CONSOLEIO_write" => "hello (xen-tests.sh)",
         "__HYPERVISOR_sched_op" | "SCHEDOP_shutdown" => "hello (xen-tests.sh)",
         "SHUTDOWN_poweroff" | "SHUTDOWN_crash" | "SHUTDOWN_reboot" => "hello (xen-tests.sh)",
-        "__HYPERVISOR_xen_version" | "XENVER_version" => "hello (xen-tests.sh)",
+        "__HYPERVISOR_xen_version" | "XENVER_version" | "XENVER_get_features" => {
+            "hello (xen-tests.sh)"
+        }
+        "__HYPERVISOR_memory_op" | "XENMEM_machphys_mapping" => "hello (xen-tests.sh)",
+        "__HYPERVISOR_event_channel_op" | "EVTCHNOP_bind_virq" | "EVTCHNOP_close" => {
+            "hello (xen-tests.sh)"
+        }
+        "__HYPERVISOR_fpu_taskswitch" => "hello (xen-tests.sh)",
         "__HYPERVISOR_arch_7" => "hello: -ENOSYS (xen-tests.sh)",
         _ => "",
     }

@@ -10,16 +10,21 @@
 use zerocopy::{FromBytes, IntoBytes};
 
 use super::hypercall_page;
-use crate::XenError;
-use crate::callback::{CallbackOp, CallbackRegister};
+use crate::arch::TrapInfo;
+use crate::callback::{CallbackOp, CallbackRegister, PhysdevOp};
 use crate::event_channel::{
     EvtchnAllocUnbound, EvtchnBindInterdomain, EvtchnBindIpi, EvtchnBindVcpu, EvtchnBindVirq,
     EvtchnOp, EvtchnPortArg, EvtchnStatus,
 };
+use crate::grant_table::GnttabOp;
 use crate::hypercall::Hypercall;
+use crate::memory::MemoryOp;
 use crate::sched::{SchedOp, SchedShutdown, ShutdownReason};
+use crate::vcpu::VcpuOp;
 use crate::version::{XenFeatureInfo, XenVersionOp};
 use crate::xen::ConsoleIoCmd;
+use crate::xen::{MmuUpdate, MmuextOp, MulticallEntry, VmAssistCmd, VmAssistType};
+use crate::{DomId, VcpuId, VirtAddr, XenError};
 
 /// Executes hypercall `op` with five arguments; returns `rax` as a signed value.
 ///
@@ -220,4 +225,183 @@ pub fn set_timer_op(deadline_ns: u64) -> Result<u64, XenError> {
 pub unsafe fn callback_register(cb: &CallbackRegister) -> Result<u64, XenError> {
     let mut arg = *cb;
     with_arg(Hypercall::CallbackOp, CallbackOp::Register as u64, &mut arg)
+}
+
+/// `mmu_update(reqs, count, &done, domid)`: returns how many requests Xen completed
+/// (also on failure, through `done`).
+///
+/// # Safety
+/// The updates change page tables under the running code: the caller must keep every
+/// mapping Rust relies on intact.
+pub unsafe fn mmu_update(
+    reqs: &[MmuUpdate],
+    done: &mut u32,
+    domid: DomId,
+) -> Result<u64, XenError> {
+    let args = [
+        reqs.as_ptr() as u64,
+        reqs.len() as u64,
+        done as *mut u32 as u64,
+        u64::from(domid.0),
+        0,
+    ];
+    // SAFETY: the pointers are valid for the call; the caller vouches for the updates.
+    unsafe { call(Hypercall::MmuUpdate, args) }
+}
+
+/// `mmuext_op(ops, count, &done, domid)`.
+///
+/// # Safety
+/// As for [`mmu_update`]; `vcpumask` arguments must point to valid masks.
+pub unsafe fn mmuext_op(ops: &[MmuextOp], done: &mut u32, domid: DomId) -> Result<u64, XenError> {
+    let args = [
+        ops.as_ptr() as u64,
+        ops.len() as u64,
+        done as *mut u32 as u64,
+        u64::from(domid.0),
+        0,
+    ];
+    // SAFETY: the pointers are valid for the call; the caller vouches for the operations.
+    unsafe { call(Hypercall::MmuextOp, args) }
+}
+
+/// `update_va_mapping(va, pte, flags)` (`UVMF_*` flags).
+///
+/// # Safety
+/// As for [`mmu_update`].
+pub unsafe fn update_va_mapping(va: VirtAddr, pte: u64, flags: u64) -> Result<u64, XenError> {
+    // SAFETY: no pointer argument Xen dereferences (UVMF_MULTI masks aside, which the
+    // caller vouches for); the caller vouches for the mapping.
+    unsafe { call(Hypercall::UpdateVaMapping, [va.0, pte, flags, 0, 0]) }
+}
+
+/// `multicall(calls, count)`: each entry's `result` receives its call's return value.
+///
+/// # Safety
+/// Every entry must be a call that is safe to make with its arguments (see [`raw`]).
+pub unsafe fn multicall(calls: &mut [MulticallEntry]) -> Result<u64, XenError> {
+    // SAFETY: `calls` is valid and exclusively borrowed for the call; the caller vouches
+    // for the entries.
+    unsafe {
+        call(
+            Hypercall::Multicall,
+            [calls.as_mut_ptr() as u64, calls.len() as u64, 0, 0, 0],
+        )
+    }
+}
+
+/// `set_trap_table(traps)`: `traps` ends with an entry whose `address` is 0.
+///
+/// # Safety
+/// Every handler address must be code that can take that exception.
+pub unsafe fn set_trap_table(traps: &[TrapInfo]) -> Result<u64, XenError> {
+    if traps.last().is_none_or(|t| t.address != 0) {
+        return Err(XenError::Inval);
+    }
+    // SAFETY: the table is valid and terminated; the caller vouches for the handlers.
+    unsafe { call(Hypercall::SetTrapTable, [traps.as_ptr() as u64, 0, 0, 0, 0]) }
+}
+
+/// `memory_op(cmd, arg)`.
+///
+/// # Safety
+/// `arg` must be the struct `cmd` takes, and any guest handles in it must point to buffers
+/// of the right size that Xen may write.
+pub unsafe fn memory_op<T: IntoBytes + FromBytes>(
+    cmd: MemoryOp,
+    arg: &mut T,
+) -> Result<u64, XenError> {
+    // SAFETY: `arg` is valid for the call; the caller vouches for its type and handles.
+    unsafe {
+        call(
+            Hypercall::MemoryOp,
+            [cmd as u64, arg as *mut T as u64, 0, 0, 0],
+        )
+    }
+}
+
+/// `vcpu_op(cmd, vcpu, arg)`.
+///
+/// # Safety
+/// `arg` must be the struct `cmd` takes (or any value for commands that take none), and
+/// what it describes (a context, a registered area) must stay valid as Xen requires.
+pub unsafe fn vcpu_op<T: IntoBytes + FromBytes>(
+    cmd: VcpuOp,
+    vcpu: VcpuId,
+    arg: &mut T,
+) -> Result<u64, XenError> {
+    // SAFETY: `arg` is valid for the call; the caller vouches for the rest.
+    unsafe {
+        call(
+            Hypercall::VcpuOp,
+            [cmd as u64, u64::from(vcpu.0), arg as *mut T as u64, 0, 0],
+        )
+    }
+}
+
+/// `grant_table_op(cmd, args, count)`.
+///
+/// # Safety
+/// `args` must be of the struct `cmd` takes; mappings it creates or removes must not break
+/// what Rust relies on; guest handles in it must be valid.
+pub unsafe fn grant_table_op<T: IntoBytes + FromBytes>(
+    cmd: GnttabOp,
+    args: &mut [T],
+) -> Result<u64, XenError> {
+    let a = [
+        cmd as u64,
+        args.as_mut_ptr() as u64,
+        args.len() as u64,
+        0,
+        0,
+    ];
+    // SAFETY: `args` is valid for the call; the caller vouches for the rest.
+    unsafe { call(Hypercall::GrantTableOp, a) }
+}
+
+/// `physdev_op(cmd, arg)`.
+///
+/// # Safety
+/// `arg` must be the struct `cmd` takes.
+pub unsafe fn physdev_op<T: IntoBytes + FromBytes>(
+    cmd: PhysdevOp,
+    arg: &mut T,
+) -> Result<u64, XenError> {
+    // SAFETY: `arg` is valid for the call; the caller vouches for its type.
+    unsafe {
+        call(
+            Hypercall::PhysdevOp,
+            [cmd as u64, arg as *mut T as u64, 0, 0, 0],
+        )
+    }
+}
+
+/// `vm_assist(cmd, type)`.
+pub fn vm_assist(cmd: VmAssistCmd, ty: VmAssistType) -> Result<u64, XenError> {
+    // SAFETY: no pointer argument.
+    unsafe { call(Hypercall::VmAssist, [cmd as u64, ty as u64, 0, 0, 0]) }
+}
+
+/// `set_segment_base(which, base)` (`SEGBASE_*`).
+///
+/// # Safety
+/// Changing FS or GS bases must not break thread-local or per-CPU data Rust relies on.
+pub unsafe fn set_segment_base(which: u32, base: u64) -> Result<u64, XenError> {
+    // SAFETY: no pointer argument; the caller vouches for the new base.
+    unsafe { call(Hypercall::SetSegmentBase, [u64::from(which), base, 0, 0, 0]) }
+}
+
+/// `stack_switch(ss, sp)`: the kernel stack for ring transitions.
+///
+/// # Safety
+/// `sp` must be the top of a stack that can take exception frames.
+pub unsafe fn stack_switch(ss: u16, sp: u64) -> Result<u64, XenError> {
+    // SAFETY: no pointer Xen dereferences now; the caller vouches for the stack.
+    unsafe { call(Hypercall::StackSwitch, [u64::from(ss), sp, 0, 0, 0]) }
+}
+
+/// `fpu_taskswitch(set)`: sets (`true`) or clears CR0.TS.
+pub fn fpu_taskswitch(set: bool) -> Result<u64, XenError> {
+    // SAFETY: no pointer argument.
+    unsafe { call(Hypercall::FpuTaskswitch, [u64::from(set), 0, 0, 0, 0]) }
 }

@@ -9,12 +9,15 @@
 
 #[cfg(target_os = "none")]
 mod guest {
+    use guest_abi::arch::MACH2PHYS_VIRT_START;
+    use guest_abi::event_channel::{EvtchnBindVirq, EvtchnOp};
     use guest_abi::hypercall::Hypercall;
+    use guest_abi::memory::{MemoryOp, XenMachphysMapping};
     use guest_abi::report::Reporter;
     use guest_abi::runtime::console::Console;
     use guest_abi::runtime::hypercall;
     use guest_abi::sched::ShutdownReason;
-    use guest_abi::xen::{START_INFO_MAGIC_X86_64, StartInfo};
+    use guest_abi::xen::{START_INFO_MAGIC_X86_64, StartInfo, Virq};
     use guest_abi::{XenFeature, println};
 
     /// Where the bootstrap region starts (`XEN_ELFNOTE_VIRT_BASE`).
@@ -70,6 +73,7 @@ mod guest {
             unknown,
             Err(guest_abi::XenError::NoSys),
         );
+        check_runtime(&mut report);
         report.finish();
 
         // For the tests of the boot scripts: other ways to end.
@@ -83,6 +87,36 @@ mod guest {
         }
         println!("hello: powering off");
         hypercall::shutdown(ShutdownReason::Poweroff)
+    }
+
+    /// A few more of the runtime's wrappers, each a round trip through the hypervisor.
+    fn check_runtime(report: &mut Reporter<Console>) {
+        let mut mapping = XenMachphysMapping::default();
+        // SAFETY: XENMEM_machphys_mapping fills a xen_machphys_mapping and nothing else.
+        let m2p = unsafe { hypercall::memory_op(MemoryOp::MachphysMapping, &mut mapping) };
+        report.check_eq(
+            "memory_op machphys_mapping",
+            m2p.map(|_| mapping.v_start),
+            Ok(MACH2PHYS_VIRT_START),
+        );
+
+        let mut bind = EvtchnBindVirq {
+            virq: Virq::Timer as u32,
+            vcpu: 0,
+            port: 0,
+        };
+        let bound = hypercall::event_channel_op(&mut bind);
+        report.check_eq(
+            "evtchn bind_virq timer",
+            bound.map(|_| bind.port > 0),
+            Ok(true),
+        );
+        let closed = hypercall::evtchn_port_op(EvtchnOp::Close, bind.port);
+        report.check_eq("evtchn close", closed, Ok(0));
+
+        report.check_eq("xen_features", hypercall::xen_features(0).is_ok(), true);
+        let fpu = hypercall::fpu_taskswitch(true).and_then(|_| hypercall::fpu_taskswitch(false));
+        report.check_eq("fpu_taskswitch", fpu, Ok(0));
     }
 }
 
