@@ -5,6 +5,9 @@
 //! For the tests of the boot scripts, the command-line word `panic` makes it panic (and
 //! so shut down with `SHUTDOWN_crash`) and `reboot` makes it shut down with
 //! `SHUTDOWN_reboot`.
+//!
+//! Safety: the few `unsafe` hypercalls below rely on the assumptions guest-abi's runtime
+//! states (a PV guest started by the hypervisor, one vCPU, events masked).
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 #[cfg(target_os = "none")]
