@@ -90,7 +90,14 @@ main() {
     timeout_s=${BOOT_TIMEOUT:-120}
     log=${BOOT_LOG:-$(mktemp)}
     : > "$log"
-    [ -n "${BOOT_LOG:-}" ] || trap 'rm -f "$log"' EXIT
+    qemu=""
+    # Whatever ends this script also ends QEMU; a temporary log goes too.
+    trap 'cleanup' EXIT
+    trap 'exit 130' INT TERM
+    cleanup() {
+        [ -z "$qemu" ] || kill "$qemu" 2>/dev/null
+        [ -n "${BOOT_LOG:-}" ] || rm -f "$log"
+    }
 
     timeout "$timeout_s" qemu-system-x86_64 -accel tcg -cpu max -m 512 \
         -display none -monitor none -serial stdio -no-reboot \
