@@ -254,6 +254,15 @@ fn dom0_shutdown(reason: ShutdownReason) -> ! {
     }
 }
 
+/// The CPU refused to resume the guest with the frame it was given (a selector or address
+/// the checks before it missed): the guest's domain crashes, the hypervisor does not.
+pub fn bad_return_frame() -> ! {
+    // SAFETY: the frame at the top of the ring-0 stack still holds the guest's registers
+    // (the return path only popped copies of them).
+    let regs = unsafe { &*crate::arch::x86_64::entry::guest_frame() };
+    crash_domain(regs, "the CPU refused its return frame")
+}
+
 /// A guest did something it cannot survive: log it with its registers and stop it.
 fn crash_domain(regs: &Regs, why: &str) -> ! {
     error!("d0v0 crashed: {why}");

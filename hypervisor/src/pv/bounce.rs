@@ -50,6 +50,8 @@ pub enum BounceError {
     NoUserTable,
     /// `iret` to a non-canonical RIP or RSP.
     BadReturnAddress(u64),
+    /// `iret` to a code or stack selector the guest has no valid descriptor for.
+    BadSelector(u64),
 }
 
 impl From<GuestFault> for BounceError {
@@ -144,6 +146,12 @@ pub fn iret(
     if !is_canonical(ctx.rsp) {
         return Err(BounceError::BadReturnAddress(ctx.rsp));
     }
+    if !valid_code_selector(ctx.cs) {
+        return Err(BounceError::BadSelector(ctx.cs));
+    }
+    if !valid_stack_selector(ctx.ss) {
+        return Err(BounceError::BadSelector(ctx.ss));
+    }
     if ctx.cs & 3 == 3 && vcpu.kernel_mode {
         if vcpu.user_table.is_none() {
             return Err(BounceError::NoUserTable);
@@ -162,6 +170,18 @@ pub fn iret(
     }
     *upcall_mask = u8::from(ctx.rflags & RFLAGS_IF == 0);
     Ok(ctx.rax)
+}
+
+/// Code selectors a guest may return to: the flat 64- and 32-bit ring-3 segments. (Guest GDT
+/// and LDT selectors join them once the guest can install descriptors.)
+fn valid_code_selector(cs: u64) -> bool {
+    let sel = (cs & 0xffff) | 3;
+    sel == u64::from(FLAT_RING3_CS64) || sel == u64::from(crate::descriptors::FLAT_RING3_CS32)
+}
+
+/// Stack selectors a guest may return to: the flat ring-3 data segment.
+fn valid_stack_selector(ss: u64) -> bool {
+    (ss & 0xffff) | 3 == u64::from(FLAT_RING3_DS)
 }
 
 #[cfg(test)]
@@ -415,7 +435,25 @@ mod tests {
             Err(BounceError::BadReturnAddress(_))
         ));
 
-        let to_user = IretContext { cs: 0x33, ..ctx };
+        for (cs, ss) in [
+            (0x3, 0xe02b),
+            (0xe008, 0xe02b),
+            (0xe033, 0x3),
+            (0xe033, 0xe010),
+        ] {
+            let bad = IretContext { cs, ss, ..ctx };
+            let mut regs = kernel_regs();
+            mem.write_obj(regs.rsp, &bad).unwrap();
+            assert!(
+                matches!(
+                    iret(&mut regs, &mut vcpu, &mut mask, &mut mem, |_| {}),
+                    Err(BounceError::BadSelector(_))
+                ),
+                "cs {cs:#x} ss {ss:#x}"
+            );
+        }
+
+        let to_user = IretContext { cs: 0xe033, ..ctx };
         vcpu.user_table = None;
         let mut regs = kernel_regs();
         mem.write_obj(regs.rsp, &to_user).unwrap();

@@ -87,6 +87,8 @@ return_to_guest:
     r#"
     add $16, %rsp
     swapgs
+.global return_to_guest_iretq
+return_to_guest_iretq:
     iretq
 
 /* enter_guest_frame(frame): make `frame` (at the top of the ring-0 stack) the stack and leave. */
@@ -104,6 +106,8 @@ enter_guest_frame:
 );
 
 unsafe extern "C" {
+    /// The `iretq` that resumes a guest; a fault there means the guest's frame was bad.
+    pub fn return_to_guest_iretq();
     fn syscall_entry();
     fn syscall32_entry();
     fn enter_guest_frame(frame: *mut Regs) -> !;

@@ -94,6 +94,17 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
         VECTOR_GP | VECTOR_PF if !frame.from_guest() && super::uaccess::fixup_fault(frame) => {
             return;
         }
+        VECTOR_GP | VECTOR_NP | VECTOR_SS
+            if !frame.from_guest()
+                && frame.rip == super::entry::return_to_guest_iretq as *const () as u64 =>
+        {
+            // The return to a guest faulted: `swapgs` already gave GS to the guest, so take it
+            // back, and let the guest's domain answer for its frame.
+            // SAFETY: we are on the hypervisor's stack with interrupts off; GS_BASE holds
+            // the guest's value, KERNEL_GS_BASE ours, so one `swapgs` restores the invariant.
+            unsafe { core::arch::asm!("swapgs", options(nomem, nostack)) };
+            crate::kernel::exit::bad_return_frame();
+        }
         _ if !frame.from_guest() => fatal(frame),
         _ => {}
     }
@@ -102,6 +113,8 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
     }
 }
 
+const VECTOR_NP: u8 = 11;
+const VECTOR_SS: u8 = 12;
 const VECTOR_GP: u8 = 13;
 const VECTOR_PF: u8 = 14;
 
