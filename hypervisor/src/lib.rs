@@ -17,8 +17,10 @@ extern crate std;
 pub mod acpi;
 pub mod cmdline;
 pub mod descriptors;
+pub mod event;
 pub mod log;
 pub mod mm;
+pub mod pvclock;
 pub mod time;
 
 #[cfg(target_os = "none")]
