@@ -21,6 +21,7 @@ pub mod event;
 pub mod log;
 pub mod mm;
 pub mod pvclock;
+pub mod sched;
 pub mod time;
 
 #[cfg(target_os = "none")]
