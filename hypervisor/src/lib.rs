@@ -20,11 +20,14 @@ extern crate alloc;
 pub mod acpi;
 pub mod cmdline;
 pub mod descriptors;
+pub mod event;
 pub mod hypercall;
 pub mod log;
 pub mod mm;
 pub mod pv;
+pub mod pvclock;
 pub mod regs;
+pub mod sched;
 pub mod time;
 
 #[cfg(target_os = "none")]

@@ -1,0 +1,351 @@
+//! The 2-level event ABI over an abstract view of the guest's `shared_info` page.
+//!
+//! Xen's `event_2l.c` in Rust: the bit operations on `evtchn_pending`, `evtchn_mask`,
+//! `evtchn_pending_sel` and `evtchn_upcall_pending`, done in the order Xen does them so that a
+//! guest scanning the page concurrently never loses an edge. The page itself is reached through
+//! [`SharedInfoView`], whose methods are atomic read-modify-write operations: the hypervisor
+//! implements it over the real page (or uses [`SharedInfo`], a layout-exact atomic mirror of
+//! Xen's `struct shared_info`), and host tests use the same type as a fake.
+
+use core::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
+
+use super::abi::{BITS_PER_EVTCHN_WORD, MAX_VCPUS, Port, VcpuId};
+use crate::pvclock::VcpuTimeInfo;
+
+/// Atomic access to the parts of a domain's `shared_info` (and its vCPUs' `vcpu_info`) that event
+/// delivery touches. Word indices are below 64 and vCPUs below [`MAX_VCPUS`]; callers guarantee
+/// both. Every operation must be a single atomic access (on x86 a `lock`-prefixed instruction for
+/// the read-modify-writes), because the guest changes the same words concurrently.
+pub trait SharedInfoView {
+    /// `evtchn_pending[word] |= bits`, returning the old word.
+    fn pending_fetch_or(&self, word: usize, bits: u64) -> u64;
+    /// `evtchn_pending[word] &= bits`, returning the old word.
+    fn pending_fetch_and(&self, word: usize, bits: u64) -> u64;
+    /// `evtchn_pending[word]`.
+    fn pending_load(&self, word: usize) -> u64;
+    /// `evtchn_mask[word]`.
+    fn mask_load(&self, word: usize) -> u64;
+    /// `evtchn_mask[word] &= bits`, returning the old word.
+    fn mask_fetch_and(&self, word: usize, bits: u64) -> u64;
+    /// `vcpu_info[vcpu].evtchn_pending_sel |= bits`, returning the old selector.
+    fn pending_sel_fetch_or(&self, vcpu: VcpuId, bits: u64) -> u64;
+    /// Sets `vcpu_info[vcpu].evtchn_upcall_pending`, returning whether it was already set.
+    fn upcall_pending_test_and_set(&self, vcpu: VcpuId) -> bool;
+    /// `vcpu_info[vcpu].evtchn_upcall_pending != 0`.
+    fn upcall_pending(&self, vcpu: VcpuId) -> bool;
+    /// `vcpu_info[vcpu].evtchn_upcall_mask != 0`: the guest's virtual interrupt flag, clear.
+    fn upcall_masked(&self, vcpu: VcpuId) -> bool;
+    /// Writes `vcpu_info[vcpu].evtchn_upcall_mask`.
+    fn set_upcall_masked(&self, vcpu: VcpuId, masked: bool);
+}
+
+/// The word of the pending/mask arrays holding `port`, and the port's bit in it.
+pub const fn port_bit(port: Port) -> (usize, u64) {
+    let p = port.index();
+    (p / BITS_PER_EVTCHN_WORD, 1u64 << (p % BITS_PER_EVTCHN_WORD))
+}
+
+/// What [`set_pending`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Raised {
+    /// The port was already pending: nothing changed, nobody is told (Xen drops the edge).
+    AlreadyPending,
+    /// The pending bit went from 0 to 1. `kick` says that `evtchn_upcall_pending` went from 0
+    /// to 1 too, so the vCPU must be kicked: unblocked, and interrupted if it is running, so
+    /// that it takes the upcall.
+    Newly {
+        /// The vCPU needs a kick.
+        kick: bool,
+    },
+}
+
+/// Xen's `evtchn_2l_set_pending` (without the poller check, which needs the port table):
+/// test-and-set the pending bit; if it was clear and the port is unmasked, set the selector
+/// bit; if that was clear, set `evtchn_upcall_pending` (Xen's `vcpu_mark_events_pending`).
+pub fn set_pending<S: SharedInfoView + ?Sized>(shared: &S, vcpu: VcpuId, port: Port) -> Raised {
+    let (word, bit) = port_bit(port);
+    if shared.pending_fetch_or(word, bit) & bit != 0 {
+        return Raised::AlreadyPending;
+    }
+    let kick = shared.mask_load(word) & bit == 0 && raise_selector(shared, vcpu, word);
+    Raised::Newly { kick }
+}
+
+/// Sets the selector bit for `word`; if it was clear, marks events pending on the vCPU.
+/// Returns whether the vCPU needs a kick.
+fn raise_selector<S: SharedInfoView + ?Sized>(shared: &S, vcpu: VcpuId, word: usize) -> bool {
+    let sel = 1u64 << word;
+    shared.pending_sel_fetch_or(vcpu, sel) & sel == 0 && !shared.upcall_pending_test_and_set(vcpu)
+}
+
+/// Xen's `evtchn_2l_clear_pending`.
+pub fn clear_pending<S: SharedInfoView + ?Sized>(shared: &S, port: Port) {
+    let (word, bit) = port_bit(port);
+    shared.pending_fetch_and(word, !bit);
+}
+
+/// Xen's `evtchn_2l_unmask`: clear the mask bit; if it was set and the port is pending,
+/// re-raise the selector and `evtchn_upcall_pending` on `vcpu` (the port's notify vCPU).
+/// Returns whether the vCPU needs a kick.
+pub fn unmask<S: SharedInfoView + ?Sized>(shared: &S, vcpu: VcpuId, port: Port) -> bool {
+    let (word, bit) = port_bit(port);
+    shared.mask_fetch_and(word, !bit) & bit != 0
+        && shared.pending_load(word) & bit != 0
+        && raise_selector(shared, vcpu, word)
+}
+
+/// Whether `port` is pending.
+pub fn is_pending<S: SharedInfoView + ?Sized>(shared: &S, port: Port) -> bool {
+    let (word, bit) = port_bit(port);
+    shared.pending_load(word) & bit != 0
+}
+
+/// Whether `port` is masked.
+pub fn is_masked<S: SharedInfoView + ?Sized>(shared: &S, port: Port) -> bool {
+    let (word, bit) = port_bit(port);
+    shared.mask_load(word) & bit != 0
+}
+
+/// Xen's `local_events_need_delivery` for a PV vCPU: an upcall is pending and not masked.
+pub fn events_need_delivery<S: SharedInfoView + ?Sized>(shared: &S, vcpu: VcpuId) -> bool {
+    shared.upcall_pending(vcpu) && !shared.upcall_masked(vcpu)
+}
+
+/// Xen's `struct vcpu_info` for x86-64 with every field atomic (the guest writes it
+/// concurrently). 64 bytes.
+#[repr(C)]
+#[derive(Debug, Default)]
+pub struct VcpuInfo {
+    /// `evtchn_upcall_pending`: set by the hypervisor, cleared by the guest before it scans.
+    pub evtchn_upcall_pending: AtomicU8,
+    /// `evtchn_upcall_mask`: non-zero while the guest has event delivery disabled.
+    pub evtchn_upcall_mask: AtomicU8,
+    _pad0: [AtomicU8; 6],
+    /// `evtchn_pending_sel`: one bit per word of `evtchn_pending` with news for this vCPU.
+    pub evtchn_pending_sel: AtomicU64,
+    /// `arch.cr2`: the faulting address of the last page fault bounced to the guest.
+    pub arch_cr2: AtomicU64,
+    _arch_pad: AtomicU64,
+    /// `time`: this vCPU's pvclock record.
+    pub time: VcpuTimeInfo,
+}
+
+/// Xen's `struct shared_info` for x86-64 with every field atomic. It is the first 3136 bytes
+/// of the domain's shared_info frame; the rest of the frame is unused.
+#[repr(C)]
+#[derive(Debug)]
+pub struct SharedInfo {
+    /// `vcpu_info[XEN_LEGACY_MAX_VCPUS]`.
+    pub vcpu_info: [VcpuInfo; MAX_VCPUS],
+    /// `evtchn_pending[64]`: one bit per port.
+    pub evtchn_pending: [AtomicU64; BITS_PER_EVTCHN_WORD],
+    /// `evtchn_mask[64]`: one bit per port, written only by the guest.
+    pub evtchn_mask: [AtomicU64; BITS_PER_EVTCHN_WORD],
+    /// `wc_version`: odd while the wallclock is being updated.
+    pub wc_version: AtomicU32,
+    /// `wc_sec`: low 32 bits of the wallclock seconds at system time 0.
+    pub wc_sec: AtomicU32,
+    /// `wc_nsec`: nanoseconds part of the wallclock at system time 0.
+    pub wc_nsec: AtomicU32,
+    /// `wc_sec_hi`: high 32 bits of the wallclock seconds.
+    pub wc_sec_hi: AtomicU32,
+    /// `arch`: `struct arch_shared_info` (max_pfn, P2M frame list, NMI reason, P2M CR3, P2M
+    /// virtual address, P2M generation), opaque here.
+    pub arch: [AtomicU64; 6],
+}
+
+impl Default for SharedInfo {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl SharedInfo {
+    /// An all-zero page: nothing pending, nothing masked, upcalls enabled.
+    pub fn new() -> Self {
+        Self {
+            vcpu_info: core::array::from_fn(|_| VcpuInfo::default()),
+            evtchn_pending: core::array::from_fn(|_| AtomicU64::new(0)),
+            evtchn_mask: core::array::from_fn(|_| AtomicU64::new(0)),
+            wc_version: AtomicU32::new(0),
+            wc_sec: AtomicU32::new(0),
+            wc_nsec: AtomicU32::new(0),
+            wc_sec_hi: AtomicU32::new(0),
+            arch: core::array::from_fn(|_| AtomicU64::new(0)),
+        }
+    }
+
+    /// Sets or clears the mask bit of `port`, as the guest does.
+    pub fn set_masked(&self, port: Port, masked: bool) {
+        let (word, bit) = port_bit(port);
+        if masked {
+            self.evtchn_mask[word].fetch_or(bit, Ordering::SeqCst);
+        } else {
+            self.evtchn_mask[word].fetch_and(!bit, Ordering::SeqCst);
+        }
+    }
+
+    /// The vCPU's `vcpu_info`, or a scratch one for vCPUs beyond the legacy array (whose
+    /// updates are dropped: their `vcpu_info` must be registered elsewhere).
+    fn vcpu(&self, vcpu: VcpuId) -> Option<&VcpuInfo> {
+        self.vcpu_info.get(vcpu.index())
+    }
+}
+
+impl SharedInfoView for SharedInfo {
+    fn pending_fetch_or(&self, word: usize, bits: u64) -> u64 {
+        self.evtchn_pending[word].fetch_or(bits, Ordering::SeqCst)
+    }
+
+    fn pending_fetch_and(&self, word: usize, bits: u64) -> u64 {
+        self.evtchn_pending[word].fetch_and(bits, Ordering::SeqCst)
+    }
+
+    fn pending_load(&self, word: usize) -> u64 {
+        self.evtchn_pending[word].load(Ordering::SeqCst)
+    }
+
+    fn mask_load(&self, word: usize) -> u64 {
+        self.evtchn_mask[word].load(Ordering::SeqCst)
+    }
+
+    fn mask_fetch_and(&self, word: usize, bits: u64) -> u64 {
+        self.evtchn_mask[word].fetch_and(bits, Ordering::SeqCst)
+    }
+
+    fn pending_sel_fetch_or(&self, vcpu: VcpuId, bits: u64) -> u64 {
+        self.vcpu(vcpu)
+            .map_or(0, |v| v.evtchn_pending_sel.fetch_or(bits, Ordering::SeqCst))
+    }
+
+    fn upcall_pending_test_and_set(&self, vcpu: VcpuId) -> bool {
+        self.vcpu(vcpu)
+            .is_some_and(|v| v.evtchn_upcall_pending.swap(1, Ordering::SeqCst) != 0)
+    }
+
+    fn upcall_pending(&self, vcpu: VcpuId) -> bool {
+        self.vcpu(vcpu)
+            .is_some_and(|v| v.evtchn_upcall_pending.load(Ordering::SeqCst) != 0)
+    }
+
+    fn upcall_masked(&self, vcpu: VcpuId) -> bool {
+        self.vcpu(vcpu)
+            .is_some_and(|v| v.evtchn_upcall_mask.load(Ordering::SeqCst) != 0)
+    }
+
+    fn set_upcall_masked(&self, vcpu: VcpuId, masked: bool) {
+        if let Some(v) = self.vcpu(vcpu) {
+            v.evtchn_upcall_mask
+                .store(u8::from(masked), Ordering::SeqCst);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::mem::{offset_of, size_of};
+
+    /// Offsets printed by a C probe compiled against Xen's public headers (`xen/xen.h`,
+    /// x86-64, interface version 0x00040e00).
+    #[test]
+    fn layout_matches_xen_headers() {
+        assert_eq!(size_of::<VcpuInfo>(), 64);
+        assert_eq!(offset_of!(VcpuInfo, evtchn_upcall_pending), 0);
+        assert_eq!(offset_of!(VcpuInfo, evtchn_upcall_mask), 1);
+        assert_eq!(offset_of!(VcpuInfo, evtchn_pending_sel), 8);
+        assert_eq!(offset_of!(VcpuInfo, arch_cr2), 16);
+        assert_eq!(offset_of!(VcpuInfo, time), 32);
+        assert_eq!(size_of::<SharedInfo>(), 3136);
+        assert_eq!(offset_of!(SharedInfo, evtchn_pending), 2048);
+        assert_eq!(offset_of!(SharedInfo, evtchn_mask), 2560);
+        assert_eq!(offset_of!(SharedInfo, wc_version), 3072);
+        assert_eq!(offset_of!(SharedInfo, wc_sec), 3076);
+        assert_eq!(offset_of!(SharedInfo, wc_nsec), 3080);
+        assert_eq!(offset_of!(SharedInfo, wc_sec_hi), 3084);
+        assert_eq!(offset_of!(SharedInfo, arch), 3088);
+    }
+
+    fn sel(s: &SharedInfo, v: u32) -> u64 {
+        s.vcpu_info[v as usize]
+            .evtchn_pending_sel
+            .load(Ordering::SeqCst)
+    }
+
+    #[test]
+    fn first_pending_edge_raises_selector_and_upcall() {
+        let s = SharedInfo::new();
+        let v = VcpuId(1);
+        assert_eq!(set_pending(&s, v, Port(70)), Raised::Newly { kick: true });
+        assert!(is_pending(&s, Port(70)));
+        assert_eq!(sel(&s, 1), 1 << 1);
+        assert!(s.upcall_pending(v));
+        // Same port again: the edge is lost, nothing changes.
+        assert_eq!(set_pending(&s, v, Port(70)), Raised::AlreadyPending);
+        // Another port in the same word: selector already set, no new kick.
+        assert_eq!(set_pending(&s, v, Port(71)), Raised::Newly { kick: false });
+        // A port in another word: selector gains a bit but upcall_pending was already set.
+        assert_eq!(set_pending(&s, v, Port(3)), Raised::Newly { kick: false });
+        assert_eq!(sel(&s, 1), 0b11);
+    }
+
+    #[test]
+    fn masked_port_is_pending_without_upcall_until_unmasked() {
+        let s = SharedInfo::new();
+        let v = VcpuId(0);
+        s.set_masked(Port(9), true);
+        assert_eq!(set_pending(&s, v, Port(9)), Raised::Newly { kick: false });
+        assert_eq!(sel(&s, 0), 0);
+        assert!(!s.upcall_pending(v));
+        assert!(unmask(&s, v, Port(9)), "unmask of a pending port re-raises");
+        assert!(!is_masked(&s, Port(9)));
+        assert_eq!(sel(&s, 0), 1);
+        assert!(s.upcall_pending(v));
+        // Unmasking an unmasked port does nothing, even though it is pending.
+        assert!(!unmask(&s, v, Port(9)));
+    }
+
+    #[test]
+    fn unmask_without_pending_only_clears_the_mask() {
+        let s = SharedInfo::new();
+        s.set_masked(Port(100), true);
+        assert!(!unmask(&s, VcpuId(0), Port(100)));
+        assert!(!is_masked(&s, Port(100)));
+        assert!(!s.upcall_pending(VcpuId(0)));
+    }
+
+    #[test]
+    fn guest_cleared_upcall_pending_is_raised_again() {
+        let s = SharedInfo::new();
+        let v = VcpuId(0);
+        assert_eq!(set_pending(&s, v, Port(1)), Raised::Newly { kick: true });
+        // The guest handles the event: clears upcall_pending, the selector and the bit.
+        s.vcpu_info[0]
+            .evtchn_upcall_pending
+            .store(0, Ordering::SeqCst);
+        s.vcpu_info[0].evtchn_pending_sel.store(0, Ordering::SeqCst);
+        clear_pending(&s, Port(1));
+        assert_eq!(set_pending(&s, v, Port(1)), Raised::Newly { kick: true });
+    }
+
+    #[test]
+    fn delivery_needs_pending_and_unmasked_upcall() {
+        let s = SharedInfo::new();
+        let v = VcpuId(2);
+        assert!(!events_need_delivery(&s, v));
+        let _ = set_pending(&s, v, Port(5));
+        assert!(events_need_delivery(&s, v));
+        s.set_upcall_masked(v, true);
+        assert!(!events_need_delivery(&s, v));
+    }
+
+    #[test]
+    fn vcpus_beyond_the_legacy_array_are_ignored_not_panicking() {
+        let s = SharedInfo::new();
+        let v = VcpuId(MAX_VCPUS as u32);
+        let _ = set_pending(&s, v, Port(5));
+        assert!(!s.upcall_pending(v));
+        s.set_upcall_masked(v, true);
+        assert!(!s.upcall_masked(v));
+    }
+}
