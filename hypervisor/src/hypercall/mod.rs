@@ -7,6 +7,7 @@
 //! the exit path to carry out after the handler has returned.
 
 mod console;
+pub mod event;
 mod memory;
 mod multicall;
 mod sched;
@@ -17,11 +18,11 @@ pub mod version;
 #[cfg(test)]
 pub mod testing;
 
+use crate::event::shared::SharedInfo;
 use crate::pv::guest_mem::GuestMemory;
 use crate::pv::vcpu::PvVcpu;
 use crate::regs::Regs;
 use guest_abi::sched::ShutdownReason;
-use guest_abi::xen::VcpuInfo;
 use guest_abi::{DomId, Hypercall, XenError};
 
 /// The result of a hypercall: a non-negative value or a Xen error.
@@ -29,6 +30,8 @@ pub type HcResult = Result<u64, XenError>;
 
 /// What the machine provides to hypercall handlers.
 pub trait Host {
+    /// The machine's domains, as event channels see them.
+    type Doms: crate::event::ops::Domains;
     /// Writes guest console output (`console_io` write).
     fn console_write(&mut self, domain: DomId, bytes: &[u8]);
     /// Reads pending console input into `buf`, returning the number of bytes.
@@ -39,8 +42,10 @@ pub trait Host {
     fn set_fs_base(&mut self, base: u64);
     /// Sets or clears the hardware CR0.TS for the running vCPU.
     fn set_fpu_trap(&mut self, ts: bool);
-    /// The running vCPU's `vcpu_info`.
-    fn vcpu_info(&mut self) -> &mut VcpuInfo;
+    /// The calling domain's `shared_info` page (which holds its vCPUs' `vcpu_info`).
+    fn shared(&self) -> &'static SharedInfo;
+    /// Event channels of all domains, the scheduler and the timers.
+    fn world(&mut self) -> event::World<'_, Self::Doms>;
     /// The highest machine frame number of the host.
     fn max_mfn(&self) -> u64;
     /// Nanoseconds of system time.
@@ -108,6 +113,13 @@ pub struct Call {
     pub args: [u64; 5],
 }
 
+impl<M: GuestMemory, H: Host> Ctx<'_, M, H> {
+    /// The caller's `vcpu_info` in its shared_info page.
+    pub fn vcpu_info(&self) -> &'static crate::event::shared::VcpuInfo {
+        &self.host.shared().vcpu_info[self.vcpu_id as usize % crate::event::abi::MAX_VCPUS]
+    }
+}
+
 impl Call {
     /// Reads a hypercall from the guest's registers.
     pub fn from_regs(regs: &Regs) -> Self {
@@ -150,6 +162,8 @@ pub fn dispatch<M: GuestMemory, H: Host>(
         Hypercall::ConsoleIo => console::console_io(ctx, a0, a1, a2),
         Hypercall::XenVersion => version::xen_version(ctx, a0, a1),
         Hypercall::SchedOp => sched::sched_op(ctx, a0, a1),
+        Hypercall::EventChannelOp => event::event_channel_op(ctx, a0, a1),
+        Hypercall::SetTimerOp => event::set_timer_op(ctx, a0),
         Hypercall::SetTrapTable => traps::set_trap_table(ctx, a0),
         Hypercall::SetCallbacks => traps::set_callbacks(ctx, a0, a1, a2),
         Hypercall::CallbackOp => traps::callback_op(ctx, a0, a1),

@@ -9,16 +9,9 @@ use guest_abi::sched::{SchedOp, SchedShutdown, ShutdownReason};
 pub fn sched_op<M: GuestMemory, H: Host>(ctx: &mut Ctx<'_, M, H>, cmd: u64, arg: u64) -> HcResult {
     let cmd = u32::try_from(cmd).map_err(|_| XenError::NoSys)?;
     match SchedOp::try_from(cmd)? {
-        SchedOp::Yield => {
-            ctx.action = Action::Yield;
-            Ok(0)
-        }
-        SchedOp::Block => {
-            // Blocking re-enables event delivery, as the guest's idle loop expects.
-            ctx.host.vcpu_info().evtchn_upcall_mask = 0;
-            ctx.action = Action::Block;
-            Ok(0)
-        }
+        SchedOp::Yield => super::event::yield_now(ctx),
+        SchedOp::Block => super::event::block(ctx),
+        SchedOp::Poll => super::event::poll(ctx, arg),
         SchedOp::Shutdown => {
             let s: SchedShutdown = ctx.mem.read_obj(arg)?;
             let reason = ShutdownReason::from_raw(s.reason).ok_or(XenError::Inval)?;
@@ -57,11 +50,26 @@ mod tests {
 
     #[test]
     fn block_unmasks_events_and_yield_yields() {
+        use core::sync::atomic::Ordering;
         let mut f = Fixture::new();
-        f.host.vcpu_info.evtchn_upcall_mask = 1;
+        f.host.shared.vcpu_info[0]
+            .evtchn_upcall_mask
+            .store(1, Ordering::SeqCst);
         assert_eq!(call(&mut f, Hypercall::SchedOp, [1, 0, 0, 0, 0]), Ok(0));
         assert_eq!(f.action, Action::Block);
-        assert_eq!(f.host.vcpu_info.evtchn_upcall_mask, 0);
+        assert_eq!(
+            f.host.shared.vcpu_info[0]
+                .evtchn_upcall_mask
+                .load(Ordering::SeqCst),
+            0
+        );
+        // With an event already pending, block returns at once.
+        f.host.shared.vcpu_info[0]
+            .evtchn_upcall_pending
+            .store(1, Ordering::SeqCst);
+        f.action = Action::Resume;
+        assert_eq!(call(&mut f, Hypercall::SchedOp, [1, 0, 0, 0, 0]), Ok(0));
+        assert_eq!(f.action, Action::Resume);
         assert_eq!(call(&mut f, Hypercall::SchedOp, [0, 0, 0, 0, 0]), Ok(0));
         assert_eq!(f.action, Action::Yield);
         assert_eq!(

@@ -1,15 +1,18 @@
 //! A fake machine and guest for host tests of the hypercall handlers.
 
 use super::{Action, Ctx, DomainInfo, HcResult, Host};
+use crate::event::abi as eabi;
+use crate::event::channel::{Channel, EventChannels};
+use crate::event::ops::{DomainEvents, Domains};
+use crate::event::shared::SharedInfo;
+use crate::hypercall::event::{Sched, Timers, World};
 use crate::pv::guest_mem::GuestMemory;
 use crate::pv::guest_mem::fake::FakeGuest;
 use crate::pv::vcpu::PvVcpu;
 use crate::regs::Regs;
-use guest_abi::xen::VcpuInfo;
 use guest_abi::{DomId, Hypercall};
 use std::vec;
 use std::vec::Vec;
-use zerocopy::FromZeros;
 
 /// Records what handlers asked of the machine.
 pub struct FakeHost {
@@ -18,11 +21,48 @@ pub struct FakeHost {
     pub synced: Vec<(bool, Option<crate::mm::Mfn>)>,
     pub fs_base: u64,
     pub fpu_trap: bool,
-    pub vcpu_info: VcpuInfo,
+    pub shared: &'static SharedInfo,
+    pub doms: FakeDoms,
+    pub sched: Sched,
+    pub timers: Timers,
     pub now: u64,
 }
 
+/// One domain (id 0, one vCPU) as event channels see it.
+pub struct FakeDoms {
+    pub channels: EventChannels<Vec<Channel>>,
+    pub shared: &'static SharedInfo,
+}
+
+impl Domains for FakeDoms {
+    type Store = Vec<Channel>;
+    type Shared = SharedInfo;
+
+    fn events(&mut self, id: eabi::DomId) -> Option<DomainEvents<'_, Vec<Channel>, SharedInfo>> {
+        (id == eabi::DomId(0)).then_some(DomainEvents {
+            channels: &mut self.channels,
+            shared: self.shared,
+        })
+    }
+
+    fn controller_paused(&self, _: eabi::DomId) -> bool {
+        false
+    }
+}
+
 impl Host for FakeHost {
+    type Doms = FakeDoms;
+
+    fn shared(&self) -> &'static SharedInfo {
+        self.shared
+    }
+    fn world(&mut self) -> World<'_, FakeDoms> {
+        World {
+            doms: &mut self.doms,
+            sched: &mut self.sched,
+            timers: &mut self.timers,
+        }
+    }
     fn console_write(&mut self, _domain: DomId, bytes: &[u8]) {
         self.console.extend_from_slice(bytes);
     }
@@ -40,9 +80,6 @@ impl Host for FakeHost {
     }
     fn set_fpu_trap(&mut self, ts: bool) {
         self.fpu_trap = ts;
-    }
-    fn vcpu_info(&mut self) -> &mut VcpuInfo {
-        &mut self.vcpu_info
     }
     fn max_mfn(&self) -> u64 {
         0x1_0000
@@ -94,6 +131,14 @@ impl Default for Fixture {
 
 impl Fixture {
     pub fn new() -> Self {
+        let shared: &'static SharedInfo =
+            std::boxed::Box::leak(std::boxed::Box::new(SharedInfo::new()));
+        let mut sched = Sched::new(crate::sched::scheduler::DEFAULT_SLICE_NS);
+        let me = crate::sched::scheduler::vcpu(eabi::DomId(0), eabi::VcpuId(0));
+        sched.add_domain(me.domain).expect("room for a domain");
+        sched
+            .add_vcpu(me, crate::sched::CpuId(0), true)
+            .expect("room for a vCPU");
         let mut mem = Mem(FakeGuest::default());
         mem.0.map(0x1000, 0x8000);
         Self {
@@ -120,7 +165,18 @@ impl Fixture {
                 synced: Vec::new(),
                 fs_base: 0,
                 fpu_trap: false,
-                vcpu_info: VcpuInfo::new_zeroed(),
+                shared,
+                doms: FakeDoms {
+                    channels: EventChannels::new(
+                        vec![Channel::FREE; EventChannels::<Vec<Channel>>::storage_len(4095)],
+                        1,
+                        4095,
+                    )
+                    .expect("a valid port table"),
+                    shared,
+                },
+                sched,
+                timers: Timers::new(),
                 now: 1_000_000,
             },
             action: Action::Resume,

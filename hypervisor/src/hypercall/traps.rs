@@ -260,13 +260,15 @@ pub fn vm_assist<M: GuestMemory, H: Host>(
 
 /// The `iret` hypercall. A frame the guest cannot return through crashes the domain.
 pub fn iret<M: GuestMemory, H: Host>(ctx: &mut Ctx<'_, M, H>) -> HcResult {
-    let mut mask = ctx.host.vcpu_info().evtchn_upcall_mask;
+    use core::sync::atomic::Ordering;
+    let info = ctx.vcpu_info();
+    let mut mask = info.evtchn_upcall_mask.load(Ordering::SeqCst);
     let host = &mut *ctx.host;
     match bounce::iret(ctx.regs, ctx.vcpu, &mut mask, ctx.mem, |v| {
         host.sync_mode(v)
     }) {
         Ok(rax) => {
-            ctx.host.vcpu_info().evtchn_upcall_mask = mask;
+            info.evtchn_upcall_mask.store(mask, Ordering::SeqCst);
             ctx.regs.rax = rax;
             Ok(rax)
         }

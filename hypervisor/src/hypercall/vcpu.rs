@@ -30,6 +30,10 @@ pub fn vcpu_op<M: GuestMemory, H: Host>(
             ctx.mem.write_obj(arg, &info)?;
             Ok(0)
         }
+        VcpuOp::SetSingleshotTimer
+        | VcpuOp::StopSingleshotTimer
+        | VcpuOp::SetPeriodicTimer
+        | VcpuOp::StopPeriodicTimer => super::event::vcpu_timer_op(ctx, op, vcpuid as u32, arg),
         _ => Err(XenError::NoSys),
     }
 }

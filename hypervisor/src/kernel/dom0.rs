@@ -4,7 +4,15 @@
 //! file only fetches frames, copies bytes through the direct map and writes the tables. The
 //! bootstrap page tables are mapped read-only in the guest, as the PV MMU requires.
 
-use super::domain::{Domain, MACHINE, Machine, Vcpu};
+use super::domain::{Domain, DomainEventState, EventTable, MACHINE, Machine, Vcpu};
+use crate::event::abi as eabi;
+use crate::event::channel::{Channel, EventChannels};
+use crate::hypercall::event::{Sched, Timers};
+use crate::pvclock;
+use crate::sched::CpuId;
+
+/// Highest event channel port of a domain (the 2-level ABI limit).
+const MAX_PORT: u32 = 4095;
 use super::host::MAX_MFN;
 use crate::arch::x86_64::paging::{self, phys_to_virt};
 use crate::arch::x86_64::{entry, guest};
@@ -197,8 +205,44 @@ pub fn start(domain: Domain, regs: Regs, max_mfn: u64) -> ! {
     MAX_MFN.store(max_mfn, Ordering::Relaxed);
     entry::init(crate::arch::x86_64::gdt::ring0_stack_top());
     let pv = domain.vcpus[0].pv.clone();
+    let id = eabi::DomId(domain.info.id.0);
+    let me = crate::sched::scheduler::vcpu(id, eabi::VcpuId(0));
+    let shared = domain.shared();
+    let storage = vec![Channel::FREE; EventChannels::<Box<[Channel]>>::storage_len(MAX_PORT)]
+        .into_boxed_slice();
+    let channels = match EventChannels::new(storage, domain.info.nr_vcpus, MAX_PORT) {
+        Ok(c) => c,
+        Err(e) => {
+            crate::error!("dom0: cannot set up event channels: {e:?}");
+            crate::arch::x86_64::power::dom0_crashed()
+        }
+    };
+    let mut sched = Sched::new(crate::sched::scheduler::DEFAULT_SLICE_NS);
+    if sched
+        .add_domain(id)
+        .and_then(|()| sched.add_vcpu(me, CpuId(0), true))
+        .is_err()
+    {
+        crate::error!("dom0: cannot add it to the scheduler");
+        crate::arch::x86_64::power::dom0_crashed()
+    }
+    let clock = crate::arch::x86_64::time::pvclock();
+    let now = clock.now(crate::arch::x86_64::cpu::rdtsc());
+    pvclock::publish(&shared.vcpu_info[0].time, &clock.record(), 0);
+    let _ = sched.schedule(CpuId(0), now, None);
     *MACHINE.lock() = Some(Machine {
         domains: vec![Box::new(domain)],
+        events: EventTable {
+            domains: vec![DomainEventState {
+                id,
+                channels,
+                shared,
+                controller_paused: false,
+            }],
+        },
+        sched,
+        timers: Timers::new(),
+        clock,
         current: 0,
         current_vcpu: 0,
     });

@@ -1,13 +1,19 @@
-//! Domains and vCPUs as the running hypervisor keeps them.
+//! Domains and vCPUs as the running hypervisor keeps them, and the machine-wide state
+//! (event channels, scheduler, timers, clock) that hypercalls reach through `Host::world`.
 
 use crate::arch::x86_64::paging::phys_to_virt;
+use crate::event::abi as eabi;
+use crate::event::channel::{Channel, EventChannels};
+use crate::event::ops::{DomainEvents, Domains};
+use crate::event::shared::SharedInfo;
 use crate::hypercall::DomainInfo;
+use crate::hypercall::event::{Sched, Timers};
 use crate::mm::Mfn;
 use crate::pv::vcpu::PvVcpu;
+use crate::pvclock::PvClock;
 use crate::regs::Regs;
 use alloc::boxed::Box;
 use alloc::vec::Vec;
-use guest_abi::xen::VcpuInfo;
 
 /// One virtual CPU.
 pub struct Vcpu {
@@ -32,10 +38,57 @@ pub struct Domain {
 }
 
 impl Domain {
-    /// The `vcpu_info` of vCPU `id` in the shared-info page.
-    pub fn vcpu_info(&self, id: u32) -> *mut VcpuInfo {
-        let base = phys_to_virt(self.shared_info.addr()) as *mut VcpuInfo;
-        base.wrapping_add(id as usize)
+    /// The atomic view of the domain's shared-info page.
+    pub fn shared(&self) -> &'static SharedInfo {
+        shared_view(self.shared_info)
+    }
+}
+
+/// The atomic view of a shared-info frame.
+pub fn shared_view(frame: Mfn) -> &'static SharedInfo {
+    // SAFETY: shared-info frames are allocated for a domain's lifetime and never freed while
+    // it exists; `SharedInfo` is a layout-exact, all-atomic mirror of the page's start, so
+    // sharing it with the guest (which writes it concurrently) is sound.
+    unsafe { &*(phys_to_virt(frame.addr()) as *const SharedInfo) }
+}
+
+/// One domain's event state.
+pub struct DomainEventState {
+    /// Domain id.
+    pub id: eabi::DomId,
+    /// Its ports.
+    pub channels: EventChannels<Box<[Channel]>>,
+    /// Its shared-info page.
+    pub shared: &'static SharedInfo,
+    /// Paused by its controller (the toolstack).
+    pub controller_paused: bool,
+}
+
+/// Every domain's event state, for operations that cross domains.
+#[derive(Default)]
+pub struct EventTable {
+    /// One entry per domain.
+    pub domains: Vec<DomainEventState>,
+}
+
+impl Domains for EventTable {
+    type Store = Box<[Channel]>;
+    type Shared = SharedInfo;
+
+    fn events(&mut self, id: eabi::DomId) -> Option<DomainEvents<'_, Box<[Channel]>, SharedInfo>> {
+        self.domains
+            .iter_mut()
+            .find(|d| d.id == id)
+            .map(|d| DomainEvents {
+                channels: &mut d.channels,
+                shared: d.shared,
+            })
+    }
+
+    fn controller_paused(&self, id: eabi::DomId) -> bool {
+        self.domains
+            .iter()
+            .any(|d| d.id == id && d.controller_paused)
     }
 }
 
@@ -43,6 +96,14 @@ impl Domain {
 pub struct Machine {
     /// Domains, dom0 first.
     pub domains: Vec<Box<Domain>>,
+    /// Event channels of all domains.
+    pub events: EventTable,
+    /// The scheduler.
+    pub sched: Sched,
+    /// The CPU's timers.
+    pub timers: Timers,
+    /// The CPU's clock, as published to guests.
+    pub clock: PvClock,
     /// Index of the running domain in `domains`.
     pub current: usize,
     /// The running vCPU's id.

@@ -1,25 +1,39 @@
 //! What happens on every exit from a guest: hypercalls, user `syscall`s, exceptions and
-//! interrupts, then the checks every return makes (pending events), and the actions a call may
-//! leave behind (shutdown, block, crash).
+//! interrupts; then, before every return, expired timers, the scheduling decision and pending
+//! event upcalls; and the actions a call may leave behind (shutdown, block, crash).
 
-use super::domain::MACHINE;
+use super::domain::{MACHINE, Machine};
 use super::host::KernelHost;
 use crate::arch::x86_64::entry::SYSCALL32_VECTOR;
-use crate::arch::x86_64::{power, trap};
-use crate::hypercall::{self, Action, Ctx, Host};
+use crate::arch::x86_64::{apic, cpu, power, trap};
+use crate::event::abi as eabi;
+use crate::event::ops::{self as evops, Domains};
+use crate::event::shared::{self, SharedInfo};
+use crate::hypercall::{self, Action, Ctx, DomainInfo};
 use crate::pv::bounce::{self, Bounce};
 use crate::pv::emulate;
 use crate::pv::vcpu::PvVcpu;
 use crate::regs::{Regs, SYSCALL_VECTOR};
+use crate::sched::scheduler::vcpu as vcpu_ref;
+use crate::sched::{CpuId, TimerAction, timer};
 use crate::{error, info, warn};
+use core::sync::atomic::{AtomicBool, Ordering};
 use guest_abi::sched::ShutdownReason;
 use x86_64::registers::control::Cr2;
 
 use crate::arch::x86_64::uaccess::CurrentGuest;
 
+/// Set by the timer interrupt: the next return to a guest goes through the scheduler.
+static NEED_RESCHED: AtomicBool = AtomicBool::new(false);
+
+/// Called from the timer interrupt.
+pub fn timer_tick() {
+    NEED_RESCHED.store(true, Ordering::Relaxed);
+}
+
 /// Runs `f` on the running vCPU, its domain info and a host bound to them.
 fn with_current<R>(
-    f: impl FnOnce(&mut PvVcpu, u32, &mut crate::hypercall::DomainInfo, &mut KernelHost) -> R,
+    f: impl FnOnce(&mut PvVcpu, u32, &mut DomainInfo, &mut KernelHost<'_>) -> R,
 ) -> R {
     let mut machine = MACHINE.lock();
     let Some(m) = machine.as_mut() else {
@@ -27,14 +41,33 @@ fn with_current<R>(
         error!("guest exit with no domain running");
         power::crash();
     };
-    let vcpu_id = m.current_vcpu;
-    let dom = &mut m.domains[m.current];
+    let Machine {
+        domains,
+        events,
+        sched,
+        timers,
+        clock,
+        current,
+        current_vcpu,
+    } = m;
+    let vcpu_id = *current_vcpu;
+    let dom = &mut domains[*current];
     let mut host = KernelHost {
-        vcpu_info: dom.vcpu_info(vcpu_id),
+        shared: dom.shared(),
+        domain: eabi::DomId(dom.info.id.0),
+        vcpu_id,
         privileged: dom.info.privileged,
+        events,
+        sched,
+        timers,
+        clock,
     };
     let vcpu = &mut dom.vcpus[vcpu_id as usize];
     f(&mut vcpu.pv, vcpu_id, &mut dom.info, &mut host)
+}
+
+fn vcpu_info(shared: &SharedInfo, vcpu_id: u32) -> &crate::event::shared::VcpuInfo {
+    &shared.vcpu_info[vcpu_id as usize % eabi::MAX_VCPUS]
 }
 
 /// `syscall` from a guest: a hypercall from guest kernel mode, else a system call of guest
@@ -77,8 +110,8 @@ extern "C" fn guest_syscall(regs: &mut Regs) {
 /// An exception or interrupt that arrived while a guest ran.
 pub fn guest_trap(regs: &mut Regs) {
     let vector = regs.vector as u8;
-    let action = with_current(|vcpu, _, _, host| match vector {
-        // Interrupts are the hypervisor's; the guest just resumes.
+    let action = with_current(|vcpu, vcpu_id, _, host| match vector {
+        // Interrupts are the hypervisor's; the guest just resumes (after the scheduler).
         2 | 32..=255 => Action::Resume,
         7 if vcpu.fpu_ts => {
             // Xen: #NM with the virtual TS set goes to the guest, which clears it.
@@ -91,7 +124,9 @@ pub fn guest_trap(regs: &mut Regs) {
             Action::Resume
         }
         14 => {
-            host.vcpu_info().arch.cr2 = Cr2::read_raw();
+            vcpu_info(host.shared, vcpu_id)
+                .arch_cr2
+                .store(Cr2::read_raw(), Ordering::SeqCst);
             bounce_exception(regs, vcpu, host, 14, Some(regs.error_code))
         }
         6 | 13 => privileged_op(regs, vcpu, host, vector),
@@ -103,7 +138,12 @@ pub fn guest_trap(regs: &mut Regs) {
 
 /// #GP or #UD from a guest: emulate the privileged instruction, or deliver a software
 /// interrupt the guest's virtual IDT allows, or bounce the fault.
-fn privileged_op(regs: &mut Regs, vcpu: &mut PvVcpu, host: &mut KernelHost, vector: u8) -> Action {
+fn privileged_op(
+    regs: &mut Regs,
+    vcpu: &mut PvVcpu,
+    host: &mut KernelHost<'_>,
+    vector: u8,
+) -> Action {
     const IDT_ERROR: u64 = 1 << 1;
     let mut bytes = [0u8; 15];
     let n = emulate::fetch(&mut CurrentGuest, regs.rip, &mut bytes);
@@ -117,8 +157,11 @@ fn privileged_op(regs: &mut Regs, vcpu: &mut PvVcpu, host: &mut KernelHost, vect
     ) {
         emulate::Outcome::Emulated => return Action::Resume,
         emulate::Outcome::Block => {
-            host.vcpu_info().evtchn_upcall_mask = 0;
-            return Action::Block;
+            let me = vcpu_ref(host.domain, eabi::VcpuId(host.vcpu_id));
+            return match crate::sched::ops::block(host.shared, host.sched, me) {
+                Ok(crate::sched::ops::Blocking::Blocked(_)) => Action::Block,
+                _ => Action::Resume,
+            };
         }
         emulate::Outcome::Fault => {}
     }
@@ -146,7 +189,7 @@ fn privileged_op(regs: &mut Regs, vcpu: &mut PvVcpu, host: &mut KernelHost, vect
 fn bounce_exception(
     regs: &mut Regs,
     vcpu: &mut PvVcpu,
-    host: &mut KernelHost,
+    host: &mut KernelHost<'_>,
     vector: u8,
     error_code: Option<u64>,
 ) -> Action {
@@ -172,12 +215,13 @@ const EXCEPTION_NAMES_NO_HANDLER: [&str; 32] = {
     names
 };
 
-fn deliver(regs: &mut Regs, vcpu: &mut PvVcpu, host: &mut KernelHost, b: &Bounce) -> Action {
-    let mut mask = host.vcpu_info().evtchn_upcall_mask;
+fn deliver(regs: &mut Regs, vcpu: &mut PvVcpu, host: &mut KernelHost<'_>, b: &Bounce) -> Action {
+    let info = vcpu_info(host.shared, host.vcpu_id);
+    let mut mask = info.evtchn_upcall_mask.load(Ordering::SeqCst);
     let result = bounce::deliver(regs, vcpu, &mut mask, b, &mut CurrentGuest, |v| {
         crate::arch::x86_64::guest::load_mode(v)
     });
-    host.vcpu_info().evtchn_upcall_mask = mask;
+    info.evtchn_upcall_mask.store(mask, Ordering::SeqCst);
     match result {
         Ok(()) => Action::Resume,
         Err(_) => Action::Crash("cannot deliver a trap (bad kernel stack or handler)"),
@@ -186,9 +230,8 @@ fn deliver(regs: &mut Regs, vcpu: &mut PvVcpu, host: &mut KernelHost, b: &Bounce
 
 /// Delivers a pending event upcall if the guest has events unmasked.
 fn check_events(regs: &mut Regs) -> Action {
-    with_current(|vcpu, _, _, host| {
-        let info = host.vcpu_info();
-        if info.evtchn_upcall_pending == 0 || info.evtchn_upcall_mask != 0 {
+    with_current(|vcpu, vcpu_id, _, host| {
+        if !shared::events_need_delivery(host.shared, eabi::VcpuId(vcpu_id)) {
             return Action::Resume;
         }
         let cb = vcpu.event_callback;
@@ -208,31 +251,81 @@ fn check_events(regs: &mut Regs) -> Action {
     })
 }
 
-/// Carries out what the exit left to do; returns only when the guest is to resume.
-fn finish(regs: &mut Regs, action: Action) {
-    let action = match action {
-        Action::Resume | Action::Yield => check_events(regs),
-        other => other,
-    };
-    match action {
-        Action::Resume | Action::Yield => {}
-        Action::Block => block(regs),
-        Action::Shutdown(reason) => dom0_shutdown(reason),
-        Action::Crash(why) => crash_domain(regs, why),
+/// Runs expired timers: `VIRQ_TIMER` for one-shot and periodic timers, the end of a poll.
+fn run_timers(m: &mut Machine, now: u64) {
+    while let Some(key) = m.timers.pop_expired(now) {
+        let v = key.vcpu;
+        let Some(vt) = m
+            .domains
+            .iter_mut()
+            .find(|d| d.info.id.0 == v.domain.0)
+            .and_then(|d| d.vcpus.get_mut(v.vcpu.0 as usize))
+            .map(|vc| &mut vc.pv.timers)
+        else {
+            continue;
+        };
+        match timer::on_expiry(&mut m.timers, vt, key, now) {
+            Ok(TimerAction::RaiseTimerVirq(v)) => {
+                let wake = evops::raise_virq(&mut m.events, v.domain, v.vcpu, eabi::Virq::TIMER);
+                let _ = m.sched.wake_all(wake);
+            }
+            Ok(TimerAction::EndPoll(v)) => {
+                if let Some(ev) = m.events.events(v.domain) {
+                    ev.channels.end_poll(v.vcpu);
+                }
+                let _ = m.sched.wake(v);
+            }
+            Ok(TimerAction::None) | Err(_) => {}
+        }
     }
 }
 
-/// Waits with interrupts on until the blocked vCPU has an event pending.
-fn block(regs: &mut Regs) {
+/// Runs timers and the scheduler until the current vCPU may run, idling (interrupts on, CPU
+/// halted) while nothing is runnable.
+fn schedule() {
     loop {
-        let pending = with_current(|_, _, _, host| host.vcpu_info().evtchn_upcall_pending != 0);
-        if pending {
-            break;
+        let mut guard = MACHINE.lock();
+        let Some(m) = guard.as_mut() else { return };
+        let now = m.clock.now(cpu::rdtsc());
+        NEED_RESCHED.store(false, Ordering::Relaxed);
+        run_timers(m, now);
+        let d = m.sched.schedule(CpuId(0), now, m.timers.next_deadline());
+        if let Some(until) = d.until {
+            apic::arm_oneshot(until.saturating_sub(now).max(1));
         }
-        x86_64::instructions::interrupts::enable_and_hlt();
-        x86_64::instructions::interrupts::disable();
+        let current = {
+            let dom = &m.domains[m.current];
+            vcpu_ref(eabi::DomId(dom.info.id.0), eabi::VcpuId(m.current_vcpu))
+        };
+        match d.next {
+            Some(v) if v == current => return,
+            Some(v) => {
+                // Only dom0 exists so far: another runnable vCPU cannot appear.
+                drop(guard);
+                error!("scheduler picked {v:?}, which this build cannot switch to");
+                power::crash();
+            }
+            None => {
+                drop(guard);
+                x86_64::instructions::interrupts::enable_and_hlt();
+                x86_64::instructions::interrupts::disable();
+            }
+        }
     }
-    finish(regs, Action::Resume);
+}
+
+/// Carries out what the exit left to do; returns only when the guest is to resume.
+fn finish(regs: &mut Regs, action: Action) {
+    match action {
+        Action::Shutdown(reason) => dom0_shutdown(reason),
+        Action::Crash(why) => crash_domain(regs, why),
+        Action::Block | Action::Yield => schedule(),
+        Action::Resume if NEED_RESCHED.load(Ordering::Relaxed) => schedule(),
+        Action::Resume => {}
+    }
+    if let Action::Crash(why) = check_events(regs) {
+        crash_domain(regs, why);
+    }
 }
 
 fn dom0_shutdown(reason: ShutdownReason) -> ! {

@@ -1,25 +1,42 @@
-//! The machine as hypercall handlers see it.
+//! The machine as hypercall handlers and the instruction emulator see it.
 
-use crate::arch::x86_64::{cpu, guest, serial, time};
+use super::domain::EventTable;
+use crate::arch::x86_64::{cpu, guest, serial};
+use crate::event::shared::SharedInfo;
 use crate::hypercall::Host;
+use crate::hypercall::event::{Sched, Timers, World};
 use crate::pv::emulate::PrivHost;
 use crate::pv::vcpu::PvVcpu;
+use crate::pvclock::PvClock;
 use core::sync::atomic::{AtomicU64, Ordering};
 use guest_abi::DomId;
-use guest_abi::xen::VcpuInfo;
 
 /// The highest machine frame number, set at boot.
 pub static MAX_MFN: AtomicU64 = AtomicU64::new(0);
 
 /// [`Host`] for the running vCPU.
-pub struct KernelHost {
-    /// The running vCPU's `vcpu_info`, direct-mapped.
-    pub vcpu_info: *mut VcpuInfo,
+pub struct KernelHost<'a> {
+    /// The running domain's shared-info page.
+    pub shared: &'static SharedInfo,
+    /// The running domain's id.
+    pub domain: crate::event::abi::DomId,
+    /// The running vCPU's id.
+    pub vcpu_id: u32,
     /// Whether the running domain is dom0 (which is granted the machine's I/O ports).
     pub privileged: bool,
+    /// Event channels of all domains.
+    pub events: &'a mut EventTable,
+    /// The scheduler.
+    pub sched: &'a mut Sched,
+    /// The CPU's timers.
+    pub timers: &'a mut Timers,
+    /// The CPU's clock.
+    pub clock: &'a PvClock,
 }
 
-impl Host for KernelHost {
+impl Host for KernelHost<'_> {
+    type Doms = EventTable;
+
     fn console_write(&mut self, _domain: DomId, bytes: &[u8]) {
         serial::write_bytes(bytes);
     }
@@ -40,11 +57,16 @@ impl Host for KernelHost {
         guest::set_fpu_trap(ts);
     }
 
-    fn vcpu_info(&mut self) -> &mut VcpuInfo {
-        // SAFETY: the pointer is the running vCPU's slot in its domain's shared-info frame,
-        // which the hypervisor owns for the domain's lifetime; only this CPU touches it while
-        // the hypercall runs.
-        unsafe { &mut *self.vcpu_info }
+    fn shared(&self) -> &'static SharedInfo {
+        self.shared
+    }
+
+    fn world(&mut self) -> World<'_, EventTable> {
+        World {
+            doms: self.events,
+            sched: self.sched,
+            timers: self.timers,
+        }
     }
 
     fn max_mfn(&self) -> u64 {
@@ -52,11 +74,11 @@ impl Host for KernelHost {
     }
 
     fn now_ns(&self) -> u64 {
-        time::now()
+        self.clock.now(cpu::rdtsc())
     }
 }
 
-impl PrivHost for KernelHost {
+impl PrivHost for KernelHost<'_> {
     fn cpuid(&self, leaf: u32, subleaf: u32) -> [u32; 4] {
         cpu::cpuid(leaf, subleaf)
     }
@@ -96,7 +118,9 @@ impl PrivHost for KernelHost {
     }
 
     fn guest_cr2(&mut self) -> u64 {
-        Host::vcpu_info(self).arch.cr2
+        self.shared.vcpu_info[self.vcpu_id as usize % crate::event::abi::MAX_VCPUS]
+            .arch_cr2
+            .load(Ordering::SeqCst)
     }
 
     fn sync_mode(&mut self, vcpu: &PvVcpu) {

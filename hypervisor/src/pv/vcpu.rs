@@ -55,6 +55,8 @@ pub struct PvVcpu {
     pub fpu_ts: bool,
     /// Debug registers from `set_debugreg`.
     pub debugreg: [u64; 8],
+    /// Periodic-timer state.
+    pub timers: crate::sched::VcpuTimers,
 }
 
 impl Default for PvVcpu {
@@ -79,6 +81,7 @@ impl Default for PvVcpu {
             fpu_ts: false,
             // DR6 and DR7 reset values.
             debugreg: [0, 0, 0, 0, 0, 0, 0xffff_0ff0, 0x400],
+            timers: crate::sched::VcpuTimers::PV_DEFAULT,
         }
     }
 }

@@ -39,3 +39,14 @@ pub fn spin_for(ns: u64) {
         core::hint::spin_loop();
     }
 }
+
+/// The guest-visible clock, reading 0 when the hypervisor's clock started, with the same
+/// scale: the hypervisor and its guests agree on system time.
+pub fn pvclock() -> crate::pvclock::PvClock {
+    let (scale, at) = CLOCK
+        .get()
+        .map_or((TimeScale::from_hz(1_000_000_000), 0), |c| {
+            (c.scale, c.tsc_at_boot)
+        });
+    crate::pvclock::PvClock::new(scale, at)
+}
