@@ -6,5 +6,5 @@ mod fake;
 mod memory;
 mod model;
 mod ops;
-
+mod prop;
 mod rules;
