@@ -2,6 +2,7 @@
 
 pub mod frames;
 pub mod layout;
+pub mod pv;
 
 /// Size of a page and of a machine frame.
 pub const PAGE_SIZE: u64 = 4096;
