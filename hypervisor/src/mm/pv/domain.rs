@@ -395,7 +395,9 @@ impl<S: FrameStore, P: FramePool, M: M2pTable, const D: usize> FrameTable<S, P, 
     }
 
     fn destroy(&mut self, d: DomainRef, vcpus: &mut [VcpuMm]) -> Result<DestroyReport, PvMmError> {
-        self.domain_mut(d)?.dying = true;
+        let dom = self.domain_mut(d)?;
+        dom.dying = true;
+        let before = dom.tot_pages;
         for vcpu in vcpus.iter_mut().filter(|v| v.domain == d.id) {
             for mfn in [vcpu.kernel_table.take(), vcpu.user_table.take()]
                 .into_iter()
@@ -405,37 +407,32 @@ impl<S: FrameStore, P: FramePool, M: M2pTable, const D: usize> FrameTable<S, P, 
             }
             vcpu.set_ldt(0, 0);
         }
-        let limit = self.store.frame_limit();
-        let owned = |ft: &Self, m: u64| ft.store.info(Mfn(m)).owner == d.id;
-        for m in 0..limit {
-            if owned(self, m) && self.store.info(Mfn(m)).is_pinned() {
-                self.store.info_mut(Mfn(m)).set_pinned(false);
-                self.put_ref_and_type(Mfn(m));
+        // Unpinning first devalidates every table (they form an acyclic graph rooted at pins
+        // and base pointers), so that dropping the allocation references frees the frames.
+        for drop_pins in [true, false] {
+            for mfn in (0..self.store.frame_limit()).map(Mfn) {
+                let f = *self.store.info(mfn);
+                if f.owner != d.id {
+                    continue;
+                }
+                if drop_pins && f.is_pinned() {
+                    self.store.info_mut(mfn).set_pinned(false);
+                    self.put_ref_and_type(mfn);
+                } else if !drop_pins && f.is_allocated() {
+                    self.store.info_mut(mfn).set_allocated(false);
+                    self.put_ref(mfn);
+                }
             }
         }
-        let mut report = DestroyReport {
-            freed: 0,
-            still_referenced: 0,
-        };
-        for m in 0..limit {
-            let mfn = Mfn(m);
-            if !owned(self, m) || !self.store.info(mfn).is_allocated() {
-                continue;
-            }
-            self.store.info_mut(mfn).set_allocated(false);
-            self.put_ref(mfn);
-            if self.store.info(mfn).owner().is_none() {
-                report.freed += 1;
-            } else {
-                report.still_referenced += 1;
-            }
-        }
-        if let Ok(dom) = self.domain(d)
-            && dom.tot_pages == 0
-        {
+        // The accounting goes with the last frame (`uncharge`), or now if there was none.
+        let remaining = self.domain(d).map_or(0, |dom| dom.tot_pages);
+        if remaining == 0 {
             self.domains[usize::from(d.slot)] = None;
         }
-        Ok(report)
+        Ok(DestroyReport {
+            freed: before - remaining,
+            still_referenced: remaining,
+        })
     }
 
     /// Shares a hypervisor frame (not in the pool, record free) with `owner`, a domain or
