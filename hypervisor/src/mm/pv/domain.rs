@@ -85,10 +85,6 @@ impl DomainRef {
     }
 }
 
-/// Proof that the caller is privileged, minted only by [`FrameTable::privilege`].
-#[derive(Debug)]
-pub struct Privileged(());
-
 /// A vCPU's page-table state: its base pointers (each holds a general and an `L4` type
 /// reference) and its LDT. Changed only through the PV MMU operations.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -219,10 +215,11 @@ impl<S: FrameStore, P: FramePool, M: M2pTable, const D: usize> FrameTable<S, P, 
         Ok(())
     }
 
-    /// Proof that `caller` is privileged, or `NotPermitted`.
-    pub fn privilege(&self, caller: DomainRef) -> Result<Privileged, PvMmError> {
+    /// `Ok` if `caller` is privileged (may act on other domains), else `NotPermitted`. The
+    /// operations check this themselves where a guest argument names another domain.
+    pub fn check_privileged(&self, caller: DomainRef) -> Result<(), PvMmError> {
         if self.domain(caller)?.config.privileged {
-            Ok(Privileged(()))
+            Ok(())
         } else {
             Err(PvMmError::NotPermitted)
         }
@@ -237,7 +234,7 @@ impl<S: FrameStore, P: FramePool, M: M2pTable, const D: usize> FrameTable<S, P, 
             return Ok(caller);
         }
         let target = self.lookup(domid).ok_or(PvMmError::NoSuchDomain(domid))?;
-        self.privilege(caller)?;
+        self.check_privileged(caller)?;
         Ok(target)
     }
 

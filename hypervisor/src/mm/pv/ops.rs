@@ -239,7 +239,7 @@ impl<S: FrameStore, P: FramePool, M: M2pTable, const D: usize> FrameTable<S, P, 
                 let id = DomId((n - 1) as u16);
                 let pt = self.lookup(id).ok_or(PvMmError::NoSuchDomain(id))?;
                 if pt != caller {
-                    self.privilege(caller)?;
+                    self.check_privileged(caller)?;
                 }
                 pt
             }
@@ -300,7 +300,7 @@ impl<S: FrameStore, P: FramePool, M: M2pTable, const D: usize> FrameTable<S, P, 
             }
         };
         if check_privilege {
-            self.privilege(caller)?;
+            self.check_privileged(caller)?;
         }
         Ok(owner)
     }
