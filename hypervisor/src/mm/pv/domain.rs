@@ -85,10 +85,6 @@ impl DomainRef {
     }
 }
 
-/// Proof that the caller is privileged, minted only by [`FrameTable::privilege`].
-#[derive(Debug)]
-pub struct Privileged(());
-
 /// A vCPU's page-table state: its base pointers (each holds a general and an `L4` type
 /// reference) and its LDT. Changed only through the PV MMU operations.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -219,10 +215,11 @@ impl<S: FrameStore, P: FramePool, M: M2pTable, const D: usize> FrameTable<S, P, 
         Ok(())
     }
 
-    /// Proof that `caller` is privileged, or `NotPermitted`.
-    pub fn privilege(&self, caller: DomainRef) -> Result<Privileged, PvMmError> {
+    /// `Ok` if `caller` is privileged (may act on other domains), else `NotPermitted`. The
+    /// operations check this themselves where a guest argument names another domain.
+    pub fn check_privileged(&self, caller: DomainRef) -> Result<(), PvMmError> {
         if self.domain(caller)?.config.privileged {
-            Ok(Privileged(()))
+            Ok(())
         } else {
             Err(PvMmError::NotPermitted)
         }
@@ -237,7 +234,7 @@ impl<S: FrameStore, P: FramePool, M: M2pTable, const D: usize> FrameTable<S, P, 
             return Ok(caller);
         }
         let target = self.lookup(domid).ok_or(PvMmError::NoSuchDomain(domid))?;
-        self.privilege(caller)?;
+        self.check_privileged(caller)?;
         Ok(target)
     }
 
@@ -395,7 +392,9 @@ impl<S: FrameStore, P: FramePool, M: M2pTable, const D: usize> FrameTable<S, P, 
     }
 
     fn destroy(&mut self, d: DomainRef, vcpus: &mut [VcpuMm]) -> Result<DestroyReport, PvMmError> {
-        self.domain_mut(d)?.dying = true;
+        let dom = self.domain_mut(d)?;
+        dom.dying = true;
+        let before = dom.tot_pages;
         for vcpu in vcpus.iter_mut().filter(|v| v.domain == d.id) {
             for mfn in [vcpu.kernel_table.take(), vcpu.user_table.take()]
                 .into_iter()
@@ -405,37 +404,32 @@ impl<S: FrameStore, P: FramePool, M: M2pTable, const D: usize> FrameTable<S, P, 
             }
             vcpu.set_ldt(0, 0);
         }
-        let limit = self.store.frame_limit();
-        let owned = |ft: &Self, m: u64| ft.store.info(Mfn(m)).owner == d.id;
-        for m in 0..limit {
-            if owned(self, m) && self.store.info(Mfn(m)).is_pinned() {
-                self.store.info_mut(Mfn(m)).set_pinned(false);
-                self.put_ref_and_type(Mfn(m));
+        // Unpinning first devalidates every table (they form an acyclic graph rooted at pins
+        // and base pointers), so that dropping the allocation references frees the frames.
+        for drop_pins in [true, false] {
+            for mfn in (0..self.store.frame_limit()).map(Mfn) {
+                let f = *self.store.info(mfn);
+                if f.owner != d.id {
+                    continue;
+                }
+                if drop_pins && f.is_pinned() {
+                    self.store.info_mut(mfn).set_pinned(false);
+                    self.put_ref_and_type(mfn);
+                } else if !drop_pins && f.is_allocated() {
+                    self.store.info_mut(mfn).set_allocated(false);
+                    self.put_ref(mfn);
+                }
             }
         }
-        let mut report = DestroyReport {
-            freed: 0,
-            still_referenced: 0,
-        };
-        for m in 0..limit {
-            let mfn = Mfn(m);
-            if !owned(self, m) || !self.store.info(mfn).is_allocated() {
-                continue;
-            }
-            self.store.info_mut(mfn).set_allocated(false);
-            self.put_ref(mfn);
-            if self.store.info(mfn).owner().is_none() {
-                report.freed += 1;
-            } else {
-                report.still_referenced += 1;
-            }
-        }
-        if let Ok(dom) = self.domain(d)
-            && dom.tot_pages == 0
-        {
+        // The accounting goes with the last frame (`uncharge`), or now if there was none.
+        let remaining = self.domain(d).map_or(0, |dom| dom.tot_pages);
+        if remaining == 0 {
             self.domains[usize::from(d.slot)] = None;
         }
-        Ok(report)
+        Ok(DestroyReport {
+            freed: before - remaining,
+            still_referenced: remaining,
+        })
     }
 
     /// Shares a hypervisor frame (not in the pool, record free) with `owner`, a domain or

@@ -212,7 +212,8 @@ impl<S: FrameStore, P: FramePool, M: M2pTable, const D: usize> FrameTable<S, P, 
     /// stopping at the first failure. `reqs` yields the requests as read from guest memory (an
     /// `Err(Fault)` where a read fails). `foreigndom`'s low 16 bits name the owner of the frames
     /// L1 entries map (`DOMID_SELF`, another domain, `DOMID_XEN` or `DOMID_IO`), its high 16 bits
-    /// (plus one) the owner of the page tables; naming another domain takes privilege.
+    /// (plus one) the owner of the page tables; naming another domain takes privilege. Another
+    /// domain's tables may only map that domain's own frames.
     pub fn mmu_update(
         &mut self,
         caller: DomainRef,
@@ -238,13 +239,23 @@ impl<S: FrameStore, P: FramePool, M: M2pTable, const D: usize> FrameTable<S, P, 
                 let id = DomId((n - 1) as u16);
                 let pt = self.lookup(id).ok_or(PvMmError::NoSuchDomain(id))?;
                 if pt != caller {
-                    self.privilege(caller)?;
+                    self.check_privileged(caller)?;
                 }
                 pt
             }
         };
-        let pg = self.page_owner(caller, DomId(foreigndom as u16), true)?;
+        let fd = DomId(foreigndom as u16);
         let pt = self.domain(pt)?;
+        if pt.id() != caller.id() {
+            // Editing another domain's tables: they may only map that domain's frames. (Xen
+            // takes DOMID_SELF to mean the caller here, letting it plant its own frames.)
+            return if fd == DomId::SELF || fd == pt.id() {
+                Ok(pt.ctx())
+            } else {
+                Err(PvMmError::NotPermitted)
+            };
+        }
+        let pg = self.page_owner(caller, fd, true)?;
         Ok(Ctx {
             pg_owner: pg.id,
             pg_iomem: pg.iomem,
@@ -289,7 +300,7 @@ impl<S: FrameStore, P: FramePool, M: M2pTable, const D: usize> FrameTable<S, P, 
             }
         };
         if check_privilege {
-            self.privilege(caller)?;
+            self.check_privileged(caller)?;
         }
         Ok(owner)
     }

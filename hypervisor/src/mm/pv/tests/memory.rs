@@ -190,5 +190,5 @@ fn domain_table() {
         w.ft.resolve_target(d1, DomId(99)),
         Err(PvMmError::NoSuchDomain(DomId(99)))
     );
-    assert!(w.ft.privilege(d2).is_err());
+    assert!(w.ft.check_privileged(d2).is_err());
 }

@@ -209,6 +209,21 @@ fn foreign_domains_in_mmu_update() {
         .unwrap();
     w.update_as(d0, pt_u | fd_u, tu.l1.addr() + 16, pte(other, P))
         .unwrap();
+    w.update_as(
+        d0,
+        pt_u | u32::from(DomId::SELF.0),
+        tu.l1.addr() + 24,
+        pte(other, P),
+    )
+    .unwrap();
+    w.check();
+    // Only with the domain's own frames: not dom0's (which Xen would allow), nor a third's.
+    let mine = t0.l1;
+    for fd in [DomId::SELF.0, d0.d.id().0, dv.d.id().0, DomId::XEN.0] {
+        let entry = pte(mine, P);
+        let r = w.update_as(d0, pt_u | u32::from(fd), tu.l1.addr() + 32, entry);
+        assert!(r.is_err(), "foreigndom {fd:#x}");
+    }
     w.check();
     // The domU goes; the frame dom0 maps stays (and keeps the domain's accounting) until
     // unmapped.

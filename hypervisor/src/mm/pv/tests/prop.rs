@@ -80,6 +80,17 @@ enum Op {
         frame: u8,
         rw: bool,
     },
+    /// dom0 edits another domain's table (page-table owner form), naming a page owner, and
+    /// mapping the k-th frame of that domain or of dom0.
+    ForeignTable {
+        dom: u8,
+        table: u8,
+        slot: u8,
+        fd: u8,
+        dom0_frame: bool,
+        frame: u8,
+        flags: u8,
+    },
     UpdateVa {
         dom: u8,
         va: u8,
@@ -134,6 +145,10 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (any::<u8>(), any::<u8>(), 0..DOMAINS, any::<u8>(), any::<bool>()).prop_map(
             |(table, slot, dom, frame, rw)| Op::Foreign { table, slot, dom, frame, rw }
         ),
+        3 => (1..DOMAINS, any::<u8>(), any::<u8>(), 0..4u8, any::<bool>(), any::<u8>(), any::<u8>())
+            .prop_map(|(dom, table, slot, fd, dom0_frame, frame, flags)| Op::ForeignTable {
+                dom, table, slot, fd, dom0_frame, frame, flags
+            }),
         4 => (dom.clone(), any::<u8>(), target(), any::<u8>()).prop_map(
             |(dom, va, target, flags)| Op::UpdateVa { dom, va, target, flags }
         ),
@@ -287,6 +302,27 @@ impl Sim {
                         .update_as(dom(0), u32::from(fd.0), ptr, pte(m, flags)),
                 )
             }
+            Op::ForeignTable {
+                dom: i,
+                table,
+                slot,
+                fd,
+                dom0_frame,
+                frame,
+                flags,
+            } => {
+                let table = self.pick(i, table);
+                let slot = SLOTS[usize::from(slot) % SLOTS.len()];
+                let m = self.pick(if dom0_frame { 0 } else { i }, frame);
+                let flags = FLAGS[usize::from(flags) % FLAGS.len()];
+                let fd = [DomId::SELF, dom(i).d.id(), dom(0).d.id(), DomId::XEN][usize::from(fd)];
+                let pt = (u32::from(dom(i).d.id().0) + 1) << 16;
+                let ptr = table.addr() + 8 * slot as u64;
+                Some(
+                    self.w
+                        .update_as(dom(0), pt | u32::from(fd.0), ptr, pte(m, flags)),
+                )
+            }
             Op::UpdateVa {
                 dom: i,
                 va,
@@ -424,7 +460,7 @@ fn run(ops: &[Op]) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(384))]
+    #![proptest_config(ProptestConfig::with_cases(1000))]
 
     #[test]
     fn invariants_hold_after_every_step(ops in proptest::collection::vec(op(), 1..60)) {
