@@ -1,2 +1,27 @@
-//! The dom0 toolstack: filled in by the domain-lifecycle work.
+//! The dom0 toolstack: an xl-like command line, xl configuration files, the PV domain
+//! builder, the console backend and the domain lifecycle policy, as a pure library.
+//!
+//! Everything here runs inside the dom0 kernel, which drives it through two traits:
+//! [`hv::Hypervisor`] (the hypercalls: domctl, sysctl, memory, event channels, foreign
+//! frame writes) and [`files::Files`] (the dom0 ramdisk, usually a [`cpio::Archive`]).
+//! [`Toolstack`] is the entry point: [`Toolstack::execute`] runs one command line,
+//! [`Toolstack::poll_consoles`] drains the domains' console rings,
+//! [`Toolstack::on_dom_exc`] applies the shutdown policy when `VIRQ_DOM_EXC` fires.
+//! Host tests drive it all with a fake hypervisor that models memory.
+//!
+//! Safety: the crate has no `unsafe` code. Memory shared with other domains (the console
+//! rings) is reached through [`console::ConsoleRing`], implemented over atomics.
 #![no_std]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+extern crate alloc;
+#[cfg(test)]
+extern crate std;
+
+pub mod cli;
+pub mod config;
+pub mod console;
+pub mod cpio;
+pub mod domains;
+pub mod hv;

@@ -1,0 +1,531 @@
+//! The console backend: dom0's end of each domU's console ring (`io/console.h`), the job
+//! xenconsoled does under Xen.
+//!
+//! The ring page is shared with the guest, which may change it at any moment, so it is
+//! reached only through [`ConsoleRing`]: loads and stores of single indexes and bytes, and
+//! explicit barriers, in the order xenconsoled uses them:
+//! - output (guest to dom0): read `out_cons` and `out_prod`, full barrier, copy the bytes
+//!   between them (indexes masked with the ring size), full barrier, store `out_cons`,
+//!   notify the guest;
+//! - input (dom0 to guest): read `in_cons` and `in_prod`, full barrier, write bytes into
+//!   the free space, write barrier, store `in_prod`, notify.
+//!
+//! A guest that sets `out_prod` more than a ring's size ahead of `out_cons` has broken its
+//! ring: the backend skips what it cannot trust (it keeps the last ring's worth) and says
+//! so; nothing a guest writes can make it panic or loop.
+//!
+//! Output is split into lines and shown as `[name] line`, except for the domain the console
+//! is attached to (`console DOM`), whose bytes pass through unchanged. Ctrl-] (0x1d, as in
+//! xl) detaches.
+
+use alloc::vec::Vec;
+use core::mem::offset_of;
+use core::ops::Deref;
+use core::sync::atomic::{AtomicU32, Ordering, fence};
+
+use guest_abi::EvtchnPort;
+use guest_abi::console::XenconsInterface;
+
+/// The byte that detaches from a console: Ctrl-] (`^]`), as in `xl console`.
+pub const ESCAPE: u8 = 0x1d;
+/// A line longer than this is shown in pieces.
+pub const MAX_LINE: usize = 1024;
+/// How much of a domain's recent output is kept for `wait-for`.
+pub const HISTORY: usize = 16 * 1024;
+
+/// One of the ring's four indexes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RingIndex {
+    /// `in_cons` (written by the guest).
+    InCons,
+    /// `in_prod` (written by dom0).
+    InProd,
+    /// `out_cons` (written by dom0).
+    OutCons,
+    /// `out_prod` (written by the guest).
+    OutProd,
+}
+
+impl RingIndex {
+    /// Byte offset in the page.
+    pub const fn offset(self) -> usize {
+        match self {
+            Self::InCons => offset_of!(XenconsInterface, in_cons),
+            Self::InProd => offset_of!(XenconsInterface, in_prod),
+            Self::OutCons => offset_of!(XenconsInterface, out_cons),
+            Self::OutProd => offset_of!(XenconsInterface, out_prod),
+        }
+    }
+}
+
+/// A memory barrier between accesses to the shared page.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Barrier {
+    /// Earlier loads before later loads (`xen_rmb`).
+    Read,
+    /// Earlier stores before later stores (`xen_wmb`).
+    Write,
+    /// Everything before everything after (`xen_mb`).
+    Full,
+}
+
+/// Access to a console ring page shared with a guest.
+pub trait ConsoleRing {
+    /// Loads an index.
+    fn load_index(&self, index: RingIndex) -> u32;
+    /// Stores an index.
+    fn store_index(&self, index: RingIndex, value: u32);
+    /// Loads byte `pos` (`< OUT_SIZE`) of the `out` ring.
+    fn load_out(&self, pos: usize) -> u8;
+    /// Stores byte `pos` (`< IN_SIZE`) of the `in` ring.
+    fn store_in(&self, pos: usize, byte: u8);
+    /// A barrier.
+    fn barrier(&self, kind: Barrier);
+}
+
+/// A page as 32-bit atomic words.
+pub type Page = [AtomicU32; 1024];
+
+/// A new zeroed [`Page`].
+pub fn zeroed_page() -> Page {
+    core::array::from_fn(|_| AtomicU32::new(0))
+}
+
+/// [`ConsoleRing`] over a mapped page seen as atomics (what the dom0 kernel uses: it turns
+/// its mapping into a `&'static Page`). Bytes are read and written inside their word with
+/// atomic operations, so the guest's concurrent writes never tear anything.
+#[derive(Debug)]
+pub struct AtomicRing<P: Deref<Target = Page>>(pub P);
+
+impl<P: Deref<Target = Page>> AtomicRing<P> {
+    fn word(&self, byte_offset: usize) -> &AtomicU32 {
+        &self.0[(byte_offset / 4) % 1024]
+    }
+
+    fn load_byte(&self, byte_offset: usize) -> u8 {
+        let w = self.word(byte_offset).load(Ordering::Relaxed);
+        (w >> ((byte_offset % 4) * 8)) as u8
+    }
+
+    /// Stores a byte of the page (also used by fake guests in tests).
+    pub fn store_byte(&self, byte_offset: usize, byte: u8) {
+        let shift = (byte_offset % 4) * 8;
+        let word = self.word(byte_offset);
+        word.fetch_and(!(0xff << shift), Ordering::Relaxed);
+        word.fetch_or(u32::from(byte) << shift, Ordering::Relaxed);
+    }
+
+    /// Loads byte `pos` of the `in` ring (for fake guests in tests).
+    pub fn load_in(&self, pos: usize) -> u8 {
+        self.load_byte(offset_of!(XenconsInterface, in_) + pos % XenconsInterface::IN_SIZE as usize)
+    }
+
+    /// Stores byte `pos` of the `out` ring (for fake guests in tests).
+    pub fn store_out(&self, pos: usize, byte: u8) {
+        self.store_byte(
+            offset_of!(XenconsInterface, out) + pos % XenconsInterface::OUT_SIZE as usize,
+            byte,
+        );
+    }
+}
+
+impl<P: Deref<Target = Page>> ConsoleRing for AtomicRing<P> {
+    fn load_index(&self, index: RingIndex) -> u32 {
+        self.word(index.offset()).load(Ordering::Relaxed)
+    }
+
+    fn store_index(&self, index: RingIndex, value: u32) {
+        self.word(index.offset()).store(value, Ordering::Relaxed);
+    }
+
+    fn load_out(&self, pos: usize) -> u8 {
+        self.load_byte(
+            offset_of!(XenconsInterface, out) + pos % XenconsInterface::OUT_SIZE as usize,
+        )
+    }
+
+    fn store_in(&self, pos: usize, byte: u8) {
+        self.store_byte(
+            offset_of!(XenconsInterface, in_) + pos % XenconsInterface::IN_SIZE as usize,
+            byte,
+        );
+    }
+
+    fn barrier(&self, kind: Barrier) {
+        fence(match kind {
+            Barrier::Read => Ordering::Acquire,
+            Barrier::Write => Ordering::Release,
+            Barrier::Full => Ordering::SeqCst,
+        });
+    }
+}
+
+/// What one drain of the output ring found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Drained {
+    /// The bytes, in order.
+    pub bytes: Vec<u8>,
+    /// Bytes skipped because the guest's indexes were more than a ring apart.
+    pub skipped: u32,
+}
+
+/// Copies everything the guest produced out of the ring and frees the space. Returns
+/// `None` when the ring was empty (no notification is needed then).
+pub fn drain_output(ring: &impl ConsoleRing) -> Option<Drained> {
+    let cons = ring.load_index(RingIndex::OutCons);
+    let prod = ring.load_index(RingIndex::OutProd);
+    ring.barrier(Barrier::Full);
+    let pending = prod.wrapping_sub(cons);
+    if pending == 0 {
+        return None;
+    }
+    // Never trust more than one ring's worth: a guest could claim 4 GiB.
+    let size = XenconsInterface::OUT_SIZE;
+    let (start, skipped) = if pending > size {
+        (prod.wrapping_sub(size), pending - size)
+    } else {
+        (cons, 0)
+    };
+    let len = prod.wrapping_sub(start);
+    let bytes = (0..len)
+        .map(|i| ring.load_out(XenconsInterface::out_index(start.wrapping_add(i))))
+        .collect();
+    ring.barrier(Barrier::Full);
+    ring.store_index(RingIndex::OutCons, prod);
+    Some(Drained { bytes, skipped })
+}
+
+/// Puts as much of `bytes` into the input ring as fits; returns how many went in (0 means
+/// no notification is needed).
+pub fn write_input(ring: &impl ConsoleRing, bytes: &[u8]) -> usize {
+    let cons = ring.load_index(RingIndex::InCons);
+    let prod = ring.load_index(RingIndex::InProd);
+    ring.barrier(Barrier::Full);
+    let used = prod.wrapping_sub(cons);
+    // A guest that moved in_cons past in_prod has broken its ring: treat it as full.
+    let space = XenconsInterface::IN_SIZE.saturating_sub(used) as usize;
+    let n = space.min(bytes.len());
+    if n == 0 {
+        return 0;
+    }
+    for (i, &b) in bytes[..n].iter().enumerate() {
+        ring.store_in(XenconsInterface::in_index(prod.wrapping_add(i as u32)), b);
+    }
+    ring.barrier(Barrier::Write);
+    ring.store_index(RingIndex::InProd, prod.wrapping_add(n as u32));
+    n
+}
+
+/// dom0's end of one domain's console: its ring, its event channel, the unfinished line
+/// and recent output.
+#[derive(Debug)]
+pub struct Console<R> {
+    /// The ring page mapping.
+    pub ring: R,
+    /// dom0's local port bound to the domain's console port.
+    pub port: EvtchnPort,
+    partial: Vec<u8>,
+    history: Vec<u8>,
+}
+
+impl<R: ConsoleRing> Console<R> {
+    /// A console over `ring`, notified through `port`.
+    pub fn new(ring: R, port: EvtchnPort) -> Self {
+        Self {
+            ring,
+            port,
+            partial: Vec::new(),
+            history: Vec::new(),
+        }
+    }
+
+    /// Drains the ring. Complete lines go to `out` as `[name] line\n` (or, when
+    /// `attached`, every byte as it is). Returns whether the guest must be notified.
+    pub fn poll(&mut self, name: &str, attached: bool, out: &mut Vec<u8>) -> bool {
+        let Some(d) = drain_output(&self.ring) else {
+            return false;
+        };
+        if d.skipped > 0 {
+            self.flush(name, out);
+            out.extend_from_slice(
+                alloc::format!("[{name}] (console ring broken: {} bytes lost)\n", d.skipped)
+                    .as_bytes(),
+            );
+        }
+        self.remember(&d.bytes);
+        if attached {
+            out.append(&mut self.partial);
+            out.extend_from_slice(&d.bytes);
+            return true;
+        }
+        for &b in &d.bytes {
+            if b == b'\n' {
+                self.emit_line(name, out);
+            } else {
+                self.partial.push(b);
+                if self.partial.len() >= MAX_LINE {
+                    self.flush(name, out);
+                }
+            }
+        }
+        true
+    }
+
+    /// Writes the unfinished line, if any, as a line of its own.
+    pub fn flush(&mut self, name: &str, out: &mut Vec<u8>) {
+        if !self.partial.is_empty() {
+            self.emit_line(name, out);
+        }
+    }
+
+    fn emit_line(&mut self, name: &str, out: &mut Vec<u8>) {
+        if self.partial.last() == Some(&b'\r') {
+            self.partial.pop();
+        }
+        out.extend_from_slice(alloc::format!("[{name}] ").as_bytes());
+        out.append(&mut self.partial);
+        out.push(b'\n');
+    }
+
+    fn remember(&mut self, bytes: &[u8]) {
+        self.history.extend_from_slice(bytes);
+        if self.history.len() > HISTORY {
+            let cut = self.history.len() - HISTORY / 2;
+            self.history.drain(..cut);
+        }
+    }
+
+    /// Whether `text` appears in the recent output (the last [`HISTORY`] / 2 bytes at
+    /// least).
+    pub fn has_printed(&self, text: &[u8]) -> bool {
+        text.is_empty() || self.history.windows(text.len()).any(|w| w == text)
+    }
+
+    /// Sends input to the guest; returns how many bytes fit.
+    pub fn input(&mut self, bytes: &[u8]) -> usize {
+        write_input(&self.ring, bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::boxed::Box;
+    use alloc::string::String;
+    use alloc::vec;
+    use core::cell::RefCell;
+    use proptest::prelude::*;
+
+    type Ring = AtomicRing<Box<Page>>;
+
+    fn ring() -> Ring {
+        AtomicRing(Box::new(zeroed_page()))
+    }
+
+    /// What a guest's console driver does to print.
+    fn guest_print(r: &Ring, text: &[u8]) {
+        let prod = r.load_index(RingIndex::OutProd);
+        for (i, &b) in text.iter().enumerate() {
+            r.store_out(XenconsInterface::out_index(prod.wrapping_add(i as u32)), b);
+        }
+        r.store_index(RingIndex::OutProd, prod.wrapping_add(text.len() as u32));
+    }
+
+    /// What a guest's console driver does to read input.
+    fn guest_read(r: &Ring) -> Vec<u8> {
+        let cons = r.load_index(RingIndex::InCons);
+        let prod = r.load_index(RingIndex::InProd);
+        let bytes = (0..prod.wrapping_sub(cons))
+            .map(|i| r.load_in(XenconsInterface::in_index(cons.wrapping_add(i))))
+            .collect();
+        r.store_index(RingIndex::InCons, prod);
+        bytes
+    }
+
+    fn text(bytes: &[u8]) -> String {
+        String::from_utf8_lossy(bytes).into_owned()
+    }
+
+    #[test]
+    fn index_offsets_match_the_header() {
+        assert_eq!(RingIndex::InCons.offset(), 3072);
+        assert_eq!(RingIndex::InProd.offset(), 3076);
+        assert_eq!(RingIndex::OutCons.offset(), 3080);
+        assert_eq!(RingIndex::OutProd.offset(), 3084);
+    }
+
+    #[test]
+    fn lines_are_prefixed_and_partial_lines_wait() {
+        let mut c = Console::new(ring(), EvtchnPort(5));
+        let mut out = Vec::new();
+        assert!(!c.poll("web", false, &mut out));
+        guest_print(&c.ring, b"Hello\r\nwor");
+        assert!(c.poll("web", false, &mut out));
+        assert_eq!(text(&out), "[web] Hello\n");
+        guest_print(&c.ring, b"ld\n\nbye");
+        c.poll("web", false, &mut out);
+        assert_eq!(text(&out), "[web] Hello\n[web] world\n[web] \n");
+        c.flush("web", &mut out);
+        assert!(text(&out).ends_with("[web] bye\n"));
+        assert!(c.has_printed(b"lo\r\nworld"));
+        assert!(!c.has_printed(b"nope"));
+    }
+
+    #[test]
+    fn attached_output_passes_through() {
+        let mut c = Console::new(ring(), EvtchnPort(5));
+        let mut out = Vec::new();
+        guest_print(&c.ring, b"login");
+        c.poll("web", false, &mut out);
+        assert!(out.is_empty());
+        guest_print(&c.ring, b": \x1b[1m");
+        c.poll("web", true, &mut out);
+        assert_eq!(out, b"login: \x1b[1m");
+    }
+
+    #[test]
+    fn long_lines_are_cut() {
+        let mut c = Console::new(ring(), EvtchnPort(5));
+        let mut out = Vec::new();
+        for _ in 0..3 {
+            guest_print(&c.ring, &[b'x'; 1000]);
+            c.poll("a", false, &mut out);
+        }
+        assert_eq!(text(&out).lines().count(), 2);
+    }
+
+    #[test]
+    fn indexes_wrap_around_u32() {
+        let r = ring();
+        r.store_index(RingIndex::OutCons, u32::MAX - 3);
+        r.store_index(RingIndex::OutProd, u32::MAX - 3);
+        guest_print(&r, b"wrapping!");
+        let d = drain_output(&r).unwrap();
+        assert_eq!(d.bytes, b"wrapping!");
+        assert_eq!(r.load_index(RingIndex::OutCons), 5);
+    }
+
+    #[test]
+    fn a_broken_ring_is_survived() {
+        let r = ring();
+        r.store_index(RingIndex::OutProd, 1_000_000);
+        let d = drain_output(&r).unwrap();
+        assert_eq!(d.bytes.len(), XenconsInterface::OUT_SIZE as usize);
+        assert_eq!(d.skipped, 1_000_000 - 2048);
+        assert_eq!(r.load_index(RingIndex::OutCons), 1_000_000);
+        let mut c = Console::new(r, EvtchnPort(1));
+        c.ring.store_index(RingIndex::OutProd, 1_000_000 + 5000);
+        let mut out = Vec::new();
+        c.poll("bad", false, &mut out);
+        assert!(text(&out).starts_with("[bad] (console ring broken: 2952 bytes lost)\n"));
+        // in_cons ahead of in_prod: the ring counts as full.
+        c.ring.store_index(RingIndex::InCons, 10);
+        assert_eq!(c.input(b"abc"), 0);
+    }
+
+    #[test]
+    fn input_fills_the_free_space_only() {
+        let mut c = Console::new(ring(), EvtchnPort(5));
+        assert_eq!(c.input(b"ls\r"), 3);
+        assert_eq!(guest_read(&c.ring), b"ls\r");
+        assert_eq!(c.input(&[b'y'; 2000]), 1024);
+        assert_eq!(c.input(b"z"), 0);
+        assert_eq!(guest_read(&c.ring).len(), 1024);
+        assert_eq!(c.input(b"z"), 1);
+    }
+
+    /// Records the order of accesses to check the barriers are where xenconsoled has them.
+    struct Recording {
+        inner: Ring,
+        log: RefCell<Vec<String>>,
+    }
+
+    impl ConsoleRing for Recording {
+        fn load_index(&self, i: RingIndex) -> u32 {
+            self.log.borrow_mut().push(alloc::format!("load {i:?}"));
+            self.inner.load_index(i)
+        }
+        fn store_index(&self, i: RingIndex, v: u32) {
+            self.log.borrow_mut().push(alloc::format!("store {i:?}"));
+            self.inner.store_index(i, v);
+        }
+        fn load_out(&self, pos: usize) -> u8 {
+            self.log.borrow_mut().push("load byte".into());
+            self.inner.load_out(pos)
+        }
+        fn store_in(&self, pos: usize, b: u8) {
+            self.log.borrow_mut().push("store byte".into());
+            self.inner.store_in(pos, b);
+        }
+        fn barrier(&self, k: Barrier) {
+            self.log.borrow_mut().push(alloc::format!("{k:?}"));
+        }
+    }
+
+    #[test]
+    fn barriers_separate_indexes_and_data() {
+        let r = Recording {
+            inner: ring(),
+            log: RefCell::new(Vec::new()),
+        };
+        guest_print(&r.inner, b"ab");
+        drain_output(&r);
+        assert_eq!(
+            *r.log.borrow(),
+            vec![
+                "load OutCons",
+                "load OutProd",
+                "Full",
+                "load byte",
+                "load byte",
+                "Full",
+                "store OutCons"
+            ]
+        );
+        r.log.borrow_mut().clear();
+        write_input(&r, b"x");
+        assert_eq!(
+            *r.log.borrow(),
+            vec![
+                "load InCons",
+                "load InProd",
+                "Full",
+                "store byte",
+                "Write",
+                "store InProd"
+            ]
+        );
+    }
+
+    proptest! {
+        /// Whatever a hostile guest writes to its page, polling never panics and never
+        /// returns more than one ring of bytes at a time.
+        #[test]
+        fn hostile_pages_never_panic(
+            words in proptest::collection::vec(any::<u32>(), 4),
+            data in proptest::collection::vec(any::<u8>(), 0..64),
+        ) {
+            let mut c = Console::new(ring(), EvtchnPort(1));
+            for (i, idx) in [RingIndex::InCons, RingIndex::InProd, RingIndex::OutCons, RingIndex::OutProd].into_iter().enumerate() {
+                c.ring.store_index(idx, words[i]);
+            }
+            let mut out = Vec::new();
+            c.poll("x", false, &mut out);
+            prop_assert!(out.len() <= 6 * XenconsInterface::OUT_SIZE as usize + 100);
+            prop_assert!(c.input(&data) <= data.len());
+            c.poll("x", true, &mut out);
+        }
+
+        /// Everything printed comes out, in order, whatever the chunking.
+        #[test]
+        fn output_is_complete_and_ordered(chunks in proptest::collection::vec("[a-z \n]{0,300}", 0..20)) {
+            let mut c = Console::new(ring(), EvtchnPort(1));
+            let mut out = Vec::new();
+            for chunk in &chunks {
+                guest_print(&c.ring, chunk.as_bytes());
+                c.poll("d", true, &mut out);
+            }
+            prop_assert_eq!(text(&out), chunks.concat());
+        }
+    }
+}
