@@ -273,6 +273,12 @@ fn init_memory(boot: &BootInformation<'_>, features: &cpu::Features) {
             power::crash();
         }
     }
+    let max_frame = frames.max_frame();
+    if let Err(e) = hypervisor::kernel::mmu::init(&mut frames, max_frame) {
+        error!("boot: {e}");
+        power::crash();
+    }
+    info!("PV MMU: frame table and M2P for {} frames", frames.max_frame() + 1);
     *FRAMES.lock() = Some(frames);
 }
 
@@ -410,8 +416,8 @@ fn start_dom0(boot: &BootInformation<'_>, opts: &Options) -> ! {
     };
     let pages = opts.dom0_mem.pages(frames.free_frames());
     let max_mfn = frames.max_frame();
-    let built = dom0::build(frames, &modules, pages);
     drop(guard);
+    let built = dom0::build(&modules, pages);
     match built {
         Ok((domain, regs)) => dom0::start(domain, regs, max_mfn),
         Err(e) => {

@@ -50,6 +50,9 @@ pub trait Host {
     fn max_mfn(&self) -> u64;
     /// Nanoseconds of system time.
     fn now_ns(&self) -> u64;
+    /// The memory-management hypercalls (`mmu_update`, `mmuext_op`, `update_va_mapping*`,
+    /// and the reservation sub-ops of `memory_op`), which the machine's PV MMU handles.
+    fn mmu_hypercall(&mut self, nr: Hypercall, args: [u64; 5], vcpu: &mut PvVcpu, domain: &mut DomainInfo) -> HcResult;
 }
 
 /// The hypervisor's bookkeeping of the calling domain, as hypercalls see it.
@@ -176,6 +179,9 @@ pub fn dispatch<M: GuestMemory, H: Host>(
         Hypercall::VmAssist => traps::vm_assist(ctx, a0, a1),
         Hypercall::VcpuOp => vcpu::vcpu_op(ctx, a0, a1, a2),
         Hypercall::MemoryOp => memory::memory_op(ctx, a0, a1),
+        Hypercall::MmuUpdate | Hypercall::MmuextOp | Hypercall::UpdateVaMapping | Hypercall::UpdateVaMappingOtherdomain => {
+            ctx.host.mmu_hypercall(nr, call.args, ctx.vcpu, ctx.domain)
+        }
         Hypercall::Multicall if in_multicall => Err(XenError::Inval),
         Hypercall::Multicall => multicall::multicall(ctx, a0, a1),
         Hypercall::Iret if in_multicall => Err(XenError::NoSys),

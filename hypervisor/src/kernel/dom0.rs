@@ -14,10 +14,13 @@ use crate::sched::CpuId;
 /// Highest event channel port of a domain (the 2-level ABI limit).
 const MAX_PORT: u32 = 4095;
 use super::host::MAX_MFN;
-use crate::arch::x86_64::paging::{self, phys_to_virt};
+use crate::arch::x86_64::paging::phys_to_virt;
 use crate::arch::x86_64::{entry, guest};
 use crate::hypercall::DomainInfo;
-use crate::mm::frames::{FrameAllocator, FrameError};
+use super::FRAMES;
+use super::mmu::{MMU, flush_tlb_all};
+use crate::mm::frames::FrameError;
+use crate::mm::pv::{self as mmdom, DomainConfig, ExtentList, MmuextCmd, MmuextOp, Outcome, PvMmError, VcpuMm};
 use crate::mm::{Mfn, PAGE_SIZE};
 use crate::pv::hypercall_page;
 use crate::pv::vcpu::PvVcpu;
@@ -43,6 +46,8 @@ pub enum BuildError {
     Layout(LayoutError),
     /// Not enough free frames.
     Memory(FrameError),
+    /// The PV MMU refused something.
+    Mmu(&'static str),
 }
 
 impl fmt::Display for BuildError {
@@ -51,6 +56,7 @@ impl fmt::Display for BuildError {
             Self::Image(e) => write!(f, "bad kernel image: {e}"),
             Self::Layout(e) => write!(f, "cannot lay out the domain: {e}"),
             Self::Memory(e) => write!(f, "cannot allocate the domain's memory: {e}"),
+            Self::Mmu(e) => write!(f, "{e}"),
         }
     }
 }
@@ -75,6 +81,27 @@ fn copy_in(p2m: &[Mfn], offset: u64, data: &[u8]) {
     }
 }
 
+/// An in-memory extent list: guest frame numbers in, machine frame numbers out.
+struct Extents(Vec<u64>);
+
+impl ExtentList for Extents {
+    fn read(&mut self, index: u32) -> Result<u64, PvMmError> {
+        self.0.get(index as usize).copied().ok_or(PvMmError::Fault)
+    }
+
+    fn write(&mut self, index: u32, value: u64) -> Result<(), PvMmError> {
+        *self.0.get_mut(index as usize).ok_or(PvMmError::Fault)? = value;
+        Ok(())
+    }
+}
+
+fn honour<T>(outcome: Outcome<T>) -> T {
+    if outcome.flush_all_cpus {
+        flush_tlb_all();
+    }
+    outcome.result
+}
+
 /// What the boot loader handed over for dom0.
 pub struct Dom0Modules<'a> {
     /// The kernel ELF.
@@ -86,11 +113,7 @@ pub struct Dom0Modules<'a> {
 }
 
 /// Builds dom0 with `nr_pages` pages and returns it with its initial registers.
-pub fn build(
-    frames: &mut FrameAllocator<'_>,
-    modules: &Dom0Modules<'_>,
-    nr_pages: u64,
-) -> Result<(Domain, Regs), BuildError> {
+pub fn build(modules: &Dom0Modules<'_>, nr_pages: u64) -> Result<(Domain, Regs), BuildError> {
     let image = KernelImage::parse(modules.kernel).map_err(BuildError::Image)?;
     let flags = SifFlags::PRIVILEGED | SifFlags::INITDOMAIN;
     let req = BootRequest {
@@ -100,15 +123,22 @@ pub fn build(
     };
     let layout = plan_boot(&image, &req).map_err(BuildError::Layout)?;
 
-    // Memory: every frame scrubbed before the domain sees it.
-    let mut p2m = Vec::with_capacity(nr_pages as usize);
-    for _ in 0..nr_pages {
-        let mfn = frames.alloc().map_err(BuildError::Memory)?;
-        frame_bytes(mfn).fill(0);
-        p2m.push(mfn);
+    // Memory comes through the PV MMU, which scrubs every frame, records its owner and
+    // fills the M2P table.
+    let mut guard = MMU.lock();
+    let mmu = guard.as_mut().ok_or(BuildError::Mmu("the PV MMU is not set up"))?;
+    let config = DomainConfig { max_pages: nr_pages, privileged: true, superpages: false, iomem_access: true };
+    let d = mmu.create_domain(mmdom::DomId(0), config).map_err(|_| BuildError::Mmu("cannot create dom0"))?;
+    let mut list = Extents((0..nr_pages).collect());
+    let done = honour(mmu.populate_physmap(d, nr_pages as u32, 0, &mut list));
+    if u64::from(done) != nr_pages {
+        return Err(BuildError::Memory(FrameError::OutOfMemory));
     }
-    let shared_info = frames.alloc().map_err(BuildError::Memory)?;
+    let p2m: Vec<Mfn> = list.0.iter().map(|&m| Mfn(m)).collect();
+    let shared_info = FRAMES.lock().as_mut().map_or(Err(FrameError::OutOfMemory), |f| f.alloc()).map_err(BuildError::Memory)?;
     frame_bytes(shared_info).fill(0);
+    mmu.share_hypervisor_frame(shared_info, mmdom::DomId(0), true)
+        .map_err(|_| BuildError::Mmu("cannot share the shared-info frame"))?;
     // SAFETY: the frame is ours, zeroed and page-sized, large enough for a SharedInfo.
     let si = unsafe { &mut *(phys_to_virt(shared_info.addr()) as *mut SharedInfo) };
     for v in si.vcpu_info.iter_mut() {
@@ -132,7 +162,6 @@ pub fn build(
         table[e.index * 8..e.index * 8 + 8].copy_from_slice(&entry.to_le_bytes());
     }
     let l4 = mfn_of(layout.l4_pfn());
-    paging::install_hypervisor_slots(frame_bytes(l4));
 
     let params = StartInfoParams {
         shared_info_maddr: shared_info.addr(),
@@ -152,6 +181,20 @@ pub fn build(
         copy_in(&p2m, page.0 - base, &stubs);
     }
 
+    // The PV MMU validates the bootstrap tables (and fills the hypervisor's L4 slots) as it
+    // pins the L4 and installs it as the vCPU's kernel base pointer.
+    let mut vmm = VcpuMm::new(d);
+    let ops = [
+        MmuextOp { cmd: MmuextCmd::PinL4Table as u32, arg1: l4.0, arg2: 0 },
+        MmuextOp { cmd: MmuextCmd::NewBaseptr as u32, arg1: l4.0, arg2: 0 },
+    ];
+    let batch = honour(mmu.mmuext_op(d, &mut vmm, mmdom::DomId::SELF.0, ops.map(Ok), |_| Ok(())));
+    if let Err(e) = batch.result {
+        crate::error!("dom0: bootstrap page tables refused: {e}");
+        return Err(BuildError::Mmu("the bootstrap page tables are not valid"));
+    }
+    drop(guard);
+
     let init = layout.initial_registers();
     let regs = Regs {
         rip: init.rip,
@@ -164,7 +207,8 @@ pub fn build(
     };
     let pv = PvVcpu {
         kernel_mode: true,
-        kernel_table: Some(l4),
+        kernel_table: vmm.kernel_table(),
+        mm: Some(vmm),
         kernel_ss: u64::from(crate::descriptors::FLAT_RING3_DS),
         kernel_sp: init.rsp,
         ..PvVcpu::default()

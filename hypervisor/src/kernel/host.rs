@@ -76,6 +76,16 @@ impl Host for KernelHost<'_> {
     fn now_ns(&self) -> u64 {
         self.clock.now(cpu::rdtsc())
     }
+
+    fn mmu_hypercall(
+        &mut self,
+        nr: guest_abi::Hypercall,
+        args: [u64; 5],
+        vcpu: &mut PvVcpu,
+        domain: &mut crate::hypercall::DomainInfo,
+    ) -> crate::hypercall::HcResult {
+        super::mmu::hypercall(nr, args, vcpu, domain)
+    }
 }
 
 impl PrivHost for KernelHost<'_> {

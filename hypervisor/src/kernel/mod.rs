@@ -6,6 +6,7 @@ pub mod dom0;
 pub mod domain;
 pub mod exit;
 mod host;
+pub mod mmu;
 
 use crate::mm::frames::FrameAllocator;
 

@@ -57,6 +57,8 @@ pub struct PvVcpu {
     pub debugreg: [u64; 8],
     /// Periodic-timer state.
     pub timers: crate::sched::VcpuTimers,
+    /// Page-table state as the PV MMU keeps it (base pointers with their references).
+    pub mm: Option<crate::mm::pv::VcpuMm>,
 }
 
 impl Default for PvVcpu {
@@ -82,6 +84,7 @@ impl Default for PvVcpu {
             // DR6 and DR7 reset values.
             debugreg: [0, 0, 0, 0, 0, 0, 0xffff_0ff0, 0x400],
             timers: crate::sched::VcpuTimers::PV_DEFAULT,
+            mm: None,
         }
     }
 }

@@ -186,12 +186,37 @@ pub fn init(
     Ok(mapped)
 }
 
-/// Copies the hypervisor's L4 entries (slots 256–271) into a guest L4 `table`, so that the
-/// hypervisor stays mapped while the guest's tables are loaded.
-pub fn install_hypervisor_slots(table: &mut [u8; 4096]) {
+/// The hypervisor's L4 entries for slots 256–271, to be copied into every guest L4.
+pub fn hypervisor_l4_entries() -> [u64; 16] {
     let (root, _) = Cr3::read();
     // SAFETY: the active root table is direct-mapped and only read here.
-    let ours = unsafe { &*(phys_to_virt(root.start_address().as_u64()) as *const [u8; 4096]) };
-    let (first, last) = (256 * 8, 272 * 8);
-    table[first..last].copy_from_slice(&ours[first..last]);
+    let ours = unsafe { &*(phys_to_virt(root.start_address().as_u64()) as *const [u64; 512]) };
+    let mut slots = [0u64; 16];
+    slots.copy_from_slice(&ours[256..272]);
+    slots
 }
+
+/// Maps `len` bytes of physical memory at `phys` read-only at `MACH2PHYS_VIRT_START`, readable
+/// from ring 3 (guests read the M2P table natively), in the active (idle) page tables.
+pub fn map_m2p(frames: &mut FrameAllocator<'_>, phys: u64, len: u64) -> Result<(), PagingError> {
+    let (root, _) = Cr3::read();
+    // SAFETY: the active root table is direct-mapped; only L4 slot 256, which nothing else
+    // uses, is changed.
+    let root_table = unsafe { &mut *(phys_to_virt(root.start_address().as_u64()) as *mut PageTable) };
+    // SAFETY: the direct map covers every frame the mapper reaches.
+    let mut mapper = unsafe { OffsetPageTable::new(root_table, VirtAddr::new(DIRECTMAP_BASE)) };
+    let mut alloc = Frames(frames);
+    let table_flags = Flags::PRESENT | Flags::WRITABLE | Flags::USER_ACCESSIBLE;
+    let flags = Flags::PRESENT | Flags::USER_ACCESSIBLE | Flags::GLOBAL;
+    for off in (0..len).step_by(Size4KiB::SIZE as usize) {
+        let va = crate::mm::layout::MACH2PHYS_VIRT_START + off;
+        let page = Page::<Size4KiB>::containing_address(VirtAddr::new(va));
+        let frame = PhysFrame::containing_address(PhysAddr::new(phys + off));
+        // SAFETY: the M2P frames are reserved for the table; the mapping is read-only.
+        unsafe { mapper.map_to_with_table_flags(page, frame, flags, table_flags, &mut alloc) }
+            .map_err(|e| map_err(e, va))?
+            .flush();
+    }
+    Ok(())
+}
+

@@ -1,0 +1,296 @@
+//! The PV MMU over real memory: the frame table (one record per machine frame), the M2P table
+//! guests read at `MACH2PHYS_VIRT_START`, and the memory-management hypercalls, whose checks
+//! are all in `mm::pv`; this file moves bytes and carries out the hardware effects.
+//!
+//! Lock order: `MACHINE` → `MMU` → `FRAMES`.
+
+use super::FRAMES;
+use crate::arch::x86_64::paging::{self, phys_to_virt};
+use crate::arch::x86_64::uaccess::CurrentGuest;
+use crate::hypercall::{DomainInfo, HcResult};
+use crate::mm::frames::FrameAllocator;
+use crate::mm::pv::{
+    DomId, ENTRIES, Effect, ExtentList, FrameInfo, FramePool, FrameStore, FrameTable, M2pTable, MmuUpdate, MmuextOp, Outcome,
+    Pfn, PvMmError,
+};
+use crate::mm::{Mfn, PAGE_SIZE};
+use crate::pv::guest_mem::GuestMemory;
+use crate::pv::vcpu::PvVcpu;
+use guest_abi::memory::{MemoryOp, XenMemoryReservation};
+use guest_abi::{Hypercall, XenError};
+use x86_64::registers::control::{Cr4, Cr4Flags};
+
+/// Frame records and contents, through the direct map.
+pub struct KernelStore {
+    records: &'static mut [FrameInfo],
+    hypervisor_slots: [u64; 16],
+}
+
+fn frame_words(mfn: Mfn) -> *mut u64 {
+    phys_to_virt(mfn.addr()) as *mut u64
+}
+
+impl FrameStore for KernelStore {
+    fn frame_limit(&self) -> u64 {
+        self.records.len() as u64
+    }
+
+    fn info(&self, mfn: Mfn) -> &FrameInfo {
+        &self.records[mfn.0 as usize]
+    }
+
+    fn info_mut(&mut self, mfn: Mfn) -> &mut FrameInfo {
+        &mut self.records[mfn.0 as usize]
+    }
+
+    fn read_entry(&self, mfn: Mfn, slot: usize) -> u64 {
+        // SAFETY: `mfn` is below the frame limit (RAM, direct-mapped) and `slot` below 512, as
+        // the PV MMU guarantees; page-table words are read whole.
+        unsafe { frame_words(mfn).add(slot).read_volatile() }
+    }
+
+    fn write_entry(&mut self, mfn: Mfn, slot: usize, value: u64) {
+        // SAFETY: as for `read_entry`; the PV MMU writes only frames it has checked.
+        unsafe { frame_words(mfn).add(slot).write_volatile(value) }
+    }
+
+    fn fill_hypervisor_slots(&mut self, l4: Mfn) {
+        let slots = self.hypervisor_slots;
+        for (i, e) in slots.into_iter().enumerate() {
+            self.write_entry(l4, 256 + i, e);
+        }
+    }
+
+    fn zero_frame(&mut self, mfn: Mfn) {
+        // SAFETY: a whole direct-mapped RAM frame the PV MMU owns at this point.
+        unsafe { core::ptr::write_bytes(frame_words(mfn) as *mut u8, 0, PAGE_SIZE as usize) };
+    }
+
+    fn copy_frame(&mut self, dst: Mfn, src: Mfn) {
+        // SAFETY: two direct-mapped RAM frames; `copy` tolerates `dst == src`.
+        unsafe { core::ptr::copy(frame_words(src), frame_words(dst), ENTRIES) };
+    }
+}
+
+/// Frames for domains come from (and go back to) the machine's allocator.
+pub struct KernelPool;
+
+impl FramePool for KernelPool {
+    fn alloc(&mut self, order: u32) -> Option<Mfn> {
+        let n = 1u64 << order;
+        FRAMES.lock().as_mut()?.alloc_contiguous(n, n).ok()
+    }
+
+    fn free(&mut self, mfn: Mfn) {
+        if let Some(frames) = FRAMES.lock().as_mut()
+            && let Err(e) = frames.free(mfn)
+        {
+            crate::error!("PV MMU returned {mfn} to the pool: {e}");
+        }
+    }
+}
+
+/// The M2P array, written through the direct map and mapped read-only for guests.
+pub struct KernelM2p {
+    table: &'static mut [u64],
+}
+
+impl M2pTable for KernelM2p {
+    fn set(&mut self, mfn: Mfn, pfn: Pfn) {
+        if let Some(e) = self.table.get_mut(mfn.0 as usize) {
+            *e = pfn.0;
+        }
+    }
+
+    fn get(&self, mfn: Mfn) -> Pfn {
+        Pfn(self.table.get(mfn.0 as usize).copied().unwrap_or(Pfn::INVALID.0))
+    }
+}
+
+/// The machine's PV MMU.
+pub type Mmu = FrameTable<KernelStore, KernelPool, KernelM2p>;
+
+/// The PV MMU, once memory is set up.
+pub static MMU: spin::Mutex<Option<Mmu>> = spin::Mutex::new(None);
+
+/// Why the PV MMU could not be set up.
+#[derive(Debug)]
+pub struct MmuInitError(&'static str);
+
+impl core::fmt::Display for MmuInitError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+/// Allocates the frame table and the M2P for frames `0..=max_frame`, maps the M2P for guests
+/// (read-only, in L4 slot 256) and records the hypervisor's L4 slots for guest tables.
+pub fn init(frames: &mut FrameAllocator<'_>, max_frame: u64) -> Result<(), MmuInitError> {
+    let n = max_frame + 1;
+    let record_bytes = n * size_of::<FrameInfo>() as u64;
+    let m2p_bytes = n * 8;
+    let pages = |bytes: u64| bytes.div_ceil(PAGE_SIZE);
+    let records_at = frames
+        .alloc_contiguous(pages(record_bytes), 1)
+        .map_err(|_| MmuInitError("no memory for the frame table"))?;
+    let m2p_at = frames
+        .alloc_contiguous(pages(m2p_bytes), 1)
+        .map_err(|_| MmuInitError("no memory for the M2P table"))?;
+    // SAFETY: both runs were just allocated for these tables alone and are direct-mapped;
+    // they are written whole before use and live for the rest of the machine's life.
+    let (records, table) = unsafe {
+        let r = core::slice::from_raw_parts_mut(phys_to_virt(records_at.addr()) as *mut FrameInfo, n as usize);
+        let t = core::slice::from_raw_parts_mut(phys_to_virt(m2p_at.addr()) as *mut u64, n as usize);
+        (r, t)
+    };
+    records.fill(FrameInfo::FREE);
+    table.fill(Pfn::INVALID.0);
+    paging::map_m2p(frames, m2p_at.addr(), pages(m2p_bytes) * PAGE_SIZE)
+        .map_err(|_| MmuInitError("cannot map the M2P table"))?;
+    let store = KernelStore { records, hypervisor_slots: paging::hypervisor_l4_entries() };
+    *MMU.lock() = Some(FrameTable::new(store, KernelPool, KernelM2p { table }));
+    Ok(())
+}
+
+/// Flushes this CPU's TLB, global entries included.
+pub fn flush_tlb_all() {
+    // SAFETY: toggling CR4.PGE flushes the TLB (global entries too) and changes nothing else.
+    unsafe {
+        Cr4::update(|f| f.remove(Cr4Flags::PAGE_GLOBAL));
+        Cr4::update(|f| f.insert(Cr4Flags::PAGE_GLOBAL));
+    }
+}
+
+fn honour<T>(outcome: Outcome<T>) -> T {
+    if outcome.flush_all_cpus {
+        flush_tlb_all();
+    }
+    outcome.result
+}
+
+fn errno(e: PvMmError) -> XenError {
+    XenError::from_raw(e.errno().value()).unwrap_or(XenError::Inval)
+}
+
+/// Carries out an effect of an MMU operation for the running vCPU.
+fn apply(effect: Effect, vcpu: &mut PvVcpu) {
+    match effect {
+        Effect::FlushTlb(_) => flush_tlb_all(),
+        Effect::InvalidatePage { va, .. } => x86_64::instructions::tlb::flush(x86_64::VirtAddr::new_truncate(va)),
+        Effect::LoadKernelTable(mfn) => {
+            vcpu.kernel_table = Some(mfn);
+            if vcpu.kernel_mode {
+                crate::arch::x86_64::guest::load_mode(vcpu);
+            }
+        }
+        // The LDT is not yet given to guests (no descriptor pages are mapped for it).
+        Effect::LoadLdt { .. } => {}
+        Effect::FlushCache { .. } => {
+            // SAFETY: wbinvd only writes back and invalidates caches.
+            unsafe { core::arch::asm!("wbinvd", options(nostack)) };
+        }
+    }
+}
+
+/// Reads the guest's array of `T` at `base` as an iterator of requests.
+fn requests<'a, T: zerocopy::FromBytes + zerocopy::IntoBytes + 'a>(
+    mem: &'a mut CurrentGuest,
+    base: u64,
+    count: u64,
+) -> impl Iterator<Item = Result<T, PvMmError>> + 'a {
+    (0..count).map(move |i| {
+        let at = base.checked_add(i * size_of::<T>() as u64).ok_or(PvMmError::Fault)?;
+        mem.read_obj::<T>(at).map_err(|_| PvMmError::Fault)
+    })
+}
+
+/// A guest's `extent_start` array.
+struct GuestExtents<'a> {
+    mem: &'a mut CurrentGuest,
+    base: u64,
+}
+
+impl ExtentList for GuestExtents<'_> {
+    fn read(&mut self, index: u32) -> Result<u64, PvMmError> {
+        let at = self.base.wrapping_add(8 * u64::from(index));
+        self.mem.read_obj(at).map_err(|_| PvMmError::Fault)
+    }
+
+    fn write(&mut self, index: u32, value: u64) -> Result<(), PvMmError> {
+        if self.base == 0 {
+            return Ok(());
+        }
+        let at = self.base.wrapping_add(8 * u64::from(index));
+        self.mem.write_obj(at, &value).map_err(|_| PvMmError::Fault)
+    }
+}
+
+/// The memory-management hypercalls of the running vCPU.
+pub fn hypercall(nr: Hypercall, args: [u64; 5], vcpu: &mut PvVcpu, domain: &mut DomainInfo) -> HcResult {
+    let mut guard = MMU.lock();
+    let mmu = guard.as_mut().ok_or(XenError::NoSys)?;
+    let me = mmu.lookup(DomId(domain.id.0)).ok_or(XenError::Srch)?;
+    let mem = &mut CurrentGuest;
+    let [a0, a1, a2, a3, _] = args;
+    let result = match nr {
+        Hypercall::MmuUpdate => {
+            let count = u64::from(a1 as u32);
+            let reqs = requests::<guest_abi::xen::MmuUpdate>(mem, a0, count)
+                .map(|r| r.map(|u| MmuUpdate { ptr: u.ptr, val: u.val }));
+            let batch = honour(mmu.mmu_update(me, a3 as u32, reqs));
+            if a2 != 0 {
+                CurrentGuest.write_obj(a2, &batch.done).map_err(|_| XenError::Fault)?;
+            }
+            batch.result.map(|()| 0)
+        }
+        Hypercall::MmuextOp => {
+            let count = u64::from(a1 as u32);
+            let Some(mut vmm) = vcpu.mm else { return Err(XenError::Inval) };
+            let ops = requests::<guest_abi::xen::MmuextOp>(mem, a0, count)
+                .map(|r| r.map(|o| MmuextOp { cmd: o.cmd, arg1: o.arg1, arg2: o.arg2 }));
+            let batch = honour(mmu.mmuext_op(me, &mut vmm, a3 as u16, ops, |e| {
+                apply(e, vcpu);
+                Ok(())
+            }));
+            vcpu.mm = Some(vmm);
+            vcpu.user_table = vmm.user_table();
+            if a2 != 0 {
+                CurrentGuest.write_obj(a2, &batch.done).map_err(|_| XenError::Fault)?;
+            }
+            batch.result.map(|()| 0)
+        }
+        Hypercall::UpdateVaMapping | Hypercall::UpdateVaMappingOtherdomain => {
+            let Some(vmm) = vcpu.mm.as_ref() else { return Err(XenError::Inval) };
+            let domid = if nr == Hypercall::UpdateVaMapping { DomId::SELF } else { DomId(a3 as u16) };
+            match honour(mmu.update_va_mapping_otherdomain(me, vmm, a0, a1, a2, domid)) {
+                Ok(effect) => {
+                    if let Some(e) = effect {
+                        apply(e, vcpu);
+                    }
+                    Ok(0)
+                }
+                Err(e) => Err(e),
+            }
+        }
+        Hypercall::MemoryOp => {
+            let op = MemoryOp::from_raw((a0 & 0x3f) as u32).ok_or(XenError::NoSys)?;
+            let r: XenMemoryReservation = mem.read_obj(a1).map_err(|_| XenError::Fault)?;
+            let target = mmu.resolve_target(me, DomId(r.domid)).map_err(errno)?;
+            let mut list = GuestExtents { mem, base: r.extent_start };
+            let done = match op {
+                MemoryOp::IncreaseReservation => honour(mmu.increase_reservation(target, r.nr_extents as u32, r.extent_order, &mut list)),
+                MemoryOp::DecreaseReservation => honour(mmu.decrease_reservation(target, r.nr_extents as u32, r.extent_order, &mut list)),
+                MemoryOp::PopulatePhysmap => honour(mmu.populate_physmap(target, r.nr_extents as u32, r.extent_order, &mut list)),
+                _ => return Err(XenError::NoSys),
+            };
+            if target == me
+                && let Ok(d) = mmu.domain(target)
+            {
+                domain.tot_pages = d.tot_pages();
+            }
+            return Ok(u64::from(done));
+        }
+        _ => return Err(XenError::NoSys),
+    };
+    result.map_err(errno)
+}
