@@ -242,23 +242,29 @@ impl<R: ConsoleRing> Console<R> {
     /// Drains the ring. Complete lines go to `out` as `[name] line\n` (or, when
     /// `attached`, every byte as it is). Returns whether the guest must be notified.
     pub fn poll(&mut self, name: &str, attached: bool, out: &mut Vec<u8>) -> bool {
-        let Some(d) = drain_output(&self.ring) else {
-            return false;
+        let drained = drain_output(&self.ring);
+        let bytes = match &drained {
+            Some(d) => {
+                if d.skipped > 0 {
+                    self.flush(name, out);
+                    let note = alloc::format!(
+                        "[{name}] (console ring broken: {} bytes lost)\n",
+                        d.skipped
+                    );
+                    out.extend_from_slice(note.as_bytes());
+                }
+                self.remember(&d.bytes);
+                &d.bytes[..]
+            }
+            None => &[],
         };
-        if d.skipped > 0 {
-            self.flush(name, out);
-            out.extend_from_slice(
-                alloc::format!("[{name}] (console ring broken: {} bytes lost)\n", d.skipped)
-                    .as_bytes(),
-            );
-        }
-        self.remember(&d.bytes);
         if attached {
+            // The unfinished line first: it is what the attached user is looking at.
             out.append(&mut self.partial);
-            out.extend_from_slice(&d.bytes);
-            return true;
+            out.extend_from_slice(bytes);
+            return drained.is_some();
         }
-        for &b in &d.bytes {
+        for &b in bytes {
             if b == b'\n' {
                 self.emit_line(name, out);
             } else {
@@ -268,7 +274,7 @@ impl<R: ConsoleRing> Console<R> {
                 }
             }
         }
-        true
+        drained.is_some()
     }
 
     /// Writes the unfinished line, if any, as a line of its own.

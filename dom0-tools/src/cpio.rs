@@ -345,24 +345,29 @@ impl<'a> Archive<'a> {
                     path = normalize(&alloc::format!("{base}/{target}/{rest}"));
                     continue 'restart;
                 }
-                if entry.is_none() && i + 1 < parts.len() {
-                    // A directory the archive does not list explicitly is fine.
-                    if !self
-                        .entries
-                        .keys()
-                        .any(|k| k.starts_with(&alloc::format!("{here}/")))
-                    {
-                        return Err(LookupError::NotFound);
-                    }
+                // A directory the archive does not list explicitly is fine.
+                if entry.is_none() && i + 1 < parts.len() && !self.has_children(&here) {
+                    return Err(LookupError::NotFound);
                 }
                 done = here;
             }
             return match self.entries.get(&done) {
                 Some(e) => Ok(*e),
-                None if done.is_empty() => Err(LookupError::IsDirectory),
+                None if done.is_empty() || self.has_children(&done) => {
+                    Err(LookupError::IsDirectory)
+                }
                 None => Err(LookupError::NotFound),
             };
         }
+    }
+
+    /// Whether some member lies below `dir`.
+    fn has_children(&self, dir: &str) -> bool {
+        let prefix = alloc::format!("{dir}/");
+        self.entries
+            .range(prefix.clone()..)
+            .next()
+            .is_some_and(|(k, _)| k.starts_with(&prefix))
     }
 
     /// The contents of the regular file at `path`.

@@ -19,9 +19,16 @@ extern crate alloc;
 #[cfg(test)]
 extern crate std;
 
+pub mod builder;
 pub mod cli;
 pub mod config;
 pub mod console;
 pub mod cpio;
 pub mod domains;
+#[cfg(test)]
+mod fake;
+pub mod files;
 pub mod hv;
+pub mod toolstack;
+
+pub use toolstack::{InputResult, Reply, ToolError, Toolstack, Wait};

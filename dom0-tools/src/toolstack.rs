@@ -1,0 +1,621 @@
+//! The toolstack: commands, domain lifecycle, consoles and the shutdown policy, over a
+//! [`Hypervisor`] and the dom0 [`Files`].
+//!
+//! The dom0 kernel's main loop drives it:
+//! - a line typed on the console (or read from a script) goes to [`Toolstack::execute`],
+//!   which returns the text to print and, for `sleep`, `wait-for` and `console`, a
+//!   [`Wait`] for the loop to honour;
+//! - when a domain's console event channel fires (or on a timer), the loop calls
+//!   [`Toolstack::poll_consoles`] and prints what it returns;
+//! - while attached to a console ([`Toolstack::attached`]), typed bytes go to
+//!   [`Toolstack::console_input`] instead of `execute`; Ctrl-] detaches;
+//! - when `VIRQ_DOM_EXC` fires, [`Toolstack::on_dom_exc`] applies each stopped domain's
+//!   `on_poweroff` / `on_reboot` / `on_crash` / `on_watchdog` action and returns one line
+//!   per domain.
+
+use alloc::collections::BTreeMap;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::fmt;
+
+use guest_abi::sched::ShutdownReason;
+use guest_abi::{DomId, EvtchnPort, Mfn, XenError};
+
+use crate::builder::{self, BuildError};
+use crate::cli::{self, Command, DomRef};
+use crate::config::{self, DomainConfig, Effect};
+use crate::console::{Console, ESCAPE};
+use crate::cpio;
+use crate::domains::{self, DomainTable, Record, State};
+use crate::files::{self, Files};
+use crate::hv::Hypervisor;
+
+/// What the caller must do before the next command.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Wait {
+    /// Sleep this long (keep polling consoles meanwhile).
+    Sleep {
+        /// Milliseconds.
+        millis: u64,
+    },
+    /// Poll consoles until [`Toolstack::wait_done`] says the domain exists (and has
+    /// printed the text).
+    Domain {
+        /// The domain.
+        dom: DomRef,
+        /// The text, if any.
+        text: Option<String>,
+    },
+    /// The console is attached to this domain: send typed bytes to
+    /// [`Toolstack::console_input`] until it reports a detach.
+    Attached(DomId),
+}
+
+/// The result of a command that worked.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Reply {
+    /// Text to print (whole lines).
+    pub output: String,
+    /// What to wait for, if anything.
+    pub wait: Option<Wait>,
+}
+
+impl Reply {
+    fn text(output: String) -> Self {
+        Self { output, wait: None }
+    }
+}
+
+/// A command that failed: one line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ToolError(pub String);
+
+impl fmt::Display for ToolError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl core::error::Error for ToolError {}
+
+impl From<cli::CliError> for ToolError {
+    fn from(e: cli::CliError) -> Self {
+        Self(e.0)
+    }
+}
+
+impl From<config::ConfigError> for ToolError {
+    fn from(e: config::ConfigError) -> Self {
+        Self(e.to_string())
+    }
+}
+
+macro_rules! fail {
+    ($($arg:tt)*) => { ToolError(alloc::format!($($arg)*)) };
+}
+
+/// What happened to bytes typed while attached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InputResult {
+    /// Bytes that went into the guest's input ring.
+    pub accepted: usize,
+    /// Whether Ctrl-] was typed (or the domain is gone): the console is detached.
+    pub detached: bool,
+}
+
+/// The toolstack.
+pub struct Toolstack<H: Hypervisor, F: Files> {
+    hv: H,
+    files: F,
+    table: DomainTable,
+    consoles: BTreeMap<u16, Console<H::Ring>>,
+    attached: Option<DomId>,
+    console_out: Vec<u8>,
+    held: Vec<u8>,
+    created: u64,
+}
+
+/// Output of other domains kept while a console is attached, at most (the oldest goes).
+pub const HELD_OUTPUT: usize = 64 * 1024;
+
+impl<H: Hypervisor, F: Files> Toolstack<H, F> {
+    /// A toolstack with no domains, over `hv`, reading files from `files`.
+    pub fn new(hv: H, files: F) -> Self {
+        Self {
+            hv,
+            files,
+            table: DomainTable::default(),
+            consoles: BTreeMap::new(),
+            attached: None,
+            console_out: Vec::new(),
+            held: Vec::new(),
+            created: 0,
+        }
+    }
+
+    /// The hypervisor.
+    pub fn hypervisor(&self) -> &H {
+        &self.hv
+    }
+
+    /// The hypervisor, mutably (for the kernel's own calls).
+    pub fn hypervisor_mut(&mut self) -> &mut H {
+        &mut self.hv
+    }
+
+    /// The domains the toolstack created.
+    pub fn domains(&self) -> &DomainTable {
+        &self.table
+    }
+
+    /// The domain whose console is attached, if any.
+    pub fn attached(&self) -> Option<DomId> {
+        self.attached
+    }
+
+    /// dom0's local event channel ports of the domains' consoles: the ports whose events
+    /// mean "call [`Self::poll_consoles`]".
+    pub fn console_ports(&self) -> Vec<EvtchnPort> {
+        self.consoles.values().map(|c| c.port).collect()
+    }
+
+    /// Runs one command line.
+    pub fn execute(&mut self, line: &str) -> Result<Reply, ToolError> {
+        match cli::parse_command(line)? {
+            Command::Nothing => Ok(Reply::default()),
+            Command::Help(topic) => Ok(Reply::text(cli::help(topic.as_deref())?)),
+            Command::Create { file, overrides } => self.create(&file, &overrides),
+            Command::List => self.list(),
+            Command::Info => self.info(),
+            Command::Destroy(dom) => {
+                let id = self.existing(&dom)?;
+                self.destroy(id)?;
+                Ok(Reply::default())
+            }
+            Command::Shutdown(dom) => {
+                let id = self.existing(&dom)?;
+                self.refuse_dom0(id, "shut down")?;
+                self.hv
+                    .remote_shutdown(id, ShutdownReason::Poweroff)
+                    .map_err(|e| fail!("shutdown {dom}: {e}"))?;
+                Ok(Reply::text(alloc::format!(
+                    "Shutting down domain {}\n",
+                    id.0
+                )))
+            }
+            Command::Pause(dom) => self.pause(&dom, true),
+            Command::Unpause(dom) => self.pause(&dom, false),
+            Command::Console(dom) => self.attach(&dom),
+            Command::Sleep { millis } => Ok(Reply {
+                output: String::new(),
+                wait: Some(Wait::Sleep { millis }),
+            }),
+            Command::WaitFor { dom, text } => Ok(Reply {
+                output: String::new(),
+                wait: Some(Wait::Domain { dom, text }),
+            }),
+        }
+    }
+
+    /// The id of an existing domain named on the command line.
+    fn existing(&mut self, dom: &DomRef) -> Result<DomId, ToolError> {
+        let id = self
+            .table
+            .resolve(dom)
+            .ok_or_else(|| fail!("no domain called '{dom}'"))?;
+        match self.hv.domain_info(id) {
+            Ok(_) => Ok(id),
+            Err(XenError::Srch) => Err(fail!("domain {} does not exist", id.0)),
+            Err(e) => Err(fail!("getdomaininfo for domain {}: {e}", id.0)),
+        }
+    }
+
+    fn refuse_dom0(&self, id: DomId, what: &str) -> Result<(), ToolError> {
+        if id.0 == 0 {
+            return Err(fail!("cannot {what} {}", domains::DOM0_NAME));
+        }
+        Ok(())
+    }
+
+    fn create(&mut self, file: &str, overrides: &[String]) -> Result<Reply, ToolError> {
+        let path = cpio::normalize(file);
+        let bytes = self.files.read(&path).map_err(|e| fail!("{file}: {e}"))?;
+        let text = core::str::from_utf8(bytes).map_err(|e| {
+            let line = bytes[..e.valid_up_to()]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count()
+                + 1;
+            fail!("{file}:{line}: not UTF-8 text")
+        })?;
+        let overrides: Vec<&str> = overrides.iter().map(String::as_str).collect();
+        let parsed = config::parse(file, text, &overrides)?;
+        let mut output = alloc::format!("Parsing config from {file}\n");
+        for w in &parsed.warnings {
+            output.push_str(w);
+            output.push('\n');
+        }
+        let cfg = parsed.config;
+        let find = |what: &str, p: &str| {
+            files::resolve(&self.files, &path, p)
+                .map(|(found, _)| found)
+                .map_err(|e| fail!("{file}: {what} '{p}': {e}"))
+        };
+        let kernel_path = find("kernel", &cfg.kernel)?;
+        let ramdisk_path = cfg
+            .ramdisk
+            .as_deref()
+            .map(|r| find("ramdisk", r))
+            .transpose()?;
+        let id = self.start(cfg, kernel_path, ramdisk_path)?;
+        let name = self.table.name_of(id);
+        output.push_str(&alloc::format!("Started domain {name} (id={})\n", id.0));
+        Ok(Reply::text(output))
+    }
+
+    /// Builds, connects and unpauses a domain, and records it.
+    fn start(
+        &mut self,
+        config: DomainConfig,
+        kernel_path: String,
+        ramdisk_path: Option<String>,
+    ) -> Result<DomId, ToolError> {
+        let name = config.name.clone();
+        if let Some(id) = self.table.by_name(&name) {
+            return Err(fail!(
+                "cannot create domain '{name}': a domain with that name exists (id {})",
+                id.0
+            ));
+        }
+        let cannot = |e: &dyn fmt::Display| fail!("cannot create domain '{name}': {e}");
+        let kernel = self.files.read(&kernel_path).map_err(|e| cannot(&e))?;
+        let ramdisk = match &ramdisk_path {
+            Some(p) => Some(self.files.read(p).map_err(|e| cannot(&e))?),
+            None => None,
+        };
+        self.created += 1;
+        let mut handle = [0u8; 16];
+        handle[..8].copy_from_slice(&self.created.to_le_bytes());
+        handle[8..].copy_from_slice(b"dom0tool");
+        let built = builder::build(&mut self.hv, &config, kernel, ramdisk, handle)
+            .map_err(|e: BuildError| cannot(&e))?;
+        let id = built.domid;
+        let console = self
+            .connect(id, built.console_frame, built.console_port)
+            .and_then(|c| match self.hv.unpause_domain(id) {
+                Ok(()) => Ok(c),
+                Err(e) => {
+                    let _ = self.hv.evtchn_close(c.port);
+                    self.hv.unmap_console(c.ring);
+                    Err(("unpausedomain", e))
+                }
+            });
+        let console = match console {
+            Ok(c) => c,
+            Err((op, e)) => {
+                let cleanup = match self.hv.destroy_domain(id) {
+                    Ok(()) => alloc::format!("domain {} destroyed", id.0),
+                    Err(d) => alloc::format!("destroying domain {} also failed: {d}", id.0),
+                };
+                return Err(cannot(&alloc::format!("{op} failed: {e}; {cleanup}")));
+            }
+        };
+        self.consoles.insert(id.0, console);
+        let record = Record {
+            id,
+            config,
+            kernel_path,
+            ramdisk_path,
+            state: State::Running,
+            handled: false,
+        };
+        // The name was checked above and nothing ran in between.
+        let _ = self.table.insert(record);
+        Ok(id)
+    }
+
+    /// Binds to the domain's console port and maps its ring.
+    fn connect(
+        &mut self,
+        id: DomId,
+        frame: Mfn,
+        port: EvtchnPort,
+    ) -> Result<Console<H::Ring>, (&'static str, XenError)> {
+        let local = self
+            .hv
+            .evtchn_bind_interdomain(id, port)
+            .map_err(|e| ("evtchn_bind_interdomain", e))?;
+        match self.hv.map_console(id, frame) {
+            Ok(ring) => Ok(Console::new(ring, local)),
+            Err(e) => {
+                let _ = self.hv.evtchn_close(local);
+                Err(("map the console ring", e))
+            }
+        }
+    }
+
+    /// Destroys a domain and forgets it.
+    fn destroy(&mut self, id: DomId) -> Result<(), ToolError> {
+        self.refuse_dom0(id, "destroy")?;
+        if let Some(r) = self.table.get_mut(id) {
+            r.state = State::Dying;
+        }
+        match self.hv.destroy_domain(id) {
+            Ok(()) | Err(XenError::Srch) => {}
+            Err(e) => return Err(fail!("destroy domain {}: {e}", id.0)),
+        }
+        self.forget(id);
+        Ok(())
+    }
+
+    /// Drops everything the toolstack holds for a domain that no longer exists; its last
+    /// console output is queued for [`Self::poll_consoles`].
+    fn forget(&mut self, id: DomId) {
+        let name = self.table.name_of(id).to_string();
+        if let Some(mut c) = self.consoles.remove(&id.0) {
+            let attached = self.attached == Some(id);
+            c.poll(&name, attached, &mut self.console_out);
+            c.flush(&name, &mut self.console_out);
+            let _ = self.hv.evtchn_close(c.port);
+            self.hv.unmap_console(c.ring);
+        }
+        if self.attached == Some(id) {
+            self.console_out.extend_from_slice(
+                alloc::format!("\n[detached: domain {} ({name}) is gone]\n", id.0).as_bytes(),
+            );
+            self.detach();
+        }
+        self.table.remove(id);
+    }
+
+    fn pause(&mut self, dom: &DomRef, pause: bool) -> Result<Reply, ToolError> {
+        let id = self.existing(dom)?;
+        let (what, result) = if pause {
+            self.refuse_dom0(id, "pause")?;
+            ("pause", self.hv.pause_domain(id))
+        } else {
+            ("unpause", self.hv.unpause_domain(id))
+        };
+        result.map_err(|e| fail!("{what} {dom}: {e}"))?;
+        if let Some(r) = self.table.get_mut(id) {
+            r.state = if pause { State::Paused } else { State::Running };
+        }
+        Ok(Reply::default())
+    }
+
+    fn list(&mut self) -> Result<Reply, ToolError> {
+        let infos = self
+            .hv
+            .list_domains()
+            .map_err(|e| fail!("list: getdomaininfolist failed: {e}"))?;
+        for info in &infos {
+            if let Some(r) = self.table.get_mut(info.id) {
+                r.state = State::of(info);
+            }
+        }
+        Ok(Reply::text(domains::format_list(&infos, &self.table)))
+    }
+
+    fn info(&mut self) -> Result<Reply, ToolError> {
+        let phys = self
+            .hv
+            .physinfo()
+            .map_err(|e| fail!("info: physinfo failed: {e}"))?;
+        let version = self
+            .hv
+            .version()
+            .map_err(|e| fail!("info: xen_version failed: {e}"))?;
+        let nr = self
+            .hv
+            .list_domains()
+            .map_err(|e| fail!("info: getdomaininfolist failed: {e}"))?
+            .len();
+        Ok(Reply::text(domains::format_info(&phys, &version, nr)))
+    }
+
+    fn attach(&mut self, dom: &DomRef) -> Result<Reply, ToolError> {
+        let id = self.existing(dom)?;
+        if !self.consoles.contains_key(&id.0) {
+            return Err(fail!(
+                "domain {} has no console ring here (dom0's console is the hypervisor's)",
+                id.0
+            ));
+        }
+        self.attached = Some(id);
+        // Show the unfinished line the domain is in the middle of (a prompt, usually).
+        let name = self.table.name_of(id).to_string();
+        if let Some(c) = self.consoles.get_mut(&id.0)
+            && c.poll(&name, true, &mut self.console_out)
+        {
+            let _ = self.hv.evtchn_send(c.port);
+        }
+        Ok(Reply {
+            output: alloc::format!(
+                "Connected to domain {} ({name}); type Ctrl-] to detach\n",
+                id.0
+            ),
+            wait: Some(Wait::Attached(id)),
+        })
+    }
+
+    /// Drains every console ring: lines of the domains as `[name] line`, or while a
+    /// console is attached, that domain's bytes as they are (the other domains' lines are
+    /// held, up to [`HELD_OUTPUT`] bytes, and come out after the detach).
+    pub fn poll_consoles(&mut self) -> Vec<u8> {
+        let mut out = core::mem::take(&mut self.console_out);
+        for (&id, c) in self.consoles.iter_mut() {
+            let name = self.table.name_of(DomId(id));
+            let attached = self.attached == Some(DomId(id));
+            let sink = if self.attached.is_some() && !attached {
+                &mut self.held
+            } else {
+                &mut out
+            };
+            if c.poll(name, attached, sink) {
+                let _ = self.hv.evtchn_send(c.port);
+            }
+        }
+        if self.held.len() > HELD_OUTPUT {
+            let cut = self.held.len() - HELD_OUTPUT;
+            self.held.drain(..cut);
+        }
+        out
+    }
+
+    /// Leaves the attached console; what other domains printed meanwhile comes next.
+    fn detach(&mut self) {
+        self.attached = None;
+        self.console_out.append(&mut self.held);
+    }
+
+    /// Bytes typed while attached: sent to the domain up to a Ctrl-], which detaches.
+    pub fn console_input(&mut self, bytes: &[u8]) -> InputResult {
+        let Some(id) = self.attached else {
+            return InputResult {
+                accepted: 0,
+                detached: true,
+            };
+        };
+        let (send, detach) = match bytes.iter().position(|&b| b == ESCAPE) {
+            Some(i) => (&bytes[..i], true),
+            None => (bytes, false),
+        };
+        let Some(c) = self.consoles.get_mut(&id.0) else {
+            self.detach();
+            return InputResult {
+                accepted: 0,
+                detached: true,
+            };
+        };
+        let accepted = c.input(send);
+        if accepted > 0 {
+            let _ = self.hv.evtchn_send(c.port);
+        }
+        if detach {
+            self.detach();
+        }
+        InputResult {
+            accepted,
+            detached: detach,
+        }
+    }
+
+    /// Whether a `wait-for` is satisfied. Call [`Self::poll_consoles`] first, so that the
+    /// latest output counts.
+    pub fn wait_done(&mut self, wait: &Wait) -> bool {
+        match wait {
+            Wait::Sleep { .. } => true,
+            Wait::Attached(_) => self.attached.is_none(),
+            Wait::Domain { dom, text } => {
+                let Some(id) = self.table.resolve(dom) else {
+                    return false;
+                };
+                if self.hv.domain_info(id).is_err() {
+                    return false;
+                }
+                match text {
+                    None => true,
+                    Some(t) => self
+                        .consoles
+                        .get(&id.0)
+                        .is_some_and(|c| c.has_printed(t.as_bytes())),
+                }
+            }
+        }
+    }
+
+    /// `VIRQ_DOM_EXC`: finds the domains that stopped and applies their policy; one line
+    /// per domain, like `Domain 3 (web) has shut down, reason code 0 (poweroff);
+    /// destroying`.
+    pub fn on_dom_exc(&mut self) -> Vec<String> {
+        let mut lines = Vec::new();
+        for id in self.table.ids() {
+            let name = self.table.name_of(id).to_string();
+            match self.hv.domain_info(id) {
+                Err(XenError::Srch) => {
+                    self.forget(id);
+                    lines.push(alloc::format!("Domain {} ({name}) has disappeared", id.0));
+                }
+                Err(e) => lines.push(alloc::format!(
+                    "Domain {} ({name}): getdomaininfo failed: {e}",
+                    id.0
+                )),
+                Ok(info) => {
+                    let state = State::of(&info);
+                    let Some(record) = self.table.get_mut(id) else {
+                        continue;
+                    };
+                    record.state = state;
+                    if let (State::Shutdown(code), false) = (state, record.handled) {
+                        lines.push(self.apply_policy(id, code));
+                    }
+                }
+            }
+        }
+        lines
+    }
+
+    /// Applies a stopped domain's action; returns the line that says what happened.
+    fn apply_policy(&mut self, id: DomId, code: u32) -> String {
+        let Some(record) = self.table.get(id) else {
+            return String::new();
+        };
+        let cfg = &record.config;
+        let reason = ShutdownReason::from_raw(code);
+        let action = match reason {
+            Some(ShutdownReason::Poweroff) => Some(cfg.on_poweroff),
+            Some(ShutdownReason::Reboot | ShutdownReason::SoftReset) => Some(cfg.on_reboot),
+            Some(ShutdownReason::Crash) => Some(cfg.on_crash),
+            Some(ShutdownReason::Watchdog) => Some(cfg.on_watchdog),
+            Some(ShutdownReason::Suspend) => None,
+            None => Some(config::Action::Destroy),
+        };
+        let head = alloc::format!(
+            "Domain {} ({}) has shut down, reason code {code} ({})",
+            id.0,
+            record.name(),
+            reason.map_or("unknown", reason_name)
+        );
+        let Some(action) = action else {
+            if let Some(r) = self.table.get_mut(id) {
+                r.handled = true;
+            }
+            return alloc::format!("{head}; leaving it suspended");
+        };
+        match action.effect() {
+            Effect::Preserve => {
+                if let Some(r) = self.table.get_mut(id) {
+                    r.handled = true;
+                }
+                alloc::format!("{head}; preserving it")
+            }
+            Effect::Destroy => match self.destroy(id) {
+                Ok(()) => alloc::format!("{head}; destroying"),
+                Err(e) => alloc::format!("{head}; destroying failed: {e}"),
+            },
+            Effect::Restart => {
+                let (config, kernel, ramdisk) = (
+                    record.config.clone(),
+                    record.kernel_path.clone(),
+                    record.ramdisk_path.clone(),
+                );
+                if let Err(e) = self.destroy(id) {
+                    return alloc::format!("{head}; restarting failed: {e}");
+                }
+                match self.start(config, kernel, ramdisk) {
+                    Ok(new) => alloc::format!("{head}; restarting as domain {}", new.0),
+                    Err(e) => alloc::format!("{head}; restarting failed: {e}"),
+                }
+            }
+        }
+    }
+}
+
+/// The short name of a shutdown reason (`poweroff`, `reboot`, ...).
+fn reason_name(reason: ShutdownReason) -> &'static str {
+    let name = reason.c_name();
+    name.strip_prefix("SHUTDOWN_").unwrap_or(name)
+}
+
+#[cfg(test)]
+mod tests;
