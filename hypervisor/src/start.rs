@@ -278,7 +278,10 @@ fn init_memory(boot: &BootInformation<'_>, features: &cpu::Features) {
         error!("boot: {e}");
         power::crash();
     }
-    info!("PV MMU: frame table and M2P for {} frames", frames.max_frame() + 1);
+    info!(
+        "PV MMU: frame table and M2P for {} frames",
+        frames.max_frame() + 1
+    );
     *FRAMES.lock() = Some(frames);
 }
 

@@ -60,9 +60,14 @@ pub fn memory_op<M: GuestMemory, H: Host>(ctx: &mut Ctx<'_, M, H>, cmd: u64, arg
             ctx.mem.write_obj(arg, &map)?;
             Ok(0)
         }
-        MemoryOp::IncreaseReservation | MemoryOp::DecreaseReservation | MemoryOp::PopulatePhysmap => {
-            ctx.host.mmu_hypercall(guest_abi::Hypercall::MemoryOp, [cmd, arg, 0, 0, 0], ctx.vcpu, ctx.domain)
-        }
+        MemoryOp::IncreaseReservation
+        | MemoryOp::DecreaseReservation
+        | MemoryOp::PopulatePhysmap => ctx.host.mmu_hypercall(
+            guest_abi::Hypercall::MemoryOp,
+            [cmd, arg, 0, 0, 0],
+            ctx.vcpu,
+            ctx.domain,
+        ),
         _ => Err(XenError::NoSys),
     }
 }

@@ -52,7 +52,13 @@ pub trait Host {
     fn now_ns(&self) -> u64;
     /// The memory-management hypercalls (`mmu_update`, `mmuext_op`, `update_va_mapping*`,
     /// and the reservation sub-ops of `memory_op`), which the machine's PV MMU handles.
-    fn mmu_hypercall(&mut self, nr: Hypercall, args: [u64; 5], vcpu: &mut PvVcpu, domain: &mut DomainInfo) -> HcResult;
+    fn mmu_hypercall(
+        &mut self,
+        nr: Hypercall,
+        args: [u64; 5],
+        vcpu: &mut PvVcpu,
+        domain: &mut DomainInfo,
+    ) -> HcResult;
 }
 
 /// The hypervisor's bookkeeping of the calling domain, as hypercalls see it.
@@ -179,7 +185,10 @@ pub fn dispatch<M: GuestMemory, H: Host>(
         Hypercall::VmAssist => traps::vm_assist(ctx, a0, a1),
         Hypercall::VcpuOp => vcpu::vcpu_op(ctx, a0, a1, a2),
         Hypercall::MemoryOp => memory::memory_op(ctx, a0, a1),
-        Hypercall::MmuUpdate | Hypercall::MmuextOp | Hypercall::UpdateVaMapping | Hypercall::UpdateVaMappingOtherdomain => {
+        Hypercall::MmuUpdate
+        | Hypercall::MmuextOp
+        | Hypercall::UpdateVaMapping
+        | Hypercall::UpdateVaMappingOtherdomain => {
             ctx.host.mmu_hypercall(nr, call.args, ctx.vcpu, ctx.domain)
         }
         Hypercall::Multicall if in_multicall => Err(XenError::Inval),

@@ -87,7 +87,13 @@ impl Host for FakeHost {
     fn now_ns(&self) -> u64 {
         self.now
     }
-    fn mmu_hypercall(&mut self, _: Hypercall, _: [u64; 5], _: &mut PvVcpu, _: &mut super::DomainInfo) -> HcResult {
+    fn mmu_hypercall(
+        &mut self,
+        _: Hypercall,
+        _: [u64; 5],
+        _: &mut PvVcpu,
+        _: &mut super::DomainInfo,
+    ) -> HcResult {
         Err(guest_abi::XenError::NoSys)
     }
 }

@@ -13,14 +13,16 @@ use crate::sched::CpuId;
 
 /// Highest event channel port of a domain (the 2-level ABI limit).
 const MAX_PORT: u32 = 4095;
+use super::FRAMES;
 use super::host::MAX_MFN;
+use super::mmu::{MMU, flush_tlb_all};
 use crate::arch::x86_64::paging::phys_to_virt;
 use crate::arch::x86_64::{entry, guest};
 use crate::hypercall::DomainInfo;
-use super::FRAMES;
-use super::mmu::{MMU, flush_tlb_all};
 use crate::mm::frames::FrameError;
-use crate::mm::pv::{self as mmdom, DomainConfig, ExtentList, MmuextCmd, MmuextOp, Outcome, PvMmError, VcpuMm};
+use crate::mm::pv::{
+    self as mmdom, DomainConfig, ExtentList, MmuextCmd, MmuextOp, Outcome, PvMmError, VcpuMm,
+};
 use crate::mm::{Mfn, PAGE_SIZE};
 use crate::pv::hypercall_page;
 use crate::pv::vcpu::PvVcpu;
@@ -126,16 +128,29 @@ pub fn build(modules: &Dom0Modules<'_>, nr_pages: u64) -> Result<(Domain, Regs),
     // Memory comes through the PV MMU, which scrubs every frame, records its owner and
     // fills the M2P table.
     let mut guard = MMU.lock();
-    let mmu = guard.as_mut().ok_or(BuildError::Mmu("the PV MMU is not set up"))?;
-    let config = DomainConfig { max_pages: nr_pages, privileged: true, superpages: false, iomem_access: true };
-    let d = mmu.create_domain(mmdom::DomId(0), config).map_err(|_| BuildError::Mmu("cannot create dom0"))?;
+    let mmu = guard
+        .as_mut()
+        .ok_or(BuildError::Mmu("the PV MMU is not set up"))?;
+    let config = DomainConfig {
+        max_pages: nr_pages,
+        privileged: true,
+        superpages: false,
+        iomem_access: true,
+    };
+    let d = mmu
+        .create_domain(mmdom::DomId(0), config)
+        .map_err(|_| BuildError::Mmu("cannot create dom0"))?;
     let mut list = Extents((0..nr_pages).collect());
     let done = honour(mmu.populate_physmap(d, nr_pages as u32, 0, &mut list));
     if u64::from(done) != nr_pages {
         return Err(BuildError::Memory(FrameError::OutOfMemory));
     }
     let p2m: Vec<Mfn> = list.0.iter().map(|&m| Mfn(m)).collect();
-    let shared_info = FRAMES.lock().as_mut().map_or(Err(FrameError::OutOfMemory), |f| f.alloc()).map_err(BuildError::Memory)?;
+    let shared_info = FRAMES
+        .lock()
+        .as_mut()
+        .map_or(Err(FrameError::OutOfMemory), |f| f.alloc())
+        .map_err(BuildError::Memory)?;
     frame_bytes(shared_info).fill(0);
     mmu.share_hypervisor_frame(shared_info, mmdom::DomId(0), true)
         .map_err(|_| BuildError::Mmu("cannot share the shared-info frame"))?;
@@ -185,8 +200,16 @@ pub fn build(modules: &Dom0Modules<'_>, nr_pages: u64) -> Result<(Domain, Regs),
     // pins the L4 and installs it as the vCPU's kernel base pointer.
     let mut vmm = VcpuMm::new(d);
     let ops = [
-        MmuextOp { cmd: MmuextCmd::PinL4Table as u32, arg1: l4.0, arg2: 0 },
-        MmuextOp { cmd: MmuextCmd::NewBaseptr as u32, arg1: l4.0, arg2: 0 },
+        MmuextOp {
+            cmd: MmuextCmd::PinL4Table as u32,
+            arg1: l4.0,
+            arg2: 0,
+        },
+        MmuextOp {
+            cmd: MmuextCmd::NewBaseptr as u32,
+            arg1: l4.0,
+            arg2: 0,
+        },
     ];
     let batch = honour(mmu.mmuext_op(d, &mut vmm, mmdom::DomId::SELF.0, ops.map(Ok), |_| Ok(())));
     if let Err(e) = batch.result {
@@ -239,7 +262,14 @@ pub fn build(modules: &Dom0Modules<'_>, nr_pages: u64) -> Result<(Domain, Regs),
         },
         p2m,
         shared_info,
-        vcpus: vec![Vcpu { id: 0, pv, regs }],
+        vcpus: vec![Vcpu {
+            regs,
+            initialised: true,
+            ..Vcpu::new(0, pv)
+        }],
+        mm: d,
+        shutdown: None,
+        console_mid_line: false,
     };
     Ok((domain, regs))
 }

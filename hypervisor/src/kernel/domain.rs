@@ -1,6 +1,7 @@
 //! Domains and vCPUs as the running hypervisor keeps them, and the machine-wide state
 //! (event channels, scheduler, timers, clock) that hypercalls reach through `Host::world`.
 
+use crate::arch::x86_64::fpu::FpuArea;
 use crate::arch::x86_64::paging::phys_to_virt;
 use crate::event::abi as eabi;
 use crate::event::channel::{Channel, EventChannels};
@@ -9,11 +10,13 @@ use crate::event::shared::SharedInfo;
 use crate::hypercall::DomainInfo;
 use crate::hypercall::event::{Sched, Timers};
 use crate::mm::Mfn;
+use crate::mm::pv::DomainRef;
 use crate::pv::vcpu::PvVcpu;
 use crate::pvclock::PvClock;
 use crate::regs::Regs;
 use alloc::boxed::Box;
 use alloc::vec::Vec;
+use guest_abi::sched::ShutdownReason;
 
 /// One virtual CPU.
 pub struct Vcpu {
@@ -23,6 +26,23 @@ pub struct Vcpu {
     pub pv: PvVcpu,
     /// Registers while it is not running.
     pub regs: Regs,
+    /// FPU/SSE/AVX state while it is not running.
+    pub fpu: Box<FpuArea>,
+    /// Whether it has a context (dom0's from the builder, a domU's from `setvcpucontext`).
+    pub initialised: bool,
+}
+
+impl Vcpu {
+    /// A vCPU with no context yet.
+    pub fn new(id: u32, pv: PvVcpu) -> Self {
+        Self {
+            id,
+            pv,
+            regs: Regs::default(),
+            fpu: FpuArea::new(),
+            initialised: false,
+        }
+    }
 }
 
 /// One domain.
@@ -35,6 +55,12 @@ pub struct Domain {
     pub shared_info: Mfn,
     /// Its vCPUs.
     pub vcpus: Vec<Vcpu>,
+    /// Its handle in the PV MMU.
+    pub mm: DomainRef,
+    /// Why it shut down, once it has.
+    pub shutdown: Option<ShutdownReason>,
+    /// Whether a line of its console output is in progress (for the `(dN)` prefix).
+    pub console_mid_line: bool,
 }
 
 impl Domain {
@@ -104,10 +130,25 @@ pub struct Machine {
     pub timers: Timers,
     /// The CPU's clock, as published to guests.
     pub clock: PvClock,
-    /// Index of the running domain in `domains`.
-    pub current: usize,
+    /// The running domain's id.
+    pub current: u16,
     /// The running vCPU's id.
     pub current_vcpu: u32,
+}
+
+impl Machine {
+    /// Position of domain `id` in `domains`.
+    pub fn index_of(&self, id: u16) -> Option<usize> {
+        self.domains.iter().position(|d| d.info.id.0 == id)
+    }
+
+    /// The domain with id `id`.
+    pub fn domain_mut(&mut self, id: u16) -> Option<&mut Domain> {
+        self.domains
+            .iter_mut()
+            .find(|d| d.info.id.0 == id)
+            .map(|d| &mut **d)
+    }
 }
 
 /// The machine state, once dom0 exists.

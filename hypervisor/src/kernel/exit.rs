@@ -5,6 +5,7 @@
 use super::domain::{MACHINE, Machine};
 use super::host::KernelHost;
 use crate::arch::x86_64::entry::SYSCALL32_VECTOR;
+use crate::arch::x86_64::fpu;
 use crate::arch::x86_64::{apic, cpu, power, trap};
 use crate::event::abi as eabi;
 use crate::event::ops::{self as evops, Domains};
@@ -15,9 +16,10 @@ use crate::pv::emulate;
 use crate::pv::vcpu::PvVcpu;
 use crate::regs::{Regs, SYSCALL_VECTOR};
 use crate::sched::scheduler::vcpu as vcpu_ref;
-use crate::sched::{CpuId, TimerAction, timer};
+use crate::sched::{CpuId, TimerAction, VcpuRef, timer};
 use crate::{error, info, warn};
 use core::sync::atomic::{AtomicBool, Ordering};
+use guest_abi::Hypercall;
 use guest_abi::sched::ShutdownReason;
 use x86_64::registers::control::Cr2;
 
@@ -41,19 +43,27 @@ fn with_current<R>(
         error!("guest exit with no domain running");
         power::crash();
     };
+    let Some(index) = m.index_of(m.current) else {
+        let id = m.current;
+        drop(machine);
+        error!("the running domain d{id} does not exist");
+        power::crash();
+    };
     let Machine {
         domains,
         events,
         sched,
         timers,
         clock,
-        current,
         current_vcpu,
+        ..
     } = m;
     let vcpu_id = *current_vcpu;
-    let dom = &mut domains[*current];
+    let dom = &mut *domains[index];
+    let shared = dom.shared();
     let mut host = KernelHost {
-        shared: dom.shared(),
+        console_mid_line: &mut dom.console_mid_line,
+        shared,
         domain: eabi::DomId(dom.info.id.0),
         vcpu_id,
         privileged: dom.info.privileged,
@@ -74,6 +84,24 @@ fn vcpu_info(shared: &SharedInfo, vcpu_id: u32) -> &crate::event::shared::VcpuIn
 /// user space, bounced to the guest kernel's syscall callback.
 #[unsafe(no_mangle)]
 extern "C" fn guest_syscall(regs: &mut Regs) {
+    // domctl and sysctl reach across domains, so they run outside `with_current`.
+    let (domctl, sysctl) = (
+        u64::from(Hypercall::Domctl.raw()),
+        u64::from(Hypercall::Sysctl.raw()),
+    );
+    if regs.vector == SYSCALL_VECTOR && (regs.rax == domctl || regs.rax == sysctl) {
+        let caller = with_current(|vcpu, _, domain, _| vcpu.kernel_mode.then(|| domain.clone()));
+        if let Some(caller) = caller {
+            let result = if regs.rax == domctl {
+                super::domctl::domctl(&caller, regs.rdi)
+            } else {
+                super::domctl::sysctl(&caller, regs.rdi)
+            };
+            regs.rax = hypercall::encode(result);
+            finish(regs, Action::Resume);
+            return;
+        }
+    }
     let action = with_current(|vcpu, vcpu_id, domain, host| {
         if regs.vector == SYSCALL_VECTOR && vcpu.kernel_mode {
             let mut ctx = Ctx {
@@ -280,8 +308,8 @@ fn run_timers(m: &mut Machine, now: u64) {
     }
 }
 
-/// Runs timers and the scheduler until the current vCPU may run, idling (interrupts on, CPU
-/// halted) while nothing is runnable.
+/// Runs timers and the scheduler until some vCPU may run, switching to it, and idling
+/// (interrupts on, CPU halted) while nothing is runnable.
 fn schedule() {
     loop {
         let mut guard = MACHINE.lock();
@@ -293,17 +321,12 @@ fn schedule() {
         if let Some(until) = d.until {
             apic::arm_oneshot(until.saturating_sub(now).max(1));
         }
-        let current = {
-            let dom = &m.domains[m.current];
-            vcpu_ref(eabi::DomId(dom.info.id.0), eabi::VcpuId(m.current_vcpu))
-        };
+        let current = vcpu_ref(eabi::DomId(m.current), eabi::VcpuId(m.current_vcpu));
         match d.next {
             Some(v) if v == current => return,
             Some(v) => {
-                // Only dom0 exists so far: another runnable vCPU cannot appear.
-                drop(guard);
-                error!("scheduler picked {v:?}, which this build cannot switch to");
-                power::crash();
+                switch_to(m, current, v, now);
+                return;
             }
             None => {
                 drop(guard);
@@ -314,18 +337,95 @@ fn schedule() {
     }
 }
 
-/// Carries out what the exit left to do; returns only when the guest is to resume.
+/// Saves the running vCPU's state (registers from the guest frame, FPU) and loads `next`'s
+/// into the frame and the CPU, so that the return path resumes `next`.
+fn switch_to(m: &mut Machine, prev: VcpuRef, next: VcpuRef, now: u64) {
+    // SAFETY: we are handling a guest exit, so the frame at the top of the ring-0 stack holds
+    // the running vCPU's registers, and nothing else refers to it now.
+    let frame = unsafe { &mut *crate::arch::x86_64::entry::guest_frame() };
+    crate::arch::x86_64::guest::set_fpu_trap(false);
+    if let Some(v) = m
+        .domain_mut(prev.domain.0)
+        .and_then(|d| d.vcpus.get_mut(prev.vcpu.0 as usize))
+    {
+        v.regs = *frame;
+        fpu::save(&mut v.fpu);
+    }
+    timer::on_switch_out(&mut m.timers, prev);
+    m.current = next.domain.0;
+    m.current_vcpu = next.vcpu.0;
+    let Machine {
+        domains,
+        timers,
+        events,
+        sched,
+        ..
+    } = m;
+    let Some(v) = domains
+        .iter_mut()
+        .find(|d| d.info.id.0 == next.domain.0)
+        .and_then(|d| d.vcpus.get_mut(next.vcpu.0 as usize))
+    else {
+        error!("scheduler picked {next:?}, which does not exist");
+        power::crash();
+    };
+    *frame = v.regs;
+    fpu::restore(&v.fpu);
+    crate::arch::x86_64::guest::load_mode(&v.pv);
+    crate::arch::x86_64::guest::set_fs_base(v.pv.fs_base);
+    // Guest user mappings are global: another domain's must not survive the switch.
+    super::mmu::flush_tlb_all();
+    crate::arch::x86_64::guest::set_fpu_trap(v.pv.fpu_ts);
+    if let Ok(TimerAction::RaiseTimerVirq(t)) =
+        timer::on_switch_in(timers, &mut v.pv.timers, next, now)
+    {
+        let wake = evops::raise_virq(events, t.domain, t.vcpu, eabi::Virq::TIMER);
+        let _ = sched.wake_all(wake);
+    }
+}
+
+/// Carries out what the exit left to do; returns only when a guest is to resume.
 fn finish(regs: &mut Regs, action: Action) {
     match action {
-        Action::Shutdown(reason) => dom0_shutdown(reason),
-        Action::Crash(why) => crash_domain(regs, why),
+        Action::Shutdown(reason) => shutdown_current(reason, None),
+        Action::Crash(why) => shutdown_current(ShutdownReason::Crash, Some((regs, why))),
         Action::Block | Action::Yield => schedule(),
         Action::Resume if NEED_RESCHED.load(Ordering::Relaxed) => schedule(),
         Action::Resume => {}
     }
     if let Action::Crash(why) = check_events(regs) {
-        crash_domain(regs, why);
+        shutdown_current(ShutdownReason::Crash, Some((regs, why)));
     }
+}
+
+/// The running domain shut down (or crashed, with the registers and reason): dom0 takes the
+/// machine with it; a domU stops, dom0 is told with `VIRQ_DOM_EXC`, and another vCPU runs.
+fn shutdown_current(reason: ShutdownReason, crash: Option<(&Regs, &str)>) {
+    let mut guard = MACHINE.lock();
+    let Some(m) = guard.as_mut() else { return };
+    let (id, vcpu) = (m.current, m.current_vcpu);
+    if let Some((regs, why)) = crash {
+        error!("d{id}v{vcpu} crashed: {why}");
+        trap::print_guest_registers(regs);
+    }
+    if id == 0 {
+        drop(guard);
+        dom0_shutdown(reason);
+    }
+    info!("Domain {id} shut down: {}", reason.c_name());
+    if let Some(d) = m.domain_mut(id) {
+        d.shutdown = Some(reason);
+    }
+    let _ = m.sched.pause_domain(eabi::DomId(id));
+    let wake = evops::raise_virq(
+        &mut m.events,
+        eabi::DomId(0),
+        eabi::VcpuId(0),
+        eabi::Virq::DOM_EXC,
+    );
+    let _ = m.sched.wake_all(wake);
+    drop(guard);
+    schedule();
 }
 
 fn dom0_shutdown(reason: ShutdownReason) -> ! {
@@ -356,9 +456,10 @@ pub fn bad_return_frame() -> ! {
     crash_domain(regs, "the CPU refused its return frame")
 }
 
-/// A guest did something it cannot survive: log it with its registers and stop it.
+/// A guest did something it cannot survive: log it with its registers and stop its domain.
 fn crash_domain(regs: &Regs, why: &str) -> ! {
-    error!("d0v0 crashed: {why}");
-    trap::print_guest_registers(regs);
-    power::dom0_crashed()
+    shutdown_current(ShutdownReason::Crash, Some((regs, why)));
+    // A domU's crash switched to another vCPU, whose frame is now in place.
+    // SAFETY: the frame at the top of the ring-0 stack holds the vCPU chosen to run.
+    unsafe { crate::arch::x86_64::entry::enter_guest_frame_here() }
 }

@@ -16,6 +16,8 @@ pub static MAX_MFN: AtomicU64 = AtomicU64::new(0);
 
 /// [`Host`] for the running vCPU.
 pub struct KernelHost<'a> {
+    /// Whether the running domain's console output is in the middle of a line.
+    pub console_mid_line: &'a mut bool,
     /// The running domain's shared-info page.
     pub shared: &'static SharedInfo,
     /// The running domain's id.
@@ -37,8 +39,19 @@ pub struct KernelHost<'a> {
 impl Host for KernelHost<'_> {
     type Doms = EventTable;
 
-    fn console_write(&mut self, _domain: DomId, bytes: &[u8]) {
-        serial::write_bytes(bytes);
+    fn console_write(&mut self, domain: DomId, bytes: &[u8]) {
+        if domain.0 == 0 {
+            serial::write_bytes(bytes);
+            return;
+        }
+        // A domU's lines are prefixed with its id, as Xen does.
+        for line in bytes.split_inclusive(|&b| b == b'\n') {
+            if !*self.console_mid_line {
+                serial::print(format_args!("(d{}) ", domain.0));
+            }
+            serial::write_bytes(line);
+            *self.console_mid_line = !line.ends_with(b"\n");
+        }
     }
 
     fn console_read(&mut self, buf: &mut [u8]) -> usize {

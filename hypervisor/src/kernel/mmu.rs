@@ -10,8 +10,8 @@ use crate::arch::x86_64::uaccess::CurrentGuest;
 use crate::hypercall::{DomainInfo, HcResult};
 use crate::mm::frames::FrameAllocator;
 use crate::mm::pv::{
-    DomId, ENTRIES, Effect, ExtentList, FrameInfo, FramePool, FrameStore, FrameTable, M2pTable, MmuUpdate, MmuextOp, Outcome,
-    Pfn, PvMmError,
+    DomId, ENTRIES, Effect, ExtentList, FrameInfo, FramePool, FrameStore, FrameTable, M2pTable,
+    MmuUpdate, MmuextOp, Outcome, Pfn, PvMmError,
 };
 use crate::mm::{Mfn, PAGE_SIZE};
 use crate::pv::guest_mem::GuestMemory;
@@ -103,7 +103,11 @@ impl M2pTable for KernelM2p {
     }
 
     fn get(&self, mfn: Mfn) -> Pfn {
-        Pfn(self.table.get(mfn.0 as usize).copied().unwrap_or(Pfn::INVALID.0))
+        Pfn(self
+            .table
+            .get(mfn.0 as usize)
+            .copied()
+            .unwrap_or(Pfn::INVALID.0))
     }
 }
 
@@ -139,15 +143,22 @@ pub fn init(frames: &mut FrameAllocator<'_>, max_frame: u64) -> Result<(), MmuIn
     // SAFETY: both runs were just allocated for these tables alone and are direct-mapped;
     // they are written whole before use and live for the rest of the machine's life.
     let (records, table) = unsafe {
-        let r = core::slice::from_raw_parts_mut(phys_to_virt(records_at.addr()) as *mut FrameInfo, n as usize);
-        let t = core::slice::from_raw_parts_mut(phys_to_virt(m2p_at.addr()) as *mut u64, n as usize);
+        let r = core::slice::from_raw_parts_mut(
+            phys_to_virt(records_at.addr()) as *mut FrameInfo,
+            n as usize,
+        );
+        let t =
+            core::slice::from_raw_parts_mut(phys_to_virt(m2p_at.addr()) as *mut u64, n as usize);
         (r, t)
     };
     records.fill(FrameInfo::FREE);
     table.fill(Pfn::INVALID.0);
     paging::map_m2p(frames, m2p_at.addr(), pages(m2p_bytes) * PAGE_SIZE)
         .map_err(|_| MmuInitError("cannot map the M2P table"))?;
-    let store = KernelStore { records, hypervisor_slots: paging::hypervisor_l4_entries() };
+    let store = KernelStore {
+        records,
+        hypervisor_slots: paging::hypervisor_l4_entries(),
+    };
     *MMU.lock() = Some(FrameTable::new(store, KernelPool, KernelM2p { table }));
     Ok(())
 }
@@ -176,7 +187,9 @@ fn errno(e: PvMmError) -> XenError {
 fn apply(effect: Effect, vcpu: &mut PvVcpu) {
     match effect {
         Effect::FlushTlb(_) => flush_tlb_all(),
-        Effect::InvalidatePage { va, .. } => x86_64::instructions::tlb::flush(x86_64::VirtAddr::new_truncate(va)),
+        Effect::InvalidatePage { va, .. } => {
+            x86_64::instructions::tlb::flush(x86_64::VirtAddr::new_truncate(va))
+        }
         Effect::LoadKernelTable(mfn) => {
             vcpu.kernel_table = Some(mfn);
             if vcpu.kernel_mode {
@@ -199,7 +212,9 @@ fn requests<'a, T: zerocopy::FromBytes + zerocopy::IntoBytes + 'a>(
     count: u64,
 ) -> impl Iterator<Item = Result<T, PvMmError>> + 'a {
     (0..count).map(move |i| {
-        let at = base.checked_add(i * size_of::<T>() as u64).ok_or(PvMmError::Fault)?;
+        let at = base
+            .checked_add(i * size_of::<T>() as u64)
+            .ok_or(PvMmError::Fault)?;
         mem.read_obj::<T>(at).map_err(|_| PvMmError::Fault)
     })
 }
@@ -226,7 +241,12 @@ impl ExtentList for GuestExtents<'_> {
 }
 
 /// The memory-management hypercalls of the running vCPU.
-pub fn hypercall(nr: Hypercall, args: [u64; 5], vcpu: &mut PvVcpu, domain: &mut DomainInfo) -> HcResult {
+pub fn hypercall(
+    nr: Hypercall,
+    args: [u64; 5],
+    vcpu: &mut PvVcpu,
+    domain: &mut DomainInfo,
+) -> HcResult {
     let mut guard = MMU.lock();
     let mmu = guard.as_mut().ok_or(XenError::NoSys)?;
     let me = mmu.lookup(DomId(domain.id.0)).ok_or(XenError::Srch)?;
@@ -235,19 +255,32 @@ pub fn hypercall(nr: Hypercall, args: [u64; 5], vcpu: &mut PvVcpu, domain: &mut 
     let result = match nr {
         Hypercall::MmuUpdate => {
             let count = u64::from(a1 as u32);
-            let reqs = requests::<guest_abi::xen::MmuUpdate>(mem, a0, count)
-                .map(|r| r.map(|u| MmuUpdate { ptr: u.ptr, val: u.val }));
+            let reqs = requests::<guest_abi::xen::MmuUpdate>(mem, a0, count).map(|r| {
+                r.map(|u| MmuUpdate {
+                    ptr: u.ptr,
+                    val: u.val,
+                })
+            });
             let batch = honour(mmu.mmu_update(me, a3 as u32, reqs));
             if a2 != 0 {
-                CurrentGuest.write_obj(a2, &batch.done).map_err(|_| XenError::Fault)?;
+                CurrentGuest
+                    .write_obj(a2, &batch.done)
+                    .map_err(|_| XenError::Fault)?;
             }
             batch.result.map(|()| 0)
         }
         Hypercall::MmuextOp => {
             let count = u64::from(a1 as u32);
-            let Some(mut vmm) = vcpu.mm else { return Err(XenError::Inval) };
-            let ops = requests::<guest_abi::xen::MmuextOp>(mem, a0, count)
-                .map(|r| r.map(|o| MmuextOp { cmd: o.cmd, arg1: o.arg1, arg2: o.arg2 }));
+            let Some(mut vmm) = vcpu.mm else {
+                return Err(XenError::Inval);
+            };
+            let ops = requests::<guest_abi::xen::MmuextOp>(mem, a0, count).map(|r| {
+                r.map(|o| MmuextOp {
+                    cmd: o.cmd,
+                    arg1: o.arg1,
+                    arg2: o.arg2,
+                })
+            });
             let batch = honour(mmu.mmuext_op(me, &mut vmm, a3 as u16, ops, |e| {
                 apply(e, vcpu);
                 Ok(())
@@ -255,13 +288,21 @@ pub fn hypercall(nr: Hypercall, args: [u64; 5], vcpu: &mut PvVcpu, domain: &mut 
             vcpu.mm = Some(vmm);
             vcpu.user_table = vmm.user_table();
             if a2 != 0 {
-                CurrentGuest.write_obj(a2, &batch.done).map_err(|_| XenError::Fault)?;
+                CurrentGuest
+                    .write_obj(a2, &batch.done)
+                    .map_err(|_| XenError::Fault)?;
             }
             batch.result.map(|()| 0)
         }
         Hypercall::UpdateVaMapping | Hypercall::UpdateVaMappingOtherdomain => {
-            let Some(vmm) = vcpu.mm.as_ref() else { return Err(XenError::Inval) };
-            let domid = if nr == Hypercall::UpdateVaMapping { DomId::SELF } else { DomId(a3 as u16) };
+            let Some(vmm) = vcpu.mm.as_ref() else {
+                return Err(XenError::Inval);
+            };
+            let domid = if nr == Hypercall::UpdateVaMapping {
+                DomId::SELF
+            } else {
+                DomId(a3 as u16)
+            };
             match honour(mmu.update_va_mapping_otherdomain(me, vmm, a0, a1, a2, domid)) {
                 Ok(effect) => {
                     if let Some(e) = effect {
@@ -276,11 +317,29 @@ pub fn hypercall(nr: Hypercall, args: [u64; 5], vcpu: &mut PvVcpu, domain: &mut 
             let op = MemoryOp::from_raw((a0 & 0x3f) as u32).ok_or(XenError::NoSys)?;
             let r: XenMemoryReservation = mem.read_obj(a1).map_err(|_| XenError::Fault)?;
             let target = mmu.resolve_target(me, DomId(r.domid)).map_err(errno)?;
-            let mut list = GuestExtents { mem, base: r.extent_start };
+            let mut list = GuestExtents {
+                mem,
+                base: r.extent_start,
+            };
             let done = match op {
-                MemoryOp::IncreaseReservation => honour(mmu.increase_reservation(target, r.nr_extents as u32, r.extent_order, &mut list)),
-                MemoryOp::DecreaseReservation => honour(mmu.decrease_reservation(target, r.nr_extents as u32, r.extent_order, &mut list)),
-                MemoryOp::PopulatePhysmap => honour(mmu.populate_physmap(target, r.nr_extents as u32, r.extent_order, &mut list)),
+                MemoryOp::IncreaseReservation => honour(mmu.increase_reservation(
+                    target,
+                    r.nr_extents as u32,
+                    r.extent_order,
+                    &mut list,
+                )),
+                MemoryOp::DecreaseReservation => honour(mmu.decrease_reservation(
+                    target,
+                    r.nr_extents as u32,
+                    r.extent_order,
+                    &mut list,
+                )),
+                MemoryOp::PopulatePhysmap => honour(mmu.populate_physmap(
+                    target,
+                    r.nr_extents as u32,
+                    r.extent_order,
+                    &mut list,
+                )),
                 _ => return Err(XenError::NoSys),
             };
             if target == me

@@ -4,6 +4,7 @@
 
 pub mod dom0;
 pub mod domain;
+pub mod domctl;
 pub mod exit;
 mod host;
 pub mod mmu;

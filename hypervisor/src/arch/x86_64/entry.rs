@@ -153,3 +153,13 @@ pub unsafe fn enter_guest(regs: &Regs) -> ! {
         enter_guest_frame(frame)
     }
 }
+
+/// Resumes whatever vCPU's registers are in the guest frame, abandoning the current stack.
+///
+/// # Safety
+/// As for [`enter_guest`]: the frame must hold a valid ring-3 context whose page tables and
+/// GS base are loaded.
+pub unsafe fn enter_guest_frame_here() -> ! {
+    // SAFETY: the caller vouches for the frame's contents.
+    unsafe { enter_guest_frame(guest_frame()) }
+}

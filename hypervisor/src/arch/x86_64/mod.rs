@@ -9,6 +9,7 @@ pub mod apic;
 pub mod boot;
 pub mod cpu;
 pub mod entry;
+pub mod fpu;
 pub mod gdt;
 pub mod guest;
 pub mod paging;

@@ -202,7 +202,8 @@ pub fn map_m2p(frames: &mut FrameAllocator<'_>, phys: u64, len: u64) -> Result<(
     let (root, _) = Cr3::read();
     // SAFETY: the active root table is direct-mapped; only L4 slot 256, which nothing else
     // uses, is changed.
-    let root_table = unsafe { &mut *(phys_to_virt(root.start_address().as_u64()) as *mut PageTable) };
+    let root_table =
+        unsafe { &mut *(phys_to_virt(root.start_address().as_u64()) as *mut PageTable) };
     // SAFETY: the direct map covers every frame the mapper reaches.
     let mut mapper = unsafe { OffsetPageTable::new(root_table, VirtAddr::new(DIRECTMAP_BASE)) };
     let mut alloc = Frames(frames);
@@ -219,4 +220,3 @@ pub fn map_m2p(frames: &mut FrameAllocator<'_>, phys: u64, len: u64) -> Result<(
     }
     Ok(())
 }
-

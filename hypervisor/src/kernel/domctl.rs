@@ -1,0 +1,577 @@
+//! `domctl` and `sysctl`: how dom0's toolstack creates, inspects, pauses and destroys domains,
+//! in Xen 4.17's layout and with its interface version. dom0 only; others get `-EPERM`.
+
+use super::FRAMES;
+use super::domain::{DomainEventState, MACHINE, Machine, Vcpu};
+use super::mmu::{MMU, flush_tlb_all};
+use crate::arch::x86_64::paging::phys_to_virt;
+use crate::arch::x86_64::uaccess::CurrentGuest;
+use crate::event::abi as eabi;
+use crate::event::channel::{Channel, EventChannels};
+use crate::hypercall::{DomainInfo, HcResult};
+use crate::mm::Mfn;
+use crate::mm::pv::{self as mmpv, DomainConfig, MmuextCmd, MmuextOp, VcpuMm};
+use crate::pv::guest_mem::{GuestMemory, is_canonical};
+use crate::pv::hypercall_page;
+use crate::pv::vcpu::{Callback, PvVcpu};
+use crate::regs::Regs;
+use crate::sched::scheduler::vcpu as vcpu_ref;
+use crate::sched::{CpuId, RunState};
+use crate::{descriptors, info};
+use alloc::boxed::Box;
+use alloc::vec;
+use alloc::vec::Vec;
+use guest_abi::arch::{VcpuGuestContext, VgcfFlags, xen_cr3_to_pfn, xen_pfn_to_cr3};
+use guest_abi::domctl::{
+    CdfFlags, DomctlCmd, DominfFlags, XEN_DOMCTL_INTERFACE_VERSION, XEN_DOMINF_SHUTDOWNSHIFT,
+    XenDomctl, XenDomctlCreatedomain, XenDomctlGetdomaininfo, XenDomctlMaxMem, XenDomctlMaxVcpus,
+    XenDomctlVcpucontext,
+};
+use guest_abi::sysctl::{
+    SysctlCmd, XEN_SYSCTL_INTERFACE_VERSION, XenSysctl, XenSysctlGetdomaininfolist,
+    XenSysctlPhysinfo,
+};
+use guest_abi::{DomId, XenError};
+use zerocopy::FromZeros;
+
+/// Most vCPUs a domU may have.
+const MAX_DOMU_VCPUS: u32 = 32;
+/// Highest event-channel port of a domain.
+const MAX_PORT: u32 = 4095;
+/// First domain id handed out to domUs.
+const FIRST_DOMU: u16 = 1;
+
+fn mm_errno(e: mmpv::PvMmError) -> XenError {
+    XenError::from_raw(e.errno().value()).unwrap_or(XenError::Inval)
+}
+
+/// Handles `domctl(arg)` for the running domain, which is `caller`.
+pub fn domctl(caller: &DomainInfo, arg: u64) -> HcResult {
+    if !caller.privileged {
+        return Err(XenError::Perm);
+    }
+    let mut op: XenDomctl = CurrentGuest.read_obj(arg)?;
+    if op.interface_version != XEN_DOMCTL_INTERFACE_VERSION {
+        return Err(XenError::Acces);
+    }
+    let cmd = DomctlCmd::try_from(op.cmd)?;
+    let mut guard = MACHINE.lock();
+    let m = guard.as_mut().ok_or(XenError::Srch)?;
+    let copy_back = match cmd {
+        DomctlCmd::Createdomain => {
+            let c: XenDomctlCreatedomain = op.u.read().ok_or(XenError::Inval)?;
+            op.domain = create(m, op.domain, &c)?;
+            true
+        }
+        DomctlCmd::Destroydomain => {
+            destroy(m, op.domain)?;
+            false
+        }
+        DomctlCmd::Pausedomain => {
+            target(m, op.domain)?;
+            m.sched
+                .pause_by_controller(eabi::DomId(op.domain))
+                .map_err(|_| XenError::Inval)?;
+            set_controller_paused(m, op.domain, true);
+            false
+        }
+        DomctlCmd::Unpausedomain => {
+            target(m, op.domain)?;
+            m.sched
+                .unpause_by_controller(eabi::DomId(op.domain))
+                .map_err(|_| XenError::Inval)?;
+            let still = m.sched.controller_paused(eabi::DomId(op.domain));
+            set_controller_paused(m, op.domain, still);
+            false
+        }
+        DomctlCmd::Getdomaininfo => {
+            let info = domain_info_from(m, op.domain).ok_or(XenError::Srch)?;
+            op.domain = info.domain;
+            op.u.write(&info);
+            true
+        }
+        DomctlCmd::MaxMem => {
+            let mm: XenDomctlMaxMem = op.u.read().ok_or(XenError::Inval)?;
+            let dom = target(m, op.domain)?;
+            let pages = mm.max_memkb / 4;
+            let d = m.domain_mut(dom).ok_or(XenError::Srch)?;
+            let mut mmu = MMU.lock();
+            mmu.as_mut()
+                .ok_or(XenError::NoSys)?
+                .set_max_pages(d.mm, pages)
+                .map_err(mm_errno)?;
+            d.info.max_pages = pages;
+            false
+        }
+        DomctlCmd::MaxVcpus => {
+            let mv: XenDomctlMaxVcpus = op.u.read().ok_or(XenError::Inval)?;
+            let dom = target(m, op.domain)?;
+            let d = m.domain_mut(dom).ok_or(XenError::Srch)?;
+            // vCPUs are created with the domain (as in Xen 4.17); this only confirms the number.
+            if mv.max != d.info.nr_vcpus {
+                return Err(XenError::Inval);
+            }
+            false
+        }
+        DomctlCmd::Setvcpucontext => {
+            let vc: XenDomctlVcpucontext = op.u.read().ok_or(XenError::Inval)?;
+            let dom = target(m, op.domain)?;
+            let ctxt: VcpuGuestContext = CurrentGuest.read_obj(vc.ctxt)?;
+            set_vcpu_context(m, dom, vc.vcpu, &ctxt)?;
+            false
+        }
+        DomctlCmd::Getvcpucontext => {
+            let vc: XenDomctlVcpucontext = op.u.read().ok_or(XenError::Inval)?;
+            let dom = target(m, op.domain)?;
+            let ctxt = vcpu_context(m, dom, vc.vcpu)?;
+            CurrentGuest.write_obj(vc.ctxt, &ctxt)?;
+            false
+        }
+        DomctlCmd::HypercallInit => {
+            let gmfn: u64 = op.u.read().ok_or(XenError::Inval)?;
+            let dom = target(m, op.domain)?;
+            hypercall_init(m, dom, Mfn(gmfn))?;
+            false
+        }
+        _ => return Err(XenError::NoSys),
+    };
+    drop(guard);
+    if copy_back {
+        CurrentGuest.write_obj(arg, &op)?;
+    }
+    Ok(0)
+}
+
+/// Resolves a domctl's target: an existing domain other than dom0 itself.
+fn target(m: &Machine, dom: u16) -> Result<u16, XenError> {
+    if dom == 0 || m.index_of(dom).is_none() {
+        return Err(if dom == 0 {
+            XenError::Inval
+        } else {
+            XenError::Srch
+        });
+    }
+    Ok(dom)
+}
+
+fn set_controller_paused(m: &mut Machine, dom: u16, paused: bool) {
+    if let Some(e) = m.events.domains.iter_mut().find(|e| e.id.0 == dom) {
+        e.controller_paused = paused;
+    }
+}
+
+/// `XEN_DOMCTL_createdomain`: a new PV domain with its vCPUs, paused until its toolstack has
+/// built it and unpauses it. Returns its id.
+fn create(m: &mut Machine, requested: u16, c: &XenDomctlCreatedomain) -> Result<u16, XenError> {
+    if CdfFlags::from_bits_retain(c.flags).intersects(CdfFlags::HVM | CdfFlags::HAP) {
+        return Err(XenError::Inval);
+    }
+    if c.max_vcpus == 0 || c.max_vcpus > MAX_DOMU_VCPUS {
+        return Err(XenError::Inval);
+    }
+    let id = if requested > 0 && DomId(requested).is_normal() {
+        if m.index_of(requested).is_some() {
+            return Err(XenError::Exist);
+        }
+        requested
+    } else {
+        (FIRST_DOMU..DomId::FIRST_RESERVED.0)
+            .find(|&i| m.index_of(i).is_none())
+            .ok_or(XenError::NoSpc)?
+    };
+    let shared_info = FRAMES
+        .lock()
+        .as_mut()
+        .ok_or(XenError::NoMem)?
+        .alloc()
+        .map_err(|_| XenError::NoMem)?;
+    // SAFETY: a frame just allocated for this domain's shared info, direct-mapped.
+    unsafe { core::ptr::write_bytes(phys_to_virt(shared_info.addr()) as *mut u8, 0, 4096) };
+    let release_shared = || {
+        if let Some(f) = FRAMES.lock().as_mut() {
+            let _ = f.free(shared_info);
+        }
+    };
+    let mut guard = MMU.lock();
+    let Some(mmu) = guard.as_mut() else {
+        release_shared();
+        return Err(XenError::NoSys);
+    };
+    let config = DomainConfig {
+        max_pages: 0,
+        privileged: false,
+        superpages: false,
+        iomem_access: false,
+    };
+    let d = match mmu.create_domain(mmpv::DomId(id), config) {
+        Ok(d) => d,
+        Err(e) => {
+            release_shared();
+            return Err(mm_errno(e));
+        }
+    };
+    if let Err(e) = mmu.share_hypervisor_frame(shared_info, mmpv::DomId(id), true) {
+        let _ = mmu.destroy_domain(d, &mut []);
+        release_shared();
+        return Err(mm_errno(e));
+    }
+    drop(guard);
+    let shared = super::domain::shared_view(shared_info);
+    for v in &shared.vcpu_info {
+        v.evtchn_upcall_mask
+            .store(1, core::sync::atomic::Ordering::SeqCst);
+    }
+    let storage = vec![Channel::FREE; EventChannels::<Box<[Channel]>>::storage_len(MAX_PORT)]
+        .into_boxed_slice();
+    let channels =
+        EventChannels::new(storage, c.max_vcpus, MAX_PORT).map_err(|_| XenError::Inval)?;
+    let eid = eabi::DomId(id);
+    m.sched.add_domain(eid).map_err(|_| XenError::NoSpc)?;
+    let _ = m.sched.pause_by_controller(eid);
+    let mut vcpus = Vec::new();
+    for v in 0..c.max_vcpus {
+        let _ = m
+            .sched
+            .add_vcpu(vcpu_ref(eid, eabi::VcpuId(v)), CpuId(0), false);
+        vcpus.push(Vcpu::new(
+            v,
+            PvVcpu {
+                mm: Some(VcpuMm::new(d)),
+                ..PvVcpu::default()
+            },
+        ));
+    }
+    crate::pvclock::publish(&shared.vcpu_info[0].time, &m.clock.record(), 0);
+    m.events.domains.push(DomainEventState {
+        id: eid,
+        channels,
+        shared,
+        controller_paused: true,
+    });
+    m.domains.push(Box::new(super::domain::Domain {
+        info: DomainInfo {
+            id: DomId(id),
+            privileged: false,
+            tot_pages: 0,
+            max_pages: 0,
+            nr_vcpus: c.max_vcpus,
+            vm_assist: 0,
+            handle: c.handle,
+        },
+        p2m: Vec::new(),
+        shared_info,
+        vcpus,
+        mm: d,
+        shutdown: None,
+        console_mid_line: false,
+    }));
+    info!("Domain {id} created ({} vCPUs)", c.max_vcpus);
+    Ok(id)
+}
+
+/// `XEN_DOMCTL_destroydomain`: closes its event channels, cancels its timers, takes it off the
+/// scheduler and gives every frame back to the pool.
+fn destroy(m: &mut Machine, dom: u16) -> Result<(), XenError> {
+    target(m, dom)?;
+    if dom == m.current {
+        return Err(XenError::Busy);
+    }
+    let eid = eabi::DomId(dom);
+    crate::event::ops::close_all(&mut m.events, eid);
+    m.events.domains.retain(|e| e.id != eid);
+    let index = m.index_of(dom).ok_or(XenError::Srch)?;
+    let mut d = m.domains.remove(index);
+    for v in &d.vcpus {
+        m.timers.cancel_vcpu(vcpu_ref(eid, eabi::VcpuId(v.id)));
+    }
+    let _ = m.sched.remove_domain(eid);
+    let mut vmms: Vec<VcpuMm> = d.vcpus.iter_mut().filter_map(|v| v.pv.mm.take()).collect();
+    let mut guard = MMU.lock();
+    let mmu = guard.as_mut().ok_or(XenError::NoSys)?;
+    let outcome = mmu.destroy_domain(d.mm, &mut vmms);
+    if outcome.flush_all_cpus {
+        flush_tlb_all();
+    }
+    let report = outcome.result.map_err(mm_errno)?;
+    if mmu.unshare_hypervisor_frame(d.shared_info).is_ok()
+        && let Some(f) = FRAMES.lock().as_mut()
+    {
+        let _ = f.free(d.shared_info);
+    }
+    info!(
+        "Domain {dom} destroyed ({} frames freed, {} still referenced)",
+        report.freed, report.still_referenced
+    );
+    Ok(())
+}
+
+/// Information on the first domain whose id is at least `from` (how Xen lets tools iterate).
+fn domain_info_from(m: &Machine, from: u16) -> Option<XenDomctlGetdomaininfo> {
+    let d = m
+        .domains
+        .iter()
+        .filter(|d| d.info.id.0 >= from)
+        .min_by_key(|d| d.info.id.0)?;
+    let id = d.info.id.0;
+    let eid = eabi::DomId(id);
+    let mut flags = DominfFlags::empty();
+    let mut online = 0;
+    for v in &d.vcpus {
+        match m.sched.run_state(vcpu_ref(eid, eabi::VcpuId(v.id))) {
+            Some(RunState::Running) => {
+                flags |= DominfFlags::RUNNING;
+                online += 1;
+            }
+            Some(RunState::Runnable) => online += 1,
+            Some(RunState::Blocked) => {
+                flags |= DominfFlags::BLOCKED;
+                online += 1;
+            }
+            _ => {}
+        }
+    }
+    if m.sched.controller_paused(eid) {
+        flags |= DominfFlags::PAUSED;
+    }
+    let mut bits = flags.bits();
+    if let Some(reason) = d.shutdown {
+        bits |= DominfFlags::SHUTDOWN.bits() | (reason.raw() << XEN_DOMINF_SHUTDOWNSHIFT);
+    }
+    let tot_pages = MMU
+        .lock()
+        .as_ref()
+        .and_then(|mmu| mmu.domain(d.mm).ok().map(|x| x.tot_pages()))
+        .unwrap_or(0);
+    let mut info = XenDomctlGetdomaininfo::new_zeroed();
+    info.domain = id;
+    info.flags = bits;
+    info.tot_pages = tot_pages;
+    info.max_pages = d.info.max_pages;
+    info.shared_info_frame = d.shared_info.0;
+    info.cpu_time = d
+        .vcpus
+        .iter()
+        .filter_map(|v| m.sched.runtime(vcpu_ref(eid, eabi::VcpuId(v.id))))
+        .sum();
+    info.nr_online_vcpus = online;
+    info.max_vcpu_id = d.info.nr_vcpus.saturating_sub(1);
+    info.handle = d.info.handle;
+    Some(info)
+}
+
+/// `XEN_DOMCTL_setvcpucontext`: the vCPU's registers, virtual IDT, callbacks, kernel stack,
+/// segment bases and page tables; it comes online.
+fn set_vcpu_context(
+    m: &mut Machine,
+    dom: u16,
+    vcpu: u32,
+    c: &VcpuGuestContext,
+) -> Result<(), XenError> {
+    let d = m.domain_mut(dom).ok_or(XenError::Srch)?;
+    let mm = d.mm;
+    let v = d.vcpus.get_mut(vcpu as usize).ok_or(XenError::Inval)?;
+    let u = &c.user_regs;
+    for addr in [
+        u.rip,
+        u.rsp,
+        c.fs_base,
+        c.gs_base_kernel,
+        c.gs_base_user,
+        c.kernel_sp,
+    ] {
+        if !is_canonical(addr) {
+            return Err(XenError::Inval);
+        }
+    }
+    let mut vmm = v.pv.mm.unwrap_or(VcpuMm::new(mm));
+    let l4 = xen_cr3_to_pfn(c.ctrlreg[3]);
+    let mut guard = MMU.lock();
+    let mmu = guard.as_mut().ok_or(XenError::NoSys)?;
+    let ops = [MmuextOp {
+        cmd: MmuextCmd::NewBaseptr as u32,
+        arg1: l4,
+        arg2: 0,
+    }];
+    let batch = mmu.mmuext_op(mm, &mut vmm, mmpv::DomId::SELF.0, ops.map(Ok), |_| Ok(()));
+    if batch.flush_all_cpus {
+        flush_tlb_all();
+    }
+    batch.result.result.map_err(mm_errno)?;
+    drop(guard);
+
+    let mut pv = PvVcpu {
+        mm: Some(vmm),
+        ..PvVcpu::default()
+    };
+    pv.kernel_mode = c.flags & VgcfFlags::IN_KERNEL.bits() != 0 || u.cs & 3 != 3;
+    pv.kernel_mode = true;
+    pv.kernel_table = vmm.kernel_table();
+    pv.user_table = vmm.user_table();
+    for t in &c.trap_ctxt {
+        if t.address != 0 && is_canonical(t.address) {
+            pv.traps[usize::from(t.vector)] = *t;
+        }
+    }
+    pv.event_callback = Callback {
+        address: c.event_callback_eip,
+        mask_events: true,
+    };
+    pv.failsafe_callback = Callback {
+        address: c.failsafe_callback_eip,
+        mask_events: false,
+    };
+    pv.syscall_callback = Callback {
+        address: c.syscall_callback_eip,
+        mask_events: false,
+    };
+    pv.kernel_ss = c.kernel_ss | 3;
+    pv.kernel_sp = c.kernel_sp;
+    pv.fs_base = c.fs_base;
+    pv.gs_base_kernel = c.gs_base_kernel;
+    pv.gs_base_user = c.gs_base_user;
+    pv.debugreg = c.debugreg;
+    v.pv = pv;
+    v.regs = Regs {
+        rax: u.rax,
+        rbx: u.rbx,
+        rcx: u.rcx,
+        rdx: u.rdx,
+        rsi: u.rsi,
+        rdi: u.rdi,
+        rbp: u.rbp,
+        r8: u.r8,
+        r9: u.r9,
+        r10: u.r10,
+        r11: u.r11,
+        r12: u.r12,
+        r13: u.r13,
+        r14: u.r14,
+        r15: u.r15,
+        rip: u.rip,
+        rsp: u.rsp,
+        // The flat ring-3 selectors, whatever the toolstack wrote.
+        cs: u64::from(descriptors::FLAT_RING3_CS64),
+        ss: u64::from(descriptors::FLAT_RING3_DS),
+        rflags: (u.rflags & !(3 << 12)) | (1 << 9),
+        ..Regs::default()
+    };
+    v.initialised = true;
+    d.info.vm_assist = c.vm_assist;
+    let _ = m
+        .sched
+        .vcpu_up(vcpu_ref(eabi::DomId(dom), eabi::VcpuId(vcpu)));
+    Ok(())
+}
+
+/// `XEN_DOMCTL_getvcpucontext`.
+fn vcpu_context(m: &mut Machine, dom: u16, vcpu: u32) -> Result<VcpuGuestContext, XenError> {
+    let d = m.domain_mut(dom).ok_or(XenError::Srch)?;
+    let v = d.vcpus.get(vcpu as usize).ok_or(XenError::Inval)?;
+    let mut c = VcpuGuestContext::new_zeroed();
+    let r = &v.regs;
+    let u = &mut c.user_regs;
+    (u.rax, u.rbx, u.rcx, u.rdx, u.rsi, u.rdi, u.rbp) =
+        (r.rax, r.rbx, r.rcx, r.rdx, r.rsi, r.rdi, r.rbp);
+    (u.r8, u.r9, u.r10, u.r11, u.r12, u.r13, u.r14, u.r15) =
+        (r.r8, r.r9, r.r10, r.r11, r.r12, r.r13, r.r14, r.r15);
+    (u.rip, u.rsp, u.rflags) = (r.rip, r.rsp, r.rflags);
+    u.cs = r.cs as u16;
+    u.ss = r.ss as u16;
+    c.flags = if v.pv.kernel_mode {
+        VgcfFlags::IN_KERNEL.bits()
+    } else {
+        0
+    } | VgcfFlags::ONLINE.bits();
+    c.trap_ctxt = v.pv.traps;
+    c.kernel_ss = v.pv.kernel_ss;
+    c.kernel_sp = v.pv.kernel_sp;
+    c.ctrlreg[3] = v.pv.kernel_table.map_or(0, |t| xen_pfn_to_cr3(t.0));
+    c.ctrlreg[1] = v.pv.user_table.map_or(0, |t| xen_pfn_to_cr3(t.0));
+    c.debugreg = v.pv.debugreg;
+    c.event_callback_eip = v.pv.event_callback.address;
+    c.failsafe_callback_eip = v.pv.failsafe_callback.address;
+    c.syscall_callback_eip = v.pv.syscall_callback.address;
+    c.vm_assist = d.info.vm_assist;
+    c.fs_base = v.pv.fs_base;
+    c.gs_base_kernel = v.pv.gs_base_kernel;
+    c.gs_base_user = v.pv.gs_base_user;
+    Ok(c)
+}
+
+/// `XEN_DOMCTL_hypercall_init`: fills the domain's frame `mfn` with hypercall stubs.
+fn hypercall_init(m: &mut Machine, dom: u16, mfn: Mfn) -> Result<(), XenError> {
+    let d = m.domain_mut(dom).ok_or(XenError::Srch)?;
+    let owned = MMU
+        .lock()
+        .as_ref()
+        .and_then(|mmu| {
+            mmu.frame(mfn)
+                .map(|f| f.owner() == Some(mmpv::DomId(d.info.id.0)))
+        })
+        .unwrap_or(false);
+    if !owned {
+        return Err(XenError::Inval);
+    }
+    let mut stubs = [0u8; 4096];
+    hypercall_page::fill(&mut stubs);
+    // SAFETY: the frame is RAM owned by the domain (checked above) and direct-mapped.
+    unsafe {
+        core::ptr::copy_nonoverlapping(stubs.as_ptr(), phys_to_virt(mfn.addr()) as *mut u8, 4096)
+    };
+    Ok(())
+}
+
+/// Handles `sysctl(arg)` for the running domain.
+pub fn sysctl(caller: &DomainInfo, arg: u64) -> HcResult {
+    if !caller.privileged {
+        return Err(XenError::Perm);
+    }
+    let mut op: XenSysctl = CurrentGuest.read_obj(arg)?;
+    if op.interface_version != XEN_SYSCTL_INTERFACE_VERSION {
+        return Err(XenError::Acces);
+    }
+    match SysctlCmd::try_from(op.cmd)? {
+        SysctlCmd::Physinfo => {
+            let (total, free, max) = FRAMES.lock().as_ref().map_or((0, 0, 0), |f| {
+                (f.managed_frames(), f.free_frames(), f.max_frame())
+            });
+            let mut p = XenSysctlPhysinfo::new_zeroed();
+            p.threads_per_core = 1;
+            p.cores_per_socket = 1;
+            p.nr_cpus = 1;
+            p.nr_nodes = 1;
+            p.cpu_khz = (crate::arch::x86_64::time::tsc_hz() / 1000) as u32;
+            p.total_pages = total;
+            p.free_pages = free;
+            p.max_mfn = max;
+            op.u.write(&p);
+        }
+        SysctlCmd::Getdomaininfolist => {
+            let mut l: XenSysctlGetdomaininfolist = op.u.read().ok_or(XenError::Inval)?;
+            let guard = MACHINE.lock();
+            let m = guard.as_ref().ok_or(XenError::Srch)?;
+            let mut next = l.first_domain;
+            let mut n = 0u32;
+            while n < l.max_domains {
+                let Some(info) = domain_info_from(m, next) else {
+                    break;
+                };
+                CurrentGuest.write_obj(
+                    l.buffer
+                        .wrapping_add(u64::from(n) * size_of::<XenDomctlGetdomaininfo>() as u64),
+                    &info,
+                )?;
+                n += 1;
+                match info.domain.checked_add(1) {
+                    Some(x) => next = x,
+                    None => break,
+                }
+            }
+            l.num_domains = n;
+            op.u.write(&l);
+        }
+        _ => return Err(XenError::NoSys),
+    }
+    CurrentGuest.write_obj(arg, &op)?;
+    Ok(0)
+}
