@@ -29,6 +29,7 @@ pub mod domains;
 mod fake;
 pub mod files;
 pub mod hv;
+pub mod requests;
 pub mod toolstack;
 
 pub use toolstack::{InputResult, Reply, ToolError, Toolstack, Wait};
