@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The QEMU tests that need real Xen 4.17 (scripts/boot-xen.sh): builds guests/hello, checks
 # its Xen ELF notes, boots it as dom0 on Xen and checks the lines it must print, how the
-# machine stops, and that guest-abi's start-of-day layout is the one Xen's builder chose.
+# machine stops, and that guest-abi's start-of-day layout is the one Xen's builder chose;
+# then boots guests/selftest and checks that all its checks pass.
 # Prints PASS/FAIL lines and "N passed, N failed"; exits non-zero if anything failed.
 # Serial logs are kept in TARGET_DIR/xen-tests/.
 set -uo pipefail
@@ -124,5 +125,25 @@ expect "reboot: boot-xen exits 2" "status $status" [ "$status" -eq 2 ]
 # 5. A timeout.
 BOOT_TIMEOUT=1 boot timeout "$hello"
 expect "timeout: boot-xen exits 124" "status $status" [ "$status" -eq 124 ]
+
+# 6. guests/selftest: every check passes on Xen, the oracle it is written against.
+selftest=$target_dir/x86_64-unknown-none/release/selftest
+if cargo build -q -p selftest --target x86_64-unknown-none --release; then
+    pass "selftest builds"
+    boot selftest "$selftest"
+    expect "selftest: boot-xen exits 0" "status $status" [ "$status" -eq 0 ]
+    expect "selftest: 0 failed" "see $logs/selftest.txt" has selftest '^[1-9][0-9]* passed, 0 failed$'
+    expect "selftest: no FAIL line" "see $logs/selftest.txt" bash -c "! grep -q '^FAIL' '$logs/selftest.txt'"
+    for check in 'hypercall.console_io write' 'hypercall.callback_op unregister event' \
+        'hypercall.vcpu_op is_up 1' 'fault.console_io write from hypervisor range' \
+        'trap.#PF read of unmapped address' 'trap.int 0x80 through the virtual IDT (DPL 3)' \
+        'privop.cpuid forced emulation: leaf 0x40000000 signature' 'privop.rdmsr PAT' \
+        'fpu.xmm0 survives the #NM' 'multicall.iret inside a multicall' \
+        'user.syscall from user mode: callback frame' 'user.second syscall, back in the kernel'; do
+        expect "selftest: PASS $check" "no such line" grep -qxF "PASS $check" "$logs/selftest.txt"
+    done
+else
+    fail "selftest builds" "cargo build failed"
+fi
 
 finish

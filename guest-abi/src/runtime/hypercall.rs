@@ -11,13 +11,15 @@ use zerocopy::{FromBytes, IntoBytes};
 
 use super::hypercall_page;
 use crate::arch::TrapInfo;
-use crate::callback::{CallbackOp, CallbackRegister, PhysdevOp};
+use crate::callback::{
+    CallbackOp, CallbackRegister, CallbackType, CallbackUnregister, PhysdevOp, PhysdevSetIopl,
+};
 use crate::event_channel::{
     EvtchnAllocUnbound, EvtchnBindInterdomain, EvtchnBindIpi, EvtchnBindVcpu, EvtchnBindVirq,
     EvtchnOp, EvtchnPortArg, EvtchnStatus,
 };
 use crate::grant_table::GnttabOp;
-use crate::hypercall::Hypercall;
+use crate::hypercall::{HYPERCALL_STUB_SIZE, Hypercall};
 use crate::memory::MemoryOp;
 use crate::sched::{SchedOp, SchedShutdown, ShutdownReason};
 use crate::vcpu::VcpuOp;
@@ -33,9 +35,23 @@ use crate::{DomId, VcpuId, VirtAddr, XenError};
 /// and size that Xen may read or write for the whole call, and the operation must not
 /// break what the caller's Rust code relies on (its page tables, its stack, ...).
 pub unsafe fn raw(op: Hypercall, args: [u64; 5]) -> i64 {
-    let stub = hypercall_page as *const () as usize + op.stub_offset();
+    // SAFETY: forwarded to the caller.
+    unsafe { raw_nr(op.raw(), args) }
+}
+
+/// Stubs the hypercall page holds (one per 32 bytes of its 4 KiB).
+pub const STUBS: u32 = (crate::PAGE_SIZE as usize / HYPERCALL_STUB_SIZE) as u32;
+
+/// Executes hypercall number `nr` through its stub, whether or not guest-abi knows the
+/// number (for testing what the hypervisor answers to unknown numbers); returns `rax`.
+///
+/// # Safety
+/// As for [`raw`]. Panics if `nr` is not below [`STUBS`].
+pub unsafe fn raw_nr(nr: u32, args: [u64; 5]) -> i64 {
+    assert!(nr < STUBS, "no hypercall page stub for hypercall {nr}");
+    let stub = hypercall_page as *const () as usize + nr as usize * HYPERCALL_STUB_SIZE;
     let ret: i64;
-    // SAFETY: `stub` is the hypercall page entry for `op`, which the hypervisor filled
+    // SAFETY: `stub` is the hypercall page entry for `nr`, which the hypervisor filled
     // (module assumptions); the stub follows the C calling convention apart from the
     // registers declared here. The caller vouches for the arguments.
     unsafe {
@@ -80,16 +96,19 @@ fn with_arg<T: IntoBytes + FromBytes>(
 /// domain when the hypervisor allows guest console output).
 pub fn console_write(bytes: &[u8]) -> Result<u64, XenError> {
     // SAFETY: Xen reads `bytes.len()` bytes from `bytes`, which are valid for the call.
+    unsafe { console_io(ConsoleIoCmd::Write, bytes.len(), bytes.as_ptr() as u64) }
+}
+
+/// `console_io(cmd, count, buffer)`.
+///
+/// # Safety
+/// `buffer` must be valid for `count` bytes of what `cmd` does with it (read or write).
+unsafe fn console_io(cmd: ConsoleIoCmd, count: usize, buffer: u64) -> Result<u64, XenError> {
+    // SAFETY: forwarded to the caller.
     unsafe {
         call(
             Hypercall::ConsoleIo,
-            [
-                ConsoleIoCmd::Write as u64,
-                bytes.len() as u64,
-                bytes.as_ptr() as u64,
-                0,
-                0,
-            ],
+            [cmd as u64, count as u64, buffer, 0, 0],
         )
     }
 }
@@ -404,4 +423,61 @@ pub unsafe fn stack_switch(ss: u16, sp: u64) -> Result<u64, XenError> {
 pub fn fpu_taskswitch(set: bool) -> Result<u64, XenError> {
     // SAFETY: no pointer argument.
     unsafe { call(Hypercall::FpuTaskswitch, [u64::from(set), 0, 0, 0, 0]) }
+}
+
+/// `console_io(CONSOLEIO_read)`: reads up to `buf.len()` bytes of console input (dom0
+/// only); returns how many Xen wrote.
+pub fn console_read(buf: &mut [u8]) -> Result<u64, XenError> {
+    // SAFETY: Xen writes at most `buf.len()` bytes to `buf`, which is valid and exclusively
+    // borrowed for the call.
+    unsafe { console_io(ConsoleIoCmd::Read, buf.len(), buf.as_mut_ptr() as u64) }
+}
+
+/// `callback_op(CALLBACKOP_unregister)`.
+pub fn callback_unregister(ty: CallbackType) -> Result<u64, XenError> {
+    let mut arg = CallbackUnregister {
+        type_: ty as u16,
+        _unused: 0,
+    };
+    with_arg(
+        Hypercall::CallbackOp,
+        CallbackOp::Unregister as u64,
+        &mut arg,
+    )
+}
+
+/// `set_callbacks(event, failsafe, syscall)`: the older way to register the three main
+/// callbacks (x86-64 takes the syscall address as a third argument).
+///
+/// # Safety
+/// Each address must be code that can take its callback.
+pub unsafe fn set_callbacks(event: u64, failsafe: u64, syscall: u64) -> Result<u64, XenError> {
+    // SAFETY: no pointer Xen dereferences now; the caller vouches for the handlers.
+    unsafe { call(Hypercall::SetCallbacks, [event, failsafe, syscall, 0, 0]) }
+}
+
+/// `set_debugreg(reg, value)`.
+///
+/// # Safety
+/// Enabling a breakpoint (DR7) makes the hypervisor deliver `#DB` to the guest, which must
+/// be ready for it.
+pub unsafe fn set_debugreg(reg: u32, value: u64) -> Result<u64, XenError> {
+    // SAFETY: no pointer argument; the caller vouches for the breakpoints.
+    unsafe { call(Hypercall::SetDebugreg, [u64::from(reg), value, 0, 0, 0]) }
+}
+
+/// `get_debugreg(reg)`: the raw result, the register's value or `-errno` (Xen's ABI cannot
+/// tell a value at or above 2^63 from an error).
+pub fn get_debugreg(reg: u32) -> i64 {
+    // SAFETY: no pointer argument.
+    unsafe { raw(Hypercall::GetDebugreg, [u64::from(reg), 0, 0, 0, 0]) }
+}
+
+/// `physdev_op(PHYSDEVOP_set_iopl)`: the virtual I/O privilege level.
+pub fn set_iopl(iopl: u32) -> Result<u64, XenError> {
+    with_arg(
+        Hypercall::PhysdevOp,
+        PhysdevOp::SetIopl as u64,
+        &mut PhysdevSetIopl { iopl },
+    )
 }

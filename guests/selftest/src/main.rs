@@ -1,0 +1,95 @@
+//! `selftest`: a PV64 test kernel that runs as dom0 and checks, one `PASS name` /
+//! `FAIL name: why` line each, the hypercalls a PV kernel uses at boot, bad guest
+//! pointers, trap bounces and their frames, software interrupts through the virtual IDT,
+//! user mode and the syscall callback, emulated privileged instructions and the lazy FPU
+//! switch; then prints `N passed, N failed` and powers off.
+//!
+//! The expected values are what Xen 4.17 does (`scripts/xen-tests.sh` runs this kernel on
+//! it); where our hypervisor differs, the hypervisor is wrong.
+//!
+//! Groups, in the order they run (riskier ones last, so that a hypervisor that crashes the
+//! domain on one of them still shows the rest): `hypercall.*`, `fault.*`, `mmu.*`
+//! (mapping the shared info page), `trap.*`, `privop.*`, `fpu.*`, `multicall.*`, `user.*`.
+//!
+//! Safety: guest-abi's runtime assumptions hold (a PV guest started by the hypervisor, one
+//! vCPU, events masked for the whole run). On top of them, `traps` says how its assembly
+//! handlers and the `asm!` blocks that provoke traps cooperate; every `asm!` elsewhere runs
+//! one instruction under those rules or says why it is sound.
+#![cfg_attr(target_os = "none", no_std, no_main)]
+
+#[cfg(target_os = "none")]
+mod check;
+#[cfg(target_os = "none")]
+mod domain;
+#[cfg(target_os = "none")]
+mod exceptions;
+#[cfg(target_os = "none")]
+mod hypercalls;
+#[cfg(target_os = "none")]
+mod multicall;
+#[cfg(target_os = "none")]
+mod privop;
+#[cfg(target_os = "none")]
+mod traps;
+#[cfg(target_os = "none")]
+mod user;
+
+/// Where the bootstrap region starts (`XEN_ELFNOTE_VIRT_BASE`).
+#[cfg(target_os = "none")]
+const VIRT_BASE: u64 = 0xffff_ffff_8000_0000;
+
+#[cfg(target_os = "none")]
+mod guest {
+    use guest_abi::report::Reporter;
+    use guest_abi::runtime::console::Console;
+    use guest_abi::runtime::hypercall;
+    use guest_abi::sched::ShutdownReason;
+    use guest_abi::xen::StartInfo;
+    use guest_abi::{XenFeature, println};
+
+    use crate::check::eq;
+    use crate::{VIRT_BASE, domain, exceptions, hypercalls, multicall, privop, traps, user};
+
+    guest_abi::xen_elf_notes! {
+        guest_os: "selftest",
+        guest_version: env!("CARGO_PKG_VERSION"),
+        xen_version: "xen-3.0",
+        loader: "generic",
+        virt_base: VIRT_BASE,
+        paddr_offset: VIRT_BASE,
+        features: "dom0",
+        supported_features: XenFeature::Dom0.bit(),
+    }
+
+    guest_abi::guest_main!(main, VIRT_BASE);
+
+    fn main(si: &'static StartInfo) {
+        println!("selftest: start, {} pages", si.nr_pages);
+        let mut r = Reporter::new(Console);
+        r.check_eq("hypercall.set_trap_table", traps::install(), Ok(0));
+        hypercalls::run(&mut r, si);
+        exceptions::bad_pointers(&mut r);
+
+        let mapped = domain::map_shared_info(si);
+        r.check_eq("mmu.update_va_mapping shared_info", mapped, Ok(0));
+        r.check(
+            "mmu.shared_info vcpu_info[0] events masked",
+            match domain::vcpu0_upcall_mask() {
+                Some(mask) => eq("evtchn_upcall_mask", mask.into(), 1),
+                None => Err(crate::check::Why::Text("shared_info is not mapped")),
+            },
+        );
+
+        exceptions::traps(&mut r, si);
+        privop::run(&mut r, si);
+        multicall::run(&mut r);
+        user::run(&mut r, si);
+
+        r.finish();
+        println!("selftest: powering off");
+        hypercall::shutdown(ShutdownReason::Poweroff)
+    }
+}
+
+#[cfg(not(target_os = "none"))]
+fn main() {}
