@@ -32,4 +32,4 @@ pub mod hv;
 pub mod requests;
 pub mod toolstack;
 
-pub use toolstack::{InputResult, Reply, ToolError, Toolstack, Wait};
+pub use toolstack::{CreateError, Created, InputResult, Reply, ToolError, Toolstack, Wait};

@@ -23,9 +23,9 @@ use guest_abi::{DomId, EvtchnPort, Mfn, XenError};
 
 use crate::builder::{self, BuildError};
 use crate::cli::{self, Command, DomRef};
-use crate::config::{self, DomainConfig, Effect};
+use crate::config::{self, ConfigError, DomainConfig, Effect};
 use crate::console::{Console, ESCAPE};
-use crate::cpio;
+use crate::cpio::{self, LookupError};
 use crate::domains::{self, DomainTable, Record, State};
 use crate::files::{self, Files};
 use crate::hv::Hypervisor;
@@ -92,6 +92,91 @@ impl From<config::ConfigError> for ToolError {
 
 macro_rules! fail {
     ($($arg:tt)*) => { ToolError(alloc::format!($($arg)*)) };
+}
+
+/// A domain `create` started.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Created {
+    /// Its id.
+    pub id: DomId,
+    /// Warnings from its configuration file, one line each.
+    pub warnings: Vec<String>,
+}
+
+/// Why `create` failed. `Display` is one line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CreateError {
+    /// A file cannot be read from the dom0 archive.
+    File {
+        /// The path.
+        path: String,
+        /// Why.
+        error: LookupError,
+    },
+    /// The configuration file is not UTF-8.
+    NotText {
+        /// The path.
+        path: String,
+        /// The line with the first bad byte.
+        line: usize,
+    },
+    /// The configuration is wrong.
+    Config(ConfigError),
+    /// The kernel or ramdisk the configuration names is not there.
+    Missing {
+        /// The configuration file.
+        config: String,
+        /// `kernel` or `ramdisk`.
+        what: &'static str,
+        /// The path as written.
+        path: String,
+        /// Why.
+        error: LookupError,
+    },
+    /// A domain with that name exists.
+    DuplicateName {
+        /// The name.
+        name: String,
+        /// The domain that has it.
+        id: DomId,
+    },
+    /// Building or starting the domain failed (any half-built domain was destroyed).
+    Build {
+        /// The domain's name.
+        name: String,
+        /// Why.
+        error: BuildError,
+    },
+}
+
+impl fmt::Display for CreateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::File { path, error } => write!(f, "{path}: {error}"),
+            Self::NotText { path, line } => write!(f, "{path}:{line}: not UTF-8 text"),
+            Self::Config(e) => write!(f, "{e}"),
+            Self::Missing {
+                config,
+                what,
+                path,
+                error,
+            } => write!(f, "{config}: {what} '{path}': {error}"),
+            Self::DuplicateName { name, id } => write!(
+                f,
+                "cannot create domain '{name}': a domain with that name exists (id {})",
+                id.0
+            ),
+            Self::Build { name, error } => write!(f, "cannot create domain '{name}': {error}"),
+        }
+    }
+}
+
+impl core::error::Error for CreateError {}
+
+impl From<CreateError> for ToolError {
+    fn from(e: CreateError) -> Self {
+        Self(e.to_string())
+    }
 }
 
 /// What happened to bytes typed while attached.
@@ -218,28 +303,52 @@ impl<H: Hypervisor, F: Files> Toolstack<H, F> {
     }
 
     fn create(&mut self, file: &str, overrides: &[String]) -> Result<Reply, ToolError> {
-        let path = cpio::normalize(file);
-        let bytes = self.files.read(&path).map_err(|e| fail!("{file}: {e}"))?;
-        let text = core::str::from_utf8(bytes).map_err(|e| {
-            let line = bytes[..e.valid_up_to()]
-                .iter()
-                .filter(|&&b| b == b'\n')
-                .count()
-                + 1;
-            fail!("{file}:{line}: not UTF-8 text")
-        })?;
         let overrides: Vec<&str> = overrides.iter().map(String::as_str).collect();
-        let parsed = config::parse(file, text, &overrides)?;
         let mut output = alloc::format!("Parsing config from {file}\n");
-        for w in &parsed.warnings {
+        let created = self.create_domain(file, &overrides)?;
+        for w in &created.warnings {
             output.push_str(w);
             output.push('\n');
         }
+        let name = self.table.name_of(created.id);
+        output.push_str(&alloc::format!(
+            "Started domain {name} (id={})\n",
+            created.id.0
+        ));
+        Ok(Reply::text(output))
+    }
+
+    /// `create FILE key=value...`: reads the configuration file from the dom0 files,
+    /// builds the domain, connects its console and unpauses it.
+    pub fn create_domain(
+        &mut self,
+        file: &str,
+        overrides: &[&str],
+    ) -> Result<Created, CreateError> {
+        let path = cpio::normalize(file);
+        let bytes = self.files.read(&path).map_err(|error| CreateError::File {
+            path: file.to_string(),
+            error,
+        })?;
+        let text = core::str::from_utf8(bytes).map_err(|e| CreateError::NotText {
+            path: file.to_string(),
+            line: bytes[..e.valid_up_to()]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count()
+                + 1,
+        })?;
+        let parsed = config::parse(file, text, overrides).map_err(CreateError::Config)?;
         let cfg = parsed.config;
-        let find = |what: &str, p: &str| {
+        let find = |what: &'static str, p: &str| {
             files::resolve(&self.files, &path, p)
                 .map(|(found, _)| found)
-                .map_err(|e| fail!("{file}: {what} '{p}': {e}"))
+                .map_err(|error| CreateError::Missing {
+                    config: file.to_string(),
+                    what,
+                    path: p.to_string(),
+                    error,
+                })
         };
         let kernel_path = find("kernel", &cfg.kernel)?;
         let ramdisk_path = cfg
@@ -248,9 +357,10 @@ impl<H: Hypervisor, F: Files> Toolstack<H, F> {
             .map(|r| find("ramdisk", r))
             .transpose()?;
         let id = self.start(cfg, kernel_path, ramdisk_path)?;
-        let name = self.table.name_of(id);
-        output.push_str(&alloc::format!("Started domain {name} (id={})\n", id.0));
-        Ok(Reply::text(output))
+        Ok(Created {
+            id,
+            warnings: parsed.warnings,
+        })
     }
 
     /// Builds, connects and unpauses a domain, and records it.
@@ -259,26 +369,31 @@ impl<H: Hypervisor, F: Files> Toolstack<H, F> {
         config: DomainConfig,
         kernel_path: String,
         ramdisk_path: Option<String>,
-    ) -> Result<DomId, ToolError> {
-        let name = config.name.clone();
-        if let Some(id) = self.table.by_name(&name) {
-            return Err(fail!(
-                "cannot create domain '{name}': a domain with that name exists (id {})",
-                id.0
-            ));
+    ) -> Result<DomId, CreateError> {
+        if let Some(id) = self.table.by_name(&config.name) {
+            return Err(CreateError::DuplicateName {
+                name: config.name,
+                id,
+            });
         }
-        let cannot = |e: &dyn fmt::Display| fail!("cannot create domain '{name}': {e}");
-        let kernel = self.files.read(&kernel_path).map_err(|e| cannot(&e))?;
-        let ramdisk = match &ramdisk_path {
-            Some(p) => Some(self.files.read(p).map_err(|e| cannot(&e))?),
-            None => None,
+        let read = |p: &str| {
+            self.files.read(p).map_err(|error| CreateError::File {
+                path: p.to_string(),
+                error,
+            })
         };
+        let kernel = read(&kernel_path)?;
+        let ramdisk = ramdisk_path.as_deref().map(read).transpose()?;
         self.created += 1;
         let mut handle = [0u8; 16];
         handle[..8].copy_from_slice(&self.created.to_le_bytes());
         handle[8..].copy_from_slice(b"dom0tool");
+        let failed = |name: &str, error| CreateError::Build {
+            name: name.to_string(),
+            error,
+        };
         let built = builder::build(&mut self.hv, &config, kernel, ramdisk, handle)
-            .map_err(|e: BuildError| cannot(&e))?;
+            .map_err(|e| failed(&config.name, e))?;
         let id = built.domid;
         let console = self
             .connect(id, built.console_frame, built.console_port)
@@ -292,12 +407,14 @@ impl<H: Hypervisor, F: Files> Toolstack<H, F> {
             });
         let console = match console {
             Ok(c) => c,
-            Err((op, e)) => {
-                let cleanup = match self.hv.destroy_domain(id) {
-                    Ok(()) => alloc::format!("domain {} destroyed", id.0),
-                    Err(d) => alloc::format!("destroying domain {} also failed: {d}", id.0),
+            Err((op, error)) => {
+                let error = BuildError::Hypercall {
+                    op,
+                    error,
+                    domid: Some(id),
+                    cleanup: self.hv.destroy_domain(id),
                 };
-                return Err(cannot(&alloc::format!("{op} failed: {e}; {cleanup}")));
+                return Err(failed(&config.name, error));
             }
         };
         self.consoles.insert(id.0, console);

@@ -459,3 +459,69 @@ fn info_reports_the_host() {
         .push(("physinfo", XenError::Perm));
     assert_eq!(run_err(&mut t, "info"), "info: physinfo failed: EPERM (1)");
 }
+
+#[test]
+fn create_errors_are_typed() {
+    let bytes = archive_bytes();
+    let mut t = toolstack(&bytes);
+    let created = t.create_domain("etc/xen/web.cfg", &[]).unwrap();
+    assert_eq!(
+        created,
+        Created {
+            id: DomId(1),
+            warnings: Vec::new()
+        }
+    );
+    assert_eq!(
+        t.create_domain("etc/xen/web.cfg", &[]),
+        Err(CreateError::DuplicateName {
+            name: "web".into(),
+            id: DomId(1)
+        })
+    );
+    assert!(matches!(
+        t.create_domain("etc/xen/big.cfg", &[]),
+        Err(CreateError::Build {
+            error: BuildError::NotEnoughMemory { .. },
+            ..
+        })
+    ));
+    assert!(matches!(
+        t.create_domain("etc/xen/notelf.cfg", &[]),
+        Err(CreateError::Build {
+            error: BuildError::Image(_),
+            ..
+        })
+    ));
+    assert!(matches!(
+        t.create_domain("etc/xen/bad.cfg", &[]),
+        Err(CreateError::Config(config::ConfigError {
+            line: 2,
+            column: 8,
+            ..
+        }))
+    ));
+    assert!(matches!(
+        t.create_domain("etc/xen/nokernel.cfg", &[]),
+        Err(CreateError::Missing {
+            what: "kernel",
+            error: LookupError::NotFound,
+            ..
+        })
+    ));
+    t.hypervisor_mut()
+        .fail_on
+        .push(("setvcpucontext", XenError::Inval));
+    assert!(matches!(
+        t.create_domain("etc/xen/web.cfg", &["name=w2"]),
+        Err(CreateError::Build {
+            error: BuildError::Hypercall {
+                op: "setvcpucontext",
+                domid: Some(DomId(2)),
+                cleanup: Ok(()),
+                ..
+            },
+            ..
+        })
+    ));
+}
