@@ -135,7 +135,8 @@ pub trait Hypervisor {
     /// `XEN_DOMCTL_createdomain` (domain field 0: the hypervisor picks the id). The new
     /// domain is paused.
     fn create_domain(&mut self, config: &XenDomctlCreatedomain) -> Result<DomId, XenError>;
-    /// `XEN_DOMCTL_destroydomain`: frees the domain's memory.
+    /// `XEN_DOMCTL_destroydomain`: frees the domain's memory. Like libxc, the
+    /// implementation repeats the call while it fails with `EAGAIN`.
     fn destroy_domain(&mut self, dom: DomId) -> Result<(), XenError>;
     /// `XEN_DOMCTL_pausedomain`.
     fn pause_domain(&mut self, dom: DomId) -> Result<(), XenError>;

@@ -3,11 +3,18 @@
 //!
 //! Everything here runs inside the dom0 kernel, which drives it through two traits:
 //! [`hv::Hypervisor`] (the hypercalls: domctl, sysctl, memory, event channels, foreign
-//! frame writes) and [`files::Files`] (the dom0 ramdisk, usually a [`cpio::Archive`]).
-//! [`Toolstack`] is the entry point: [`Toolstack::execute`] runs one command line,
-//! [`Toolstack::poll_consoles`] drains the domains' console rings,
+//! frame writes; [`requests`] builds their arguments) and [`files::Files`] (the dom0
+//! ramdisk, usually a [`cpio::Archive`]). [`Toolstack`] is the entry point:
+//! [`Toolstack::execute`] runs one command line, [`Toolstack::poll_consoles`] drains the
+//! domains' console rings, [`Toolstack::console_input`] feeds the attached one,
 //! [`Toolstack::on_dom_exc`] applies the shutdown policy when `VIRQ_DOM_EXC` fires.
-//! Host tests drive it all with a fake hypervisor that models memory.
+//! Host tests drive it all with a fake hypervisor that models memory (`fake.rs`).
+//!
+//! Modules: [`cli`] (command lines), [`config`] (xl.cfg files), [`cpio`] and [`files`]
+//! (the dom0 archive and path rules), [`builder`] (the PV domain builder), [`console`]
+//! (the console ring backend), [`domains`] (the domain table, `list` and `info`),
+//! [`toolstack`] (commands, lifecycle, shutdown policy). `docs/TOOLSTACK.md` is the user's
+//! guide.
 //!
 //! Safety: the crate has no `unsafe` code. Memory shared with other domains (the console
 //! rings) is reached through [`console::ConsoleRing`], implemented over atomics.
