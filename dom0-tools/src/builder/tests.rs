@@ -245,3 +245,28 @@ fn split_at_pages_cuts_on_boundaries() {
     assert_eq!(lens, [4096]);
     assert_eq!(split_at_pages(5, &[]).count(), 0);
 }
+
+proptest::proptest! {
+    /// A damaged kernel either builds or is refused; either way nothing leaks and nothing
+    /// panics.
+    #[test]
+    fn damaged_kernels_never_leak(
+        flips in proptest::collection::vec((0usize..0x1200, proptest::prelude::any::<u8>()), 1..4),
+        cut in 0x100usize..0x5000,
+    ) {
+        let mut hv = FakeHv::new(4096);
+        let mut kernel = fake::kernel_image(true);
+        for (at, value) in flips {
+            kernel[at] = value;
+        }
+        kernel.truncate(cut);
+        match build(&mut hv, &config(""), &kernel, Some(RAMDISK), [0; 16]) {
+            Ok(built) => {
+                hv.destroy_domain(built.domid).unwrap();
+            }
+            Err(e) => proptest::prop_assert!(!e.to_string().contains('\n')),
+        }
+        proptest::prop_assert!(hv.domains.is_empty());
+        proptest::prop_assert_eq!(hv.free_pages(), 4096);
+    }
+}
