@@ -371,6 +371,7 @@ fn switch_to(m: &mut Machine, prev: VcpuRef, next: VcpuRef, now: u64) {
     };
     *frame = v.regs;
     fpu::restore(&v.fpu);
+    super::mmu::load_guest_gdt(&v.pv, crate::pv::vcpu::GDT_GUEST_FRAMES as u32 * 512);
     crate::arch::x86_64::guest::load_mode(&v.pv);
     crate::arch::x86_64::guest::set_fs_base(v.pv.fs_base);
     // Guest user mappings are global: another domain's must not survive the switch.

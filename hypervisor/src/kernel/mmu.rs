@@ -13,6 +13,7 @@ use crate::mm::pv::{
     DomId, ENTRIES, Effect, ExtentList, FrameInfo, FramePool, FrameStore, FrameTable, M2pTable,
     MmuUpdate, MmuextOp, Outcome, Pfn, PvMmError,
 };
+use crate::mm::pv::{self as mmpv, PageType};
 use crate::mm::{Mfn, PAGE_SIZE};
 use crate::pv::guest_mem::GuestMemory;
 use crate::pv::vcpu::PvVcpu;
@@ -349,7 +350,98 @@ pub fn hypercall(
             }
             return Ok(u64::from(done));
         }
+        Hypercall::SetGdt => set_gdt(mmu, me, vcpu, a0, a1),
+        Hypercall::UpdateDescriptor => update_descriptor(mmu, me, vcpu, a0, a1),
         _ => return Err(XenError::NoSys),
     };
     result.map_err(errno)
+}
+
+/// Copies the vCPU's guest GDT into the CPU's GDT (the frames are descriptor pages, read-only
+/// to the guest, so the copy stays exact while the guest changes them only through
+/// `update_descriptor`).
+pub fn load_guest_gdt(vcpu: &PvVcpu, previous_ents: u32) {
+    let mut entries = [0u64; 512];
+    let mut done = 0usize;
+    let total = vcpu.gdt_ents as usize;
+    for &frame in vcpu.gdt_frames.iter().take(total.div_ceil(512)) {
+        let n = (total - done).min(512);
+        for (i, e) in entries.iter_mut().take(n).enumerate() {
+            // SAFETY: a descriptor page of the guest's (RAM, direct-mapped); word reads.
+            *e = unsafe { frame_words(Mfn(frame)).add(i).read_volatile() };
+        }
+        crate::arch::x86_64::gdt::load_guest_entries_at(done, &entries[..n]);
+        done += n;
+    }
+    crate::arch::x86_64::gdt::clear_guest_entries(done, previous_ents as usize);
+}
+
+/// `set_gdt(frames, entries)`: the guest's GDT, validated as descriptor pages.
+fn set_gdt(
+    mmu: &mut Mmu,
+    me: mmpv::DomainRef,
+    vcpu: &mut PvVcpu,
+    list: u64,
+    entries: u64,
+) -> Result<u64, PvMmError> {
+    use crate::pv::vcpu::GDT_GUEST_FRAMES;
+    if entries > (GDT_GUEST_FRAMES * 512) as u64 {
+        return Err(PvMmError::BadArgument);
+    }
+    let nr = (entries as usize).div_ceil(512);
+    let mut frames = [0u64; GDT_GUEST_FRAMES];
+    for (i, f) in frames.iter_mut().take(nr).enumerate() {
+        *f = CurrentGuest
+            .read_obj(list.wrapping_add(8 * i as u64))
+            .map_err(|_| PvMmError::Fault)?;
+    }
+    for i in 0..nr {
+        if let Err(e) = honour(mmu.get_page_and_type(me, Mfn(frames[i]), PageType::SegDesc)) {
+            for &f in &frames[..i] {
+                honour(mmu.put_page_and_type(Mfn(f)));
+            }
+            return Err(e);
+        }
+    }
+    let old = vcpu.gdt_ents;
+    for &f in vcpu.gdt_frames.iter().take((old as usize).div_ceil(512)) {
+        honour(mmu.put_page_and_type(Mfn(f)));
+    }
+    vcpu.gdt_frames = frames;
+    vcpu.gdt_ents = entries as u32;
+    load_guest_gdt(vcpu, old);
+    Ok(0)
+}
+
+/// `update_descriptor(maddr, desc)`: one descriptor of a descriptor page, checked.
+fn update_descriptor(
+    mmu: &mut Mmu,
+    me: mmpv::DomainRef,
+    vcpu: &PvVcpu,
+    maddr: u64,
+    desc: u64,
+) -> Result<u64, PvMmError> {
+    if maddr & 7 != 0 {
+        return Err(PvMmError::BadArgument);
+    }
+    let fixed = mmpv::check_descriptor(desc).ok_or(PvMmError::BadArgument)?;
+    let mfn = Mfn(maddr >> 12);
+    honour(mmu.get_page_and_type(me, mfn, PageType::SegDesc))?;
+    // SAFETY: the frame is the caller's and typed as a descriptor page (checked just above),
+    // direct-mapped; one aligned word is written.
+    unsafe {
+        frame_words(mfn)
+            .add(((maddr & 0xfff) >> 3) as usize)
+            .write_volatile(fixed)
+    };
+    honour(mmu.put_page_and_type(mfn));
+    if vcpu
+        .gdt_frames
+        .iter()
+        .take((vcpu.gdt_ents as usize).div_ceil(512))
+        .any(|&f| f == mfn.0)
+    {
+        load_guest_gdt(vcpu, vcpu.gdt_ents);
+    }
+    Ok(0)
 }

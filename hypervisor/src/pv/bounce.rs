@@ -146,10 +146,10 @@ pub fn iret(
     if !is_canonical(ctx.rsp) {
         return Err(BounceError::BadReturnAddress(ctx.rsp));
     }
-    if !valid_code_selector(ctx.cs) {
+    if !valid_code_selector(ctx.cs) && !guest_gdt_selector(ctx.cs, vcpu) {
         return Err(BounceError::BadSelector(ctx.cs));
     }
-    if !valid_stack_selector(ctx.ss) {
+    if !valid_stack_selector(ctx.ss) && !guest_gdt_selector(ctx.ss, vcpu) {
         return Err(BounceError::BadSelector(ctx.ss));
     }
     if ctx.cs & 3 == 3 && vcpu.kernel_mode {
@@ -177,6 +177,15 @@ pub fn iret(
 fn valid_code_selector(cs: u64) -> bool {
     let sel = (cs & 0xffff) | 3;
     sel == u64::from(FLAT_RING3_CS64) || sel == u64::from(crate::descriptors::FLAT_RING3_CS32)
+}
+
+/// A selector of the guest's own GDT (`set_gdt`), whose descriptors were validated when
+/// installed (no system descriptors, DPL 3). If such a descriptor does not suit the return
+/// (not present, data as code), the CPU refuses the `iretq` and the guest's domain crashes.
+fn guest_gdt_selector(sel: u64, vcpu: &PvVcpu) -> bool {
+    let sel = sel & 0xffff;
+    let index = sel >> 3;
+    sel & 4 == 0 && index != 0 && index < u64::from(vcpu.gdt_ents)
 }
 
 /// Stack selectors a guest may return to: the flat ring-3 data segment.

@@ -59,7 +59,15 @@ pub struct PvVcpu {
     pub timers: crate::sched::VcpuTimers,
     /// Page-table state as the PV MMU keeps it (base pointers with their references).
     pub mm: Option<crate::mm::pv::VcpuMm>,
+    /// The frames of the guest's GDT (`set_gdt`), each holding a descriptor-page type
+    /// reference.
+    pub gdt_frames: [u64; GDT_GUEST_FRAMES],
+    /// Number of guest GDT entries (0: only the hypervisor's flat selectors).
+    pub gdt_ents: u32,
 }
+
+/// Frames a guest GDT may span: the 14 pages below the hypervisor's reserved entries.
+pub const GDT_GUEST_FRAMES: usize = 14;
 
 impl Default for PvVcpu {
     fn default() -> Self {
@@ -85,6 +93,8 @@ impl Default for PvVcpu {
             debugreg: [0, 0, 0, 0, 0, 0, 0xffff_0ff0, 0x400],
             timers: crate::sched::VcpuTimers::PV_DEFAULT,
             mm: None,
+            gdt_frames: [0; GDT_GUEST_FRAMES],
+            gdt_ents: 0,
         }
     }
 }

@@ -74,6 +74,32 @@ pub fn init() {
     }
 }
 
+/// The guest part of the GDT (entries below FIRST_RESERVED_GDT_ENTRY).
+fn guest_part() -> &'static mut [u64] {
+    // SAFETY: only the guest part is handed out; callers run with interrupts off on this CPU
+    // and hardware reads descriptors only when a selector is loaded, after they return.
+    let gdt = unsafe { &mut (*GDT.get()).0 };
+    &mut gdt[..FIRST_RESERVED_GDT_ENTRY]
+}
+
+/// Writes guest descriptors starting at entry `at`.
+pub fn load_guest_entries_at(at: usize, entries: &[u64]) {
+    let part = guest_part();
+    let end = at.saturating_add(entries.len()).min(part.len());
+    if at < end {
+        part[at..end].copy_from_slice(&entries[..end - at]);
+    }
+}
+
+/// Clears guest entries `[from, to)`.
+pub fn clear_guest_entries(from: usize, to: usize) {
+    let part = guest_part();
+    let to = to.min(part.len());
+    if from < to {
+        part[from..to].fill(0);
+    }
+}
+
 /// Top of the ring-0 stack that guest exits land on (`TSS.rsp0`).
 pub fn ring0_stack_top() -> u64 {
     RING0_STACK.top()
