@@ -53,9 +53,10 @@ end_case() {
     fi
 }
 
-cargo build -q --release -p hypervisor -p hello --target x86_64-unknown-none || { echo "FAIL build"; exit 1; }
+cargo build -q --release -p hypervisor -p hello -p selftest --target x86_64-unknown-none || { echo "FAIL build"; exit 1; }
 target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 hello="$target_dir/x86_64-unknown-none/release/hello"
+selftest="$target_dir/x86_64-unknown-none/release/selftest"
 placeholder="$work/not-a-kernel.bin"
 printf 'placeholder dom0 kernel\n' > "$placeholder"
 ramdisk="$work/ramdisk.bin"
@@ -90,6 +91,18 @@ expect "hello: xen 4.17"
 expect " passed, 0 failed"
 expect "Hardware domain 0 shut down: SHUTDOWN_poweroff"
 reject "FAIL "
+end_case
+
+# The PV feature checks of guests/selftest; the same binary passes on Xen 4.17 (xen-tests.sh).
+boot_case selftest-dom0 0 "dom0_mem=64M" "$selftest"
+expect "PASS hypercall.console_io write"
+expect "PASS trap.#PF read of unmapped address"
+expect "PASS user.syscall from user mode: callback frame"
+expect "PASS fpu.#NM after fpu_taskswitch(1)"
+expect "PASS privop.cpuid forced emulation: leaf 0x40000000 signature"
+expect " passed, 0 failed"
+reject "FAIL "
+reject "(HV) ERROR"
 end_case
 
 boot_case hello-with-ramdisk 0 "" "$hello" -- "$ramdisk"

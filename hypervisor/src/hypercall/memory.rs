@@ -4,7 +4,7 @@
 use super::{Ctx, HcResult, Host};
 use crate::pv::guest_mem::GuestMemory;
 use guest_abi::arch::{MACH2PHYS_NR_ENTRIES, MACH2PHYS_VIRT_END, MACH2PHYS_VIRT_START};
-use guest_abi::memory::{E820_RAM, E820Entry, MemoryOp, XenMachphysMapping, XenMemoryMap};
+use guest_abi::memory::{MemoryOp, XenMachphysMapping};
 use guest_abi::{DomId, XenError};
 
 /// The sub-op is in the low bits of `cmd`; the rest carries a continuation's progress.
@@ -44,22 +44,9 @@ pub fn memory_op<M: GuestMemory, H: Host>(ctx: &mut Ctx<'_, M, H>, cmd: u64, arg
             ctx.mem.write_obj(arg, &mapping)?;
             Ok(0)
         }
-        MemoryOp::MemoryMap => {
-            // One RAM entry covering the domain's pseudo-physical memory.
-            let mut map: XenMemoryMap = ctx.mem.read_obj(arg)?;
-            if map.nr_entries == 0 {
-                return Err(XenError::Inval);
-            }
-            let entry = E820Entry {
-                addr: 0,
-                size: ctx.domain.tot_pages << 12,
-                type_: E820_RAM,
-            };
-            ctx.mem.write_obj(map.buffer, &entry)?;
-            map.nr_entries = 1;
-            ctx.mem.write_obj(arg, &map)?;
-            Ok(0)
-        }
+        // No domain has a pseudo-physical memory map set by its toolstack; Xen answers a PV
+        // guest without one with -ENOSYS, and Linux then assumes one RAM range.
+        MemoryOp::MemoryMap => Err(XenError::NoSys),
         MemoryOp::IncreaseReservation
         | MemoryOp::DecreaseReservation
         | MemoryOp::PopulatePhysmap => ctx.host.mmu_hypercall(
@@ -77,7 +64,6 @@ mod tests {
     use super::super::testing::{Fixture, call};
     use super::*;
     use guest_abi::Hypercall;
-    use zerocopy::IntoBytes;
 
     #[test]
     fn reservations_and_limits() {
@@ -108,30 +94,11 @@ mod tests {
     }
 
     #[test]
-    fn memory_map_has_one_ram_entry() {
+    fn memory_map_is_not_set() {
         let mut f = Fixture::new();
-        let map = XenMemoryMap {
-            nr_entries: 4,
-            _hole: 0,
-            buffer: 0x2000,
-        };
-        f.mem.write_bytes(0x1000, map.as_bytes());
         assert_eq!(
             call(&mut f, Hypercall::MemoryOp, [9, 0x1000, 0, 0, 0]),
-            Ok(0)
-        );
-        assert_eq!(f.mem.read_bytes(0x1000, 4), 1u32.to_le_bytes());
-        assert_eq!(f.mem.read_bytes(0x2008, 8), (1024u64 << 12).to_le_bytes());
-        assert_eq!(f.mem.read_bytes(0x2010, 4), E820_RAM.to_le_bytes());
-        let map = XenMemoryMap {
-            nr_entries: 1,
-            _hole: 0,
-            buffer: 0xdead_0000,
-        };
-        f.mem.write_bytes(0x1000, map.as_bytes());
-        assert_eq!(
-            call(&mut f, Hypercall::MemoryOp, [9, 0x1000, 0, 0, 0]),
-            Err(XenError::Fault)
+            Err(XenError::NoSys)
         );
     }
 

@@ -111,6 +111,9 @@ pub struct Ctx<'a, M: GuestMemory, H: Host> {
     pub host: &'a mut H,
     /// What happens after the call.
     pub action: Action,
+    /// The call loaded a whole new register frame (`iret`), result included: `rax` is not
+    /// to be overwritten with a return value.
+    pub regs_loaded: bool,
 }
 
 /// A decoded hypercall: number and the five argument registers (`rdi rsi rdx r10 r8`).
@@ -151,8 +154,7 @@ pub fn encode(result: HcResult) -> u64 {
 pub fn handle<M: GuestMemory, H: Host>(ctx: &mut Ctx<'_, M, H>) {
     let call = Call::from_regs(ctx.regs);
     let result = dispatch(ctx, call, false);
-    // `iret` has already loaded the whole frame, including rax.
-    if call.nr != u64::from(Hypercall::Iret.raw()) || result.is_err() {
+    if !ctx.regs_loaded {
         ctx.regs.rax = encode(result);
     }
 }
@@ -193,7 +195,6 @@ pub fn dispatch<M: GuestMemory, H: Host>(
         }
         Hypercall::Multicall if in_multicall => Err(XenError::Inval),
         Hypercall::Multicall => multicall::multicall(ctx, a0, a1),
-        Hypercall::Iret if in_multicall => Err(XenError::NoSys),
         Hypercall::Iret => traps::iret(ctx),
         _ => Err(XenError::NoSys),
     }

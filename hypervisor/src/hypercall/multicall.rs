@@ -1,6 +1,8 @@
 //! `multicall`: a batch of hypercalls, each entry's result written back into the entry.
-//! Entries run in order; a multicall may not contain `multicall` (`-EINVAL`) or `iret`
-//! (`-ENOSYS`). Processing stops after an entry that shuts down, blocks or crashes.
+//! Entries run in order; a multicall may not contain `multicall` (`-EINVAL`). An `iret` entry
+//! does what Xen does: the guest resumes from the `iret` frame (the entry's result is its
+//! `rax`) and the rest of the batch is skipped. Processing also stops after an entry that
+//! shuts down, blocks or crashes.
 
 use super::{Action, Call, Ctx, HcResult, Host, dispatch, encode};
 use crate::pv::guest_mem::GuestMemory;
@@ -26,7 +28,7 @@ pub fn multicall<M: GuestMemory, H: Host>(
         };
         entry.result = encode(dispatch(ctx, call, true));
         ctx.mem.write_obj(at + 8, &entry.result)?;
-        if ctx.action != Action::Resume && ctx.action != Action::Yield {
+        if ctx.regs_loaded || (ctx.action != Action::Resume && ctx.action != Action::Yield) {
             break;
         }
     }
@@ -54,7 +56,6 @@ mod tests {
         let list = [
             entry(Hypercall::XenVersion, [0; 6]),
             entry(Hypercall::Multicall, [0x1000, 1, 0, 0, 0, 0]),
-            entry(Hypercall::Iret, [0; 6]),
             MulticallEntry {
                 op: 999,
                 result: 0,
@@ -64,7 +65,7 @@ mod tests {
         ];
         f.mem.write_bytes(0x1000, list.as_bytes());
         assert_eq!(
-            call(&mut f, Hypercall::Multicall, [0x1000, 5, 0, 0, 0]),
+            call(&mut f, Hypercall::Multicall, [0x1000, 4, 0, 0, 0]),
             Ok(0)
         );
         let result = |f: &mut Fixture, i: u64| {
@@ -76,9 +77,44 @@ mod tests {
             encode(Err(XenError::Inval)),
             "no nesting"
         );
-        assert_eq!(result(&mut f, 2), encode(Err(XenError::NoSys)), "no iret");
-        assert_eq!(result(&mut f, 3), encode(Err(XenError::NoSys)));
-        assert_eq!(result(&mut f, 4), 4096);
+        assert_eq!(result(&mut f, 2), encode(Err(XenError::NoSys)));
+        assert_eq!(result(&mut f, 3), 4096);
+    }
+
+    #[test]
+    fn iret_inside_a_multicall_resumes_from_its_frame_and_ends_the_batch() {
+        use guest_abi::arch::IretContext;
+        let mut f = Fixture::new();
+        let frame = IretContext {
+            rax: 77,
+            r11: 1,
+            rcx: 2,
+            flags: 0,
+            rip: 0x40_1000,
+            cs: 0xe033,
+            rflags: 0x202,
+            rsp: 0x7000,
+            ss: 0xe02b,
+        };
+        f.mem.write_bytes(0x6000, frame.as_bytes());
+        f.regs.rsp = 0x6000;
+        let list = [
+            entry(Hypercall::Iret, [0; 6]),
+            entry(Hypercall::XenVersion, [0; 6]),
+        ];
+        f.mem.write_bytes(0x1000, list.as_bytes());
+        f.vcpu.user_table = Some(crate::mm::Mfn(1));
+        assert_eq!(
+            call(&mut f, Hypercall::Multicall, [0x1000, 2, 0, 0, 0]),
+            Ok(77),
+            "rax from the frame"
+        );
+        assert_eq!((f.regs.rip, f.regs.rcx, f.regs.r11), (0x40_1000, 2, 1));
+        let result = |f: &mut Fixture, i: u64| {
+            u64::from_le_bytes(f.mem.read_bytes(0x1008 + i * 64, 8).try_into().unwrap())
+        };
+        assert_eq!(result(&mut f, 0), 77);
+        assert_eq!(result(&mut f, 1), 0xdead, "skipped");
     }
 
     #[test]

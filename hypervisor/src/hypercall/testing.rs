@@ -205,6 +205,7 @@ pub fn call(f: &mut Fixture, nr: Hypercall, args: [u64; 5]) -> HcResult {
         mem: &mut f.mem,
         host: &mut f.host,
         action: Action::Resume,
+        regs_loaded: false,
     };
     super::handle(&mut ctx);
     f.action = ctx.action;

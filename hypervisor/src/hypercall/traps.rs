@@ -47,7 +47,7 @@ fn register(vcpu: &mut PvVcpu, reg: &CallbackRegister) -> HcResult {
         address: reg.address,
         mask_events: reg.flags & CALLBACKF_MASK_EVENTS != 0,
     };
-    let slot = match CallbackType::from_raw(reg.type_).ok_or(XenError::Inval)? {
+    let slot = match CallbackType::from_raw(reg.type_).ok_or(XenError::NoSys)? {
         CallbackType::Event => &mut vcpu.event_callback,
         CallbackType::Failsafe => &mut vcpu.failsafe_callback,
         CallbackType::Syscall => &mut vcpu.syscall_callback,
@@ -180,8 +180,11 @@ pub fn set_debugreg<M: GuestMemory, H: Host>(
         7 => {
             // Reserved bits of the upper half, general detect, and I/O breakpoints (R/W = 10b)
             // are refused.
-            if value >> 32 != 0 || value & DR7_GD != 0 {
+            if value >> 32 != 0 {
                 return Err(XenError::Inval);
+            }
+            if value & DR7_GD != 0 {
+                return Err(XenError::Perm);
             }
             for i in 0..4 {
                 if (value >> (16 + 4 * i)) & 3 == 2 {
@@ -189,7 +192,7 @@ pub fn set_debugreg<M: GuestMemory, H: Host>(
                 }
             }
         }
-        _ => return Err(XenError::Inval),
+        _ => return Err(XenError::NoDev),
     }
     let value = if reg == 7 {
         value | DR7_RESERVED_ONE
@@ -203,7 +206,7 @@ pub fn set_debugreg<M: GuestMemory, H: Host>(
 pub fn get_debugreg<M: GuestMemory, H: Host>(ctx: &mut Ctx<'_, M, H>, reg: u64) -> HcResult {
     match reg {
         0..=3 | 6 | 7 => Ok(ctx.vcpu.debugreg[reg as usize]),
-        _ => Err(XenError::Inval),
+        _ => Err(XenError::NoDev),
     }
 }
 
@@ -270,6 +273,7 @@ pub fn iret<M: GuestMemory, H: Host>(ctx: &mut Ctx<'_, M, H>) -> HcResult {
         Ok(rax) => {
             info.evtchn_upcall_mask.store(mask, Ordering::SeqCst);
             ctx.regs.rax = rax;
+            ctx.regs_loaded = true;
             Ok(rax)
         }
         Err(_) => {
@@ -366,7 +370,8 @@ mod tests {
         f.mem.write_bytes(0x1000, bad.as_bytes());
         assert_eq!(
             call(&mut f, Hypercall::CallbackOp, [0, 0x1000, 0, 0, 0]),
-            Err(XenError::Inval)
+            Err(XenError::NoSys),
+            "Xen: unknown callback type"
         );
         f.mem.write_bytes(0x1000, &0u16.to_le_bytes());
         assert_eq!(
@@ -435,11 +440,11 @@ mod tests {
         );
         assert_eq!(
             call(&mut f, Hypercall::SetDebugreg, [8, 0, 0, 0, 0]),
-            Err(XenError::Inval)
+            Err(XenError::NoDev)
         );
         assert_eq!(
             call(&mut f, Hypercall::GetDebugreg, [5, 0, 0, 0, 0]),
-            Err(XenError::Inval)
+            Err(XenError::NoDev)
         );
 
         f.mem.write_bytes(0x1000, &1u32.to_le_bytes());

@@ -85,6 +85,10 @@ pub fn xen_version<M: GuestMemory, H: Host>(
         }
         XenVersionOp::GetFeatures => {
             let mut fi: XenFeatureInfo = ctx.mem.read_obj(arg)?;
+            // Xen defines one submap (XENFEAT_NR_SUBMAPS).
+            if fi.submap_idx != 0 {
+                return Err(XenError::Inval);
+            }
             fi.submap = features(fi.submap_idx, ctx.domain.privileged, ctx.domain.vm_assist);
             ctx.mem.write_obj(arg, &fi)?;
             Ok(0)

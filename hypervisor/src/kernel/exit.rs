@@ -112,6 +112,7 @@ extern "C" fn guest_syscall(regs: &mut Regs) {
                 mem: &mut CurrentGuest,
                 host,
                 action: Action::Resume,
+                regs_loaded: false,
             };
             hypercall::handle(&mut ctx);
             ctx.action
@@ -155,7 +156,13 @@ pub fn guest_trap(regs: &mut Regs) {
             vcpu_info(host.shared, vcpu_id)
                 .arch_cr2
                 .store(Cr2::read_raw(), Ordering::SeqCst);
-            bounce_exception(regs, vcpu, host, 14, Some(regs.error_code))
+            // Xen shows the guest kernel its own faults as supervisor-mode faults.
+            let code = if vcpu.kernel_mode {
+                regs.error_code & !4
+            } else {
+                regs.error_code
+            };
+            bounce_exception(regs, vcpu, host, 14, Some(code))
         }
         6 | 13 => privileged_op(regs, vcpu, host, vector),
         v @ (8 | 10..=12 | 17 | 21) => bounce_exception(regs, vcpu, host, v, Some(regs.error_code)),

@@ -9,11 +9,11 @@ use crate::arch::x86_64::paging::{self, phys_to_virt};
 use crate::arch::x86_64::uaccess::CurrentGuest;
 use crate::hypercall::{DomainInfo, HcResult};
 use crate::mm::frames::FrameAllocator;
+use crate::mm::pv::{self as mmpv, PageType};
 use crate::mm::pv::{
     DomId, ENTRIES, Effect, ExtentList, FrameInfo, FramePool, FrameStore, FrameTable, M2pTable,
     MmuUpdate, MmuextOp, Outcome, Pfn, PvMmError,
 };
-use crate::mm::pv::{self as mmpv, PageType};
 use crate::mm::{Mfn, PAGE_SIZE};
 use crate::pv::guest_mem::GuestMemory;
 use crate::pv::vcpu::PvVcpu;

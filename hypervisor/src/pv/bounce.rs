@@ -167,6 +167,10 @@ pub fn iret(
     if ctx.flags & VgcfFlags::IN_SYSCALL.bits() == 0 {
         regs.r11 = ctx.r11;
         regs.rcx = ctx.rcx;
+    } else {
+        // A return from a system call resumes as `sysret` would leave it.
+        regs.rcx = regs.rip;
+        regs.r11 = regs.rflags;
     }
     *upcall_mask = u8::from(ctx.rflags & RFLAGS_IF == 0);
     Ok(ctx.rax)
@@ -430,7 +434,8 @@ mod tests {
             "guest always runs with interrupts on"
         );
         assert_eq!(mask, 1, "IF clear in frame: events masked");
-        assert_eq!(regs.rcx, 0xc1, "in_syscall keeps rcx");
+        assert_eq!(regs.rcx, regs.rip, "in_syscall: rcx as sysret leaves it");
+        assert_eq!(regs.r11, regs.rflags, "in_syscall: r11 as sysret leaves it");
         assert!(vcpu.kernel_mode);
 
         let bad = IretContext {
