@@ -21,6 +21,13 @@ step "host unit tests"
 cargo test --workspace
 step "QEMU integration tests"
 bash scripts/qemu-tests.sh
+# Further QEMU suites, each with its own timeouts and assertions.
+for suite in dom0-tests attack-tests; do
+    if [ -f "scripts/$suite.sh" ]; then
+        step "QEMU tests: $suite"
+        bash "scripts/$suite.sh"
+    fi
+done
 if [ -f scripts/xen-tests.sh ]; then
     step "reference tests on Xen 4.17"
     bash scripts/xen-tests.sh
