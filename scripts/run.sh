@@ -1,6 +1,5 @@
 #!/usr/bin/env bash
-# The demo: boots the hypervisor in QEMU with the demo dom0 kernel and shows the serial console.
-# Today the hypervisor reports the dom0 kernel it was given and powers off.
+# The demo: boots the hypervisor in QEMU with guests/hello as dom0 and shows the serial console.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -9,7 +8,6 @@ cd "$root"
 source scripts/deps.sh
 deps_all
 
-kernel=$(mktemp)
-trap 'rm -f "$kernel"' EXIT
-printf 'demo dom0 kernel placeholder\n' > "$kernel"
-exec "$root/scripts/boot.sh" "$kernel" demo=1 "$@"
+cargo build -q --release -p hypervisor -p hello --target x86_64-unknown-none
+target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+exec "$root/scripts/boot.sh" "$target_dir/x86_64-unknown-none/release/hello" demo=1 "$@"

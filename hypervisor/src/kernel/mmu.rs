@@ -78,8 +78,13 @@ pub struct KernelPool;
 
 impl FramePool for KernelPool {
     fn alloc(&mut self, order: u32) -> Option<Mfn> {
+        let mut frames = FRAMES.lock();
+        let frames = frames.as_mut()?;
+        if order == 0 {
+            return frames.alloc().ok();
+        }
         let n = 1u64 << order;
-        FRAMES.lock().as_mut()?.alloc_contiguous(n, n).ok()
+        frames.alloc_contiguous(n, n).ok()
     }
 
     fn free(&mut self, mfn: Mfn) {

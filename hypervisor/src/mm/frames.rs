@@ -138,6 +138,12 @@ impl<'a> FrameAllocator<'a> {
         let align = align.max(1);
         let mut start: u64 = 0;
         while start.checked_add(count).is_some_and(|e| e <= self.frames) {
+            // Skip words with no free frame at all: most of a busy bitmap.
+            if self.free_bits[(start / 64) as usize] == 0 {
+                start = ((start / 64) + 1) * 64;
+                start = start.next_multiple_of(align);
+                continue;
+            }
             match (start..start + count).find(|&pfn| !self.test(pfn, Bitmap::Free)) {
                 None => {
                     for pfn in start..start + count {
