@@ -15,13 +15,13 @@ use crate::sched::CpuId;
 const MAX_PORT: u32 = 4095;
 use super::FRAMES;
 use super::host::MAX_MFN;
-use super::mmu::{MMU, flush_tlb_all};
+use super::mmu::{MMU, honour};
 use crate::arch::x86_64::paging::phys_to_virt;
 use crate::arch::x86_64::{entry, guest};
 use crate::hypercall::DomainInfo;
 use crate::mm::frames::FrameError;
 use crate::mm::pv::{
-    self as mmdom, DomainConfig, ExtentList, MmuextCmd, MmuextOp, Outcome, PvMmError, VcpuMm,
+    self as mmdom, DomainConfig, ExtentList, MmuextCmd, MmuextOp, PvMmError, VcpuMm,
 };
 use crate::mm::{Mfn, PAGE_SIZE};
 use crate::pv::hypercall_page;
@@ -95,13 +95,6 @@ impl ExtentList for Extents {
         *self.0.get_mut(index as usize).ok_or(PvMmError::Fault)? = value;
         Ok(())
     }
-}
-
-fn honour<T>(outcome: Outcome<T>) -> T {
-    if outcome.flush_all_cpus {
-        flush_tlb_all();
-    }
-    outcome.result
 }
 
 /// What the boot loader handed over for dom0.

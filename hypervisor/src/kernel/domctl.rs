@@ -3,7 +3,7 @@
 
 use super::FRAMES;
 use super::domain::{DomainEventState, MACHINE, Machine, Vcpu};
-use super::mmu::{MMU, flush_tlb_all};
+use super::mmu::{MMU, honour};
 use crate::arch::x86_64::paging::phys_to_virt;
 use crate::arch::x86_64::uaccess::CurrentGuest;
 use crate::event::abi as eabi;
@@ -288,11 +288,7 @@ fn destroy(m: &mut Machine, dom: u16) -> Result<(), XenError> {
     let mut vmms: Vec<VcpuMm> = d.vcpus.iter_mut().filter_map(|v| v.pv.mm.take()).collect();
     let mut guard = MMU.lock();
     let mmu = guard.as_mut().ok_or(XenError::NoSys)?;
-    let outcome = mmu.destroy_domain(d.mm, &mut vmms);
-    if outcome.flush_all_cpus {
-        flush_tlb_all();
-    }
-    let report = outcome.result.map_err(mm_errno)?;
+    let report = honour(mmu.destroy_domain(d.mm, &mut vmms)).map_err(mm_errno)?;
     if mmu.unshare_hypervisor_frame(d.shared_info).is_ok()
         && let Some(f) = FRAMES.lock().as_mut()
     {
@@ -392,11 +388,9 @@ fn set_vcpu_context(
         arg1: l4,
         arg2: 0,
     }];
-    let batch = mmu.mmuext_op(mm, &mut vmm, mmpv::DomId::SELF.0, ops.map(Ok), |_| Ok(()));
-    if batch.flush_all_cpus {
-        flush_tlb_all();
-    }
-    batch.result.result.map_err(mm_errno)?;
+    honour(mmu.mmuext_op(mm, &mut vmm, mmpv::DomId::SELF.0, ops.map(Ok), |_| Ok(())))
+        .result
+        .map_err(mm_errno)?;
     drop(guard);
 
     let mut pv = PvVcpu {

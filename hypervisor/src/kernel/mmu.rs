@@ -178,7 +178,8 @@ pub fn flush_tlb_all() {
     }
 }
 
-fn honour<T>(outcome: Outcome<T>) -> T {
+/// The result of a PV MMU operation, after the TLB flush it asked for.
+pub fn honour<T>(outcome: Outcome<T>) -> T {
     if outcome.flush_all_cpus {
         flush_tlb_all();
     }
