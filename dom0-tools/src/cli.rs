@@ -70,6 +70,8 @@ pub enum Command {
         /// Text to wait for on its console.
         text: Option<String>,
     },
+    /// `poweroff`: the dom0 kernel powers the machine off.
+    Poweroff,
 }
 
 /// A command line that cannot be run; its `Display` is one line.
@@ -116,6 +118,7 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
         "DOM [TEXT]",
         "wait until DOM exists, or has printed TEXT (scripts)",
     ),
+    ("poweroff", "", "power the machine off (ends a script too)"),
 ];
 
 /// The usage line of `command`.
@@ -261,6 +264,7 @@ pub fn parse_command(line: &str) -> Result<Command, CliError> {
         },
         "list" => no_args(Command::List),
         "info" => no_args(Command::Info),
+        "poweroff" => no_args(Command::Poweroff),
         "destroy" => one_dom(name, args).map(Command::Destroy),
         "shutdown" => one_dom(name, args).map(Command::Shutdown),
         "pause" => one_dom(name, args).map(Command::Pause),
@@ -359,6 +363,7 @@ mod tests {
             ("list", C::List),
             ("xl list", C::List),
             ("info", C::Info),
+            ("poweroff", C::Poweroff),
             ("help", C::Help(None)),
             ("help create", C::Help(Some("create".into()))),
             (
@@ -412,6 +417,7 @@ mod tests {
             ("console", "usage: console DOM"),
             ("list extra", "usage: list"),
             ("info x", "usage: info"),
+            ("poweroff now", "usage: poweroff"),
             ("help a b", "usage: help [COMMAND]"),
             ("sleep", "usage: sleep SECONDS"),
             ("sleep abc", "sleep: 'abc' is not a number of seconds"),
@@ -484,7 +490,7 @@ mod tests {
 
         #[test]
         fn never_panics_on_command_like_lines(
-            cmd in "(xl )?(create|list|destroy|sleep|wait-for|help|console|pause)",
+            cmd in "(xl )?(create|list|destroy|sleep|wait-for|help|console|pause|poweroff)",
             args in proptest::collection::vec("[a-z0-9.\"'\\\\# =-]{0,8}", 0..4),
         ) {
             let _ = parse_command(&alloc::format!("{cmd} {}", args.join(" ")));

@@ -196,11 +196,13 @@ pub fn format_list(infos: &[DomainInfo], table: &DomainTable) -> String {
 /// The `info` report, in `xl info`'s `key : value` format (a subset, plus `nr_domains`).
 pub fn format_info(phys: &PhysInfo, version: &VersionInfo, nr_domains: usize) -> String {
     let mib = |pages: u64| pages * guest_abi::PAGE_SIZE / (1 << 20);
-    let rows: [(&str, String); 10] = [
+    let rows: [(&str, String); 11] = [
         ("machine", "x86_64".to_string()),
         ("nr_cpus", phys.nr_cpus.to_string()),
         ("total_memory", mib(phys.total_pages).to_string()),
         ("free_memory", mib(phys.free_pages).to_string()),
+        // Not in xl: the exact figure, for checking that memory comes back.
+        ("free_pages", phys.free_pages.to_string()),
         ("nr_domains", nr_domains.to_string()),
         ("xen_major", version.major.to_string()),
         ("xen_minor", version.minor.to_string()),
@@ -320,6 +322,7 @@ mod tests {
         let text = format_info(&phys, &version, 3);
         assert!(text.contains("total_memory           : 512\n"));
         assert!(text.contains("free_memory            : 256\n"));
+        assert!(text.contains("free_pages             : 65536\n"), "{text}");
         assert!(text.contains("nr_domains             : 3\n"));
         assert!(text.contains("xen_version            : 4.17.0\n"));
     }

@@ -49,6 +49,8 @@ pub enum Wait {
     /// The console is attached to this domain: send typed bytes to
     /// [`Toolstack::console_input`] until it reports a detach.
     Attached(DomId),
+    /// `poweroff`: the caller powers the machine off (the domains go with it).
+    PowerOff,
 }
 
 /// The result of a command that worked.
@@ -278,6 +280,10 @@ impl<H: Hypervisor, F: Files> Toolstack<H, F> {
             Command::WaitFor { dom, text } => Ok(Reply {
                 output: String::new(),
                 wait: Some(Wait::Domain { dom, text }),
+            }),
+            Command::Poweroff => Ok(Reply {
+                output: String::new(),
+                wait: Some(Wait::PowerOff),
             }),
         }
     }
@@ -621,7 +627,7 @@ impl<H: Hypervisor, F: Files> Toolstack<H, F> {
     /// latest output counts.
     pub fn wait_done(&mut self, wait: &Wait) -> bool {
         match wait {
-            Wait::Sleep { .. } => true,
+            Wait::Sleep { .. } | Wait::PowerOff => true,
             Wait::Attached(_) => self.attached.is_none(),
             Wait::Domain { dom, text } => {
                 let Some(id) = self.table.resolve(dom) else {

@@ -331,6 +331,8 @@ fn wait_for_existence_and_text() {
         Some(Wait::Sleep { millis: 1500 })
     );
     assert!(t.wait_done(&Wait::Sleep { millis: 1 }));
+    assert_eq!(t.execute("xl poweroff").unwrap().wait, Some(Wait::PowerOff));
+    assert!(t.execute("poweroff now").is_err());
 }
 
 #[test]
