@@ -21,12 +21,12 @@ use crate::event_channel::{
 use crate::grant_table::GnttabOp;
 use crate::hypercall::{HYPERCALL_STUB_SIZE, Hypercall};
 use crate::memory::MemoryOp;
-use crate::sched::{SchedOp, SchedShutdown, ShutdownReason};
+use crate::sched::{SchedOp, SchedPoll, SchedShutdown, ShutdownReason};
 use crate::vcpu::VcpuOp;
 use crate::version::{XenFeatureInfo, XenVersionOp};
 use crate::xen::ConsoleIoCmd;
 use crate::xen::{MmuUpdate, MmuextOp, MulticallEntry, VmAssistCmd, VmAssistType};
-use crate::{DomId, VcpuId, VirtAddr, XenError};
+use crate::{DomId, EvtchnPort, VcpuId, VirtAddr, XenError};
 
 /// Executes hypercall `op` with five arguments; returns `rax` as a signed value.
 ///
@@ -140,6 +140,22 @@ pub fn sched_yield() -> Result<u64, XenError> {
 pub fn sched_block() -> Result<u64, XenError> {
     // SAFETY: no pointer argument.
     unsafe { call(Hypercall::SchedOp, [SchedOp::Block as u64, 0, 0, 0, 0]) }
+}
+
+/// `sched_op(SCHEDOP_poll)`: blocks until one of `ports` is pending or system time
+/// reaches `deadline_ns` (0: no timeout). Works with event delivery masked.
+pub fn sched_poll(ports: &[EvtchnPort], deadline_ns: u64) -> Result<u64, XenError> {
+    let mut arg = SchedPoll {
+        ports: ports.as_ptr() as u64,
+        nr_ports: ports.len() as u32,
+        _hole: 0,
+        timeout: deadline_ns,
+    };
+    // `arg` holds a pointer, so it cannot go through `with_arg`.
+    let args = [SchedOp::Poll as u64, &raw mut arg as u64, 0, 0, 0];
+    // SAFETY: `arg` and the port array it points to (EvtchnPort is a transparent u32, as
+    // evtchn_port_t) are valid for the call; Xen only reads them.
+    unsafe { call(Hypercall::SchedOp, args) }
 }
 
 /// An `event_channel_op` argument struct, with the sub-op it goes with.

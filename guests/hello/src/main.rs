@@ -4,7 +4,8 @@
 //!
 //! For the tests of the boot scripts, the command-line word `panic` makes it panic (and
 //! so shut down with `SHUTDOWN_crash`) and `reboot` makes it shut down with
-//! `SHUTDOWN_reboot`.
+//! `SHUTDOWN_reboot`. For the toolstack's tests, `wait` makes it block for good instead
+//! of powering off (until dom0 destroys it).
 //!
 //! Safety: the few `unsafe` hypercalls below rely on the assumptions guest-abi's runtime
 //! states (a PV guest started by the hypervisor, one vCPU, events masked).
@@ -13,7 +14,7 @@
 #[cfg(target_os = "none")]
 mod guest {
     use guest_abi::arch::MACH2PHYS_VIRT_START;
-    use guest_abi::event_channel::{EvtchnBindVirq, EvtchnOp};
+    use guest_abi::event_channel::{EvtchnAllocUnbound, EvtchnBindVirq, EvtchnOp};
     use guest_abi::hypercall::Hypercall;
     use guest_abi::memory::{MemoryOp, XenMachphysMapping};
     use guest_abi::report::Reporter;
@@ -21,7 +22,7 @@ mod guest {
     use guest_abi::runtime::hypercall;
     use guest_abi::sched::ShutdownReason;
     use guest_abi::xen::{START_INFO_MAGIC_X86_64, StartInfo, Virq};
-    use guest_abi::{XenFeature, println};
+    use guest_abi::{DomId, EvtchnPort, XenFeature, println};
 
     /// Where the bootstrap region starts (`XEN_ELFNOTE_VIRT_BASE`).
     const VIRT_BASE: u64 = 0xffff_ffff_8000_0000;
@@ -88,8 +89,33 @@ mod guest {
             println!("hello: rebooting as asked");
             hypercall::shutdown(ShutdownReason::Reboot)
         }
+        if asked(b"wait") {
+            wait_forever();
+        }
         println!("hello: powering off");
         hypercall::shutdown(ShutdownReason::Poweroff)
+    }
+
+    /// Blocks for good: polls a port nothing will signal (one allocated for ourselves).
+    /// Polling, unlike `SCHEDOP_block`, leaves events masked, so a notification on the
+    /// console port cannot send an upcall to a callback hello does not have.
+    fn wait_forever() -> ! {
+        let mut own = EvtchnAllocUnbound {
+            dom: DomId::SELF.0,
+            remote_dom: DomId::SELF.0,
+            port: 0,
+        };
+        if let Err(e) = hypercall::event_channel_op(&mut own) {
+            println!("hello: cannot allocate a port to wait on: {e}");
+            hypercall::shutdown(ShutdownReason::Crash)
+        }
+        println!("hello: waiting to be destroyed");
+        loop {
+            if let Err(e) = hypercall::sched_poll(&[EvtchnPort(own.port)], 0) {
+                println!("hello: SCHEDOP_poll failed: {e}");
+                hypercall::shutdown(ShutdownReason::Crash)
+            }
+        }
     }
 
     /// A few more of the runtime's wrappers, each a round trip through the hypervisor.
