@@ -12,6 +12,7 @@
 #   XEN_ARGS      extra Xen command-line options (e.g. "dom0_mem=128M,max:128M")
 #   BOOT_LOG      also keep the serial output in this file
 #   XEN_BUILD_DIR where the Xen package is unpacked (default build/xen)
+#   QEMU_EXTRA    extra QEMU options (a later -cpu replaces -cpu max)
 #
 # Exit status, from Xen's own messages on the serial console:
 #   0    dom0 powered off ("Hardware Dom0 halted")
@@ -99,11 +100,12 @@ main() {
         [ -n "${BOOT_LOG:-}" ] || rm -f "$log"
     }
 
+    # shellcheck disable=SC2086 # QEMU_EXTRA is a list of options
     timeout "$timeout_s" qemu-system-x86_64 -accel tcg -cpu max -m 512 \
         -display none -monitor none -serial stdio -no-reboot \
         -kernel "$xen" -initrd "$initrd" \
         -append "console=com1 com1=115200,8n1 dom0_mem=64M,max:64M noreboot guest_loglvl=all ${XEN_ARGS:-}" \
-        < /dev/null > "$log" 2>&1 &
+        ${QEMU_EXTRA:-} < /dev/null > "$log" 2>&1 &
     qemu=$!
     tail -n +1 -f --pid="$qemu" "$log" &
     tailer=$!

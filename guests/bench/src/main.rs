@@ -1,0 +1,113 @@
+//! `bench`: a PV64 kernel (run as dom0) that counts TSC ticks over the hypervisor's hot
+//! paths and prints one machine-readable line per metric, then powers off:
+//!
+//! ```text
+//! BENCH-INFO xen=4.17 extraversion=.7 tsc_khz=1000000
+//! BENCH null_hypercall median=281 min=281 max=283 iters=500 reps=11 unit=tsc
+//! BENCH user_syscall_roundtrip error=mmuext_op(NEW_USER_BASEPTR):EINVAL
+//! BENCH-DONE
+//! ```
+//!
+//! Each cost is per operation, from [`run::REPS`] timed repetitions (after a warm-up) of a
+//! fixed number of operations: the median, minimum and maximum. Under QEMU with
+//! `-icount shift=0,sleep=off` the TSC counts executed instructions, so the figures are
+//! instruction counts and repeat exactly; `scripts/bench.sh` runs this same binary on our
+//! hypervisor and on Xen 4.17 and compares them. A metric that fails prints `error=` and
+//! the others still run. The command-line word `boot-only` makes it power off at once (for
+//! timing the boot).
+//!
+//! Safety: guest-abi's runtime assumptions hold (a PV guest started by the hypervisor, one
+//! vCPU); events stay masked except inside the event round-trip benchmark. `asm` says how
+//! its handlers cooperate with the Rust code; `pt` owns the spare pages that become page
+//! tables.
+#![cfg_attr(target_os = "none", no_std, no_main)]
+
+#[cfg(target_os = "none")]
+mod asm;
+#[cfg(target_os = "none")]
+mod events;
+#[cfg(target_os = "none")]
+mod hypercalls;
+#[cfg(target_os = "none")]
+mod mmu;
+#[cfg(target_os = "none")]
+mod pt;
+#[cfg(target_os = "none")]
+mod run;
+#[cfg(any(target_os = "none", test))]
+mod stats;
+#[cfg(target_os = "none")]
+mod user;
+
+/// Where the bootstrap region starts (`XEN_ELFNOTE_VIRT_BASE`).
+#[cfg(target_os = "none")]
+const VIRT_BASE: u64 = 0xffff_ffff_8000_0000;
+
+#[cfg(target_os = "none")]
+mod guest {
+    use guest_abi::runtime::hypercall;
+    use guest_abi::sched::ShutdownReason;
+    use guest_abi::version::XenVersionOp;
+    use guest_abi::xen::StartInfo;
+    use guest_abi::{XenFeature, println};
+
+    use crate::run::{Error, failed};
+    use crate::{VIRT_BASE, asm, events, hypercalls, mmu, stats, user};
+
+    guest_abi::xen_elf_notes! {
+        guest_os: "bench",
+        guest_version: env!("CARGO_PKG_VERSION"),
+        xen_version: "xen-3.0",
+        loader: "generic",
+        virt_base: VIRT_BASE,
+        paddr_offset: VIRT_BASE,
+        features: "dom0",
+        supported_features: XenFeature::Dom0.bit(),
+    }
+
+    guest_abi::guest_main!(main, VIRT_BASE);
+
+    fn main(si: &'static StartInfo) {
+        println!("bench: start, {} pages", si.nr_pages);
+        if si
+            .cmdline()
+            .split(|&b| b == b' ')
+            .any(|w| w == b"boot-only")
+        {
+            println!("bench: boot-only, powering off");
+            hypercall::shutdown(ShutdownReason::Poweroff)
+        }
+        if let Err(e) = asm::install_traps() {
+            failed("setup", Error::xen("set_trap_table", e));
+        }
+        if let Err(e) = events::map_shared_info(si.shared_info) {
+            failed("setup", e);
+        }
+        info();
+
+        hypercalls::run();
+        mmu::run();
+        user::run();
+
+        println!("BENCH-DONE");
+        hypercall::shutdown(ShutdownReason::Poweroff)
+    }
+
+    /// `BENCH-INFO`: the hypervisor's version and the TSC rate (1 GHz under icount).
+    fn info() {
+        let (major, minor) = hypercall::xen_version().unwrap_or((0, 0));
+        let mut extra = [0u8; 16];
+        let _ = hypercall::xen_version_string(XenVersionOp::Extraversion, &mut extra);
+        let len = extra.iter().position(|&b| b == 0).unwrap_or(extra.len());
+        let extra = core::str::from_utf8(&extra[..len]).unwrap_or("?");
+        let khz = events::pvclock().and_then(|(mul, shift)| stats::tsc_khz(mul, shift));
+        println!(
+            "BENCH-INFO xen={major}.{minor} extraversion={} tsc_khz={}",
+            if extra.is_empty() { "-" } else { extra },
+            khz.unwrap_or(0)
+        );
+    }
+}
+
+#[cfg(not(target_os = "none"))]
+fn main() {}
