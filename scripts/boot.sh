@@ -12,6 +12,7 @@
 #   BOOT_MEM       guest RAM in MiB (default 512)
 #   BOOT_LOG       also write the serial output to this file
 #   BOOT_NO_BUILD  set to 1 to use the existing hypervisor build
+#   BOOT_STDIN     set to 1 to connect stdin to the serial console (to type on it)
 #   QEMU_EXTRA     extra QEMU options
 #
 # Exit status: 0 clean power off, 1 hypervisor crash (panic or fatal exception), 2 reboot,
@@ -84,13 +85,15 @@ grub-mkrescue -d /usr/lib/grub/i386-pc -o "$work/boot.iso" "$work/iso" >"$work/m
 
 log=${BOOT_LOG:-$work/serial.log}
 timeout_s=${BOOT_TIMEOUT:-60}
+stdin=/dev/null
+[ "${BOOT_STDIN:-0}" = 1 ] && stdin=/dev/stdin
 set +e
 # shellcheck disable=SC2086
 timeout --foreground -k 5 "$timeout_s" qemu-system-x86_64 \
     -accel tcg -cpu max -m "${BOOT_MEM:-512}" -smp 1 \
     -display none -monitor none -serial stdio -no-reboot \
     -device isa-debug-exit,iobase=0xf4,iosize=0x04 \
-    -cdrom "$work/boot.iso" -boot d ${QEMU_EXTRA:-} < /dev/null | tee "$log"
+    -cdrom "$work/boot.iso" -boot d ${QEMU_EXTRA:-} < "$stdin" | tee "$log"
 rc=${PIPESTATUS[0]}
 set -e
 
