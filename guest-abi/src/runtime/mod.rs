@@ -22,8 +22,11 @@
 //! - the hypervisor fills [`hypercall_page`] with 32-byte stubs before the guest starts;
 //! - Xen maps the read-only machine-to-phys table at `MACH2PHYS_VIRT_START`.
 
+mod asm_cell;
 pub mod console;
 pub mod hypercall;
+
+pub use asm_cell::AsmCell;
 
 use core::panic::PanicInfo;
 use core::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
