@@ -1,0 +1,120 @@
+//! `attack`: a hostile PV guest. It tries, one case at a time, the classic ways a PV guest
+//! escapes from or takes down a hypervisor (writable views of its own page tables, mappings of
+//! frames it does not own, the hypervisor's L4 slots, linear page tables, bad descriptors,
+//! privileged operations, port I/O and MSRs, hostile hypercall arguments, event-channel abuse,
+//! bad trap handlers and stacks), and prints for each `PASS name: got X, expected Y` or
+//! `FAIL name: got X, expected Y`, where X and Y are the hypercall's result (`-errno`), the
+//! vector of the trap the guest took, or what it read. Then `attack: N cases` and
+//! `N passed, N failed`, and it powers off.
+//!
+//! Expectations are what Xen 4.17 answers, except for the cases where our hypervisor refuses
+//! on purpose what Xen accepts (docs/SECURITY.md lists them): those carry both answers, and the
+//! command-line word `xen` (given by `scripts/attack-tests.sh` when it boots real Xen) selects
+//! Xen's. The word `domu` expects the answers of an unprivileged domain (`EPERM` for the
+//! privileged operations that dom0 may use).
+//!
+//! Cases that kill the domain when refused (an `iret` to a bad frame, a trap onto a kernel
+//! stack in the hypervisor's range) run only when asked with `fatal=NAME`, instead of the
+//! others: the domain must crash and the hypervisor must stay up (the boot script checks how
+//! the machine stopped).
+//!
+//! Safety: guest-abi's runtime assumptions hold (a PV guest started by the hypervisor, one
+//! vCPU, events masked for the whole run). `traps` says how its assembly handlers and the
+//! `asm!` blocks that provoke traps cooperate; `mem` says which pages the cases may remap.
+#![cfg_attr(target_os = "none", no_std, no_main)]
+
+#[cfg(target_os = "none")]
+mod args;
+#[cfg(target_os = "none")]
+mod desc;
+#[cfg(target_os = "none")]
+mod events;
+#[cfg(target_os = "none")]
+mod mem;
+#[cfg(target_os = "none")]
+mod mmu;
+#[cfg(target_os = "none")]
+mod privs;
+#[cfg(target_os = "none")]
+mod report;
+#[cfg(target_os = "none")]
+mod traps;
+
+/// Where the bootstrap region starts (`XEN_ELFNOTE_VIRT_BASE`).
+#[cfg(target_os = "none")]
+const VIRT_BASE: u64 = 0xffff_ffff_8000_0000;
+
+#[cfg(target_os = "none")]
+mod guest {
+    use guest_abi::runtime::hypercall;
+    use guest_abi::sched::ShutdownReason;
+    use guest_abi::xen::StartInfo;
+    use guest_abi::{XenFeature, println};
+
+    use crate::report::{Mode, Report};
+    use crate::{VIRT_BASE, args, desc, events, mem, mmu, privs, traps};
+
+    guest_abi::xen_elf_notes! {
+        guest_os: "attack",
+        guest_version: env!("CARGO_PKG_VERSION"),
+        xen_version: "xen-3.0",
+        loader: "generic",
+        virt_base: VIRT_BASE,
+        paddr_offset: VIRT_BASE,
+        features: "dom0",
+        supported_features: XenFeature::Dom0.bit(),
+    }
+
+    guest_abi::guest_main!(main, VIRT_BASE);
+
+    fn main(si: &'static StartInfo) {
+        let words = || si.cmdline().split(|&b| b == b' ');
+        let asked = |word: &[u8]| words().any(|w| w == word);
+        let mode = Mode {
+            xen: asked(b"xen"),
+            domu: asked(b"domu"),
+        };
+        let fatal = words().find_map(|w| w.strip_prefix(b"fatal="));
+        println!(
+            "attack: start, {} pages, expecting {}{}",
+            si.nr_pages,
+            if mode.xen {
+                "Xen 4.17"
+            } else {
+                "our hypervisor"
+            },
+            if mode.domu { " as a domU" } else { " as dom0" }
+        );
+        let mut r = Report::new(mode);
+        if let Err(e) = traps::install() {
+            println!("FAIL attack.setup: set_trap_table {e}");
+            hypercall::shutdown(ShutdownReason::Crash);
+        }
+        mem::init(si);
+        if let Some(name) = fatal {
+            traps::fatal(name);
+            hypercall::shutdown(ShutdownReason::Poweroff);
+        }
+        mmu::run(&mut r, si);
+        desc::run(&mut r);
+        privs::run(&mut r);
+        traps::run(&mut r);
+        args::run(&mut r);
+        events::run(&mut r);
+        println!("attack: {} cases", r.cases());
+        let ok = r.finish();
+        // Still alive after everything: the hypervisor answers an ordinary call.
+        println!(
+            "attack: alive, xen_version {:?}",
+            hypercall::xen_version().ok()
+        );
+        println!(
+            "attack: powering off{}",
+            if ok { "" } else { " (with failures)" }
+        );
+        hypercall::shutdown(ShutdownReason::Poweroff)
+    }
+}
+
+#[cfg(not(target_os = "none"))]
+fn main() {}
