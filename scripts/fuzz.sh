@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Runs the cargo-fuzz targets in fuzz/ (libFuzzer, nightly toolchain), each for SECONDS.
+#
+#   scripts/fuzz.sh [SECONDS] [TARGET...]      # default: 60 seconds, every target
+#
+# Environment:
+#   FUZZ_JOBS     targets run at the same time (default 1)
+#   FUZZ_WORK     where the growing corpora, logs and crash artifacts go
+#                 (default target-attack/fuzz-work); the seed corpus fuzz/corpus/TARGET is
+#                 read, never written
+#   FUZZ_ARGS     extra libFuzzer options
+#
+# Prints, per target, the executions, the coverage (edges) and the corpus size libFuzzer
+# reports, and ends with "N passed, N failed" (a target fails when it finds a crash; the
+# reproducer is in FUZZ_WORK/artifacts/TARGET/, to replay with
+# `cargo +nightly fuzz run TARGET FILE`). Exit status 0 when no target crashed, 1 otherwise,
+# 4 when cargo-fuzz or the nightly toolchain is missing.
+set -uo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+seconds=${1:-60}
+[ $# -gt 0 ] && shift
+work=${FUZZ_WORK:-$root/target-attack/fuzz-work}
+jobs=${FUZZ_JOBS:-1}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$root/target-attack}
+
+if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
+    echo "fuzz.sh: needs the nightly toolchain and cargo-fuzz (cargo install cargo-fuzz)" >&2
+    exit 4
+fi
+
+cd "$root/fuzz" || exit 4
+if [ $# -gt 0 ]; then
+    targets=("$@")
+else
+    mapfile -t targets < <(cargo +nightly fuzz list)
+fi
+cargo +nightly fuzz build -O >&2 || exit 4
+mkdir -p "$work"
+
+# Runs one target; its log is $work/TARGET.log.
+run_one() {
+    local t=$1 corpus="$work/corpus/$t" art="$work/artifacts/$t/"
+    mkdir -p "$corpus" "$art" "$root/fuzz/corpus/$t"
+    # shellcheck disable=SC2086 # FUZZ_ARGS is a list of options
+    cargo +nightly fuzz run -O "$t" "$corpus" "$root/fuzz/corpus/$t" -- \
+        -max_total_time="$seconds" -rss_limit_mb=4096 -timeout=20 -print_final_stats=1 \
+        -artifact_prefix="$art" ${FUZZ_ARGS:-} >"$work/$t.log" 2>&1
+}
+
+pids=()
+for t in "${targets[@]}"; do
+    while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do sleep 1; done
+    echo "fuzz.sh: $t for ${seconds}s" >&2
+    run_one "$t" &
+    pids+=($!)
+done
+passed=0 failed=0
+for i in "${!targets[@]}"; do
+    t=${targets[$i]}
+    if wait "${pids[$i]}"; then status=ok; else status=CRASH; fi
+    log="$work/$t.log"
+    # The last status line: "#N  DONE  cov: E ft: F corp: C/S ..."
+    stats=$(grep -E '^#[0-9]+' "$log" | tail -n 1)
+    execs=$(grep -oE 'stat::number_of_executed_units: *[0-9]+' "$log" | grep -oE '[0-9]+$')
+    cov=$(sed -nE 's/.* cov: ([0-9]+).*/\1/p' <<<"$stats")
+    corp=$(sed -nE 's/.* corp: ([0-9]+).*/\1/p' <<<"$stats")
+    if [ "$status" = ok ]; then
+        passed=$((passed + 1))
+        echo "PASS fuzz.$t: ${seconds}s, ${execs:-?} runs, ${cov:-?} edges, corpus ${corp:-?}"
+    else
+        failed=$((failed + 1))
+        echo "FAIL fuzz.$t: crash after ${execs:-?} runs; reproducer in $work/artifacts/$t/, log $log"
+    fi
+done
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
