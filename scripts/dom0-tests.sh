@@ -1,0 +1,348 @@
+#!/usr/bin/env bash
+# QEMU tests of the dom0 kernel (dom0-tools' `dom0`) and the toolstack on the real
+# hypervisor: each case boots the hypervisor with dom0 running a script from its ramdisk
+# (`script=/test/CASE.script`) and checks the serial output and how the machine stopped.
+#
+#   scripts/dom0-tests.sh          on our hypervisor (scripts/boot.sh)
+#   scripts/dom0-tests.sh --xen    the same cases on Xen 4.17 (scripts/boot-xen.sh), the
+#                                  reference; the interactive case needs our serial input
+#                                  and is skipped there
+#
+# Cases: three domains of different names and sizes created, listed, heard from and
+# destroyed with free memory back to the page; the same ROUNDS times (env DOM0_ROUNDS,
+# default 100); bad input answered by one error line each with dom0 still running;
+# guests/crash reported and reaped while another domain keeps running; typing on the
+# console (echo, backspace, attaching to a console and Ctrl-]).
+# Prints PASS/FAIL per case and "N passed, N failed"; exits non-zero if any case failed.
+# Serial logs are kept in TARGET_DIR/dom0-tests/.
+set -uo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root" || exit 1
+
+on=ours
+case "${1:-}" in
+    "") ;;
+    --xen) on=xen ;;
+    *) sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+esac
+rounds=${DOM0_ROUNDS:-100}
+
+target_dir=$(cargo metadata --format-version 1 --no-deps |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])') || exit 1
+logs=$target_dir/dom0-tests/$on
+mkdir -p "$logs"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+passed=0
+failed=0
+boot_stdin=0
+case_name=""
+case_log=""
+case_errors=()
+
+# The test scripts and fixtures, under /test in the ramdisk.
+mkdir -p "$work/test"
+cat > "$work/test/lifecycle.script" <<'EOF'
+info
+create /etc/xen/sleeper.cfg name=alpha memory=16
+create /etc/xen/sleeper.cfg name=beta memory=24
+create /etc/xen/sleeper.cfg name=gamma memory=32
+wait-for alpha "hello: waiting to be destroyed"
+wait-for beta "hello: waiting to be destroyed"
+wait-for gamma "hello: waiting to be destroyed"
+sleep 0.5
+list
+destroy alpha
+destroy beta
+destroy gamma
+list
+sleep 1
+info
+EOF
+{
+    echo info
+    for i in $(seq 1 "$rounds"); do
+        for d in "a$i 16" "b$i 24" "c$i 32"; do
+            set -- $d
+            echo "create /etc/xen/sleeper.cfg name=$1 memory=$2"
+        done
+        for d in a b c; do echo "wait-for $d$i \"hello: waiting to be destroyed\""; done
+        for d in a b c; do echo "destroy $d$i"; done
+        if [ $((i % 25)) -eq 0 ] || [ "$i" -eq "$rounds" ]; then
+            echo "sleep 1"
+            echo info
+        fi
+    done
+} > "$work/test/repeat.script"
+cat > "$work/test/errors.script" <<'EOF'
+info
+create /etc/xen/missing.cfg
+create /test/syntax.cfg
+create /test/not-elf.cfg
+create /test/not-pv.cfg
+create /etc/xen/sleeper.cfg name=huge memory=100000
+create /etc/xen/sleeper.cfg name=dup
+create /etc/xen/sleeper.cfg name=dup
+destroy 42
+destroy nobody
+frobnicate
+sleep 0.5
+list
+destroy dup
+sleep 1
+info
+EOF
+cat > "$work/test/syntax.cfg" <<'EOF'
+name = "syntax"
+memory 16
+kernel = "/boot/hello"
+EOF
+printf 'name = "notelf"\nkernel = "/test/syntax.cfg"\n' > "$work/test/not-elf.cfg"
+printf 'name = "notpv"\nkernel = "/test/host.elf"\n' > "$work/test/not-pv.cfg"
+cp "$(type -P true)" "$work/test/host.elf"
+cat > "$work/test/crash.script" <<'EOF'
+info
+create /etc/xen/sleeper.cfg name=keeper
+wait-for keeper "hello: waiting to be destroyed"
+create /etc/xen/crash.cfg
+sleep 2
+list
+create /etc/xen/crash.cfg name=kept on_crash=preserve cmdline=panic
+sleep 2
+list
+destroy kept
+create /etc/xen/crash.cfg name=ud cmdline=ud2
+sleep 2
+list
+destroy keeper
+sleep 1
+info
+EOF
+
+cargo build -q --release -p dom0-tools --bin dom0 --target x86_64-unknown-none || {
+    echo "FAIL build"
+    exit 1
+}
+dom0=$target_dir/x86_64-unknown-none/release/dom0
+ramdisk=$work/ramdisk.cpio
+scripts/dom0-ramdisk.sh "$ramdisk" test="$work/test" 2>/dev/null || {
+    echo "FAIL ramdisk"
+    exit 1
+}
+if [ "$on" = ours ]; then
+    cargo build -q --release -p hypervisor --target x86_64-unknown-none || {
+        echo "FAIL build"
+        exit 1
+    }
+fi
+
+# boot NAME TIMEOUT DOM0_ARGS...: boots with dom0 and the ramdisk, keeps the log; sets
+# $status to 0 for a clean power off, as scripts/boot.sh and boot-xen.sh both do.
+boot() {
+    local name=$1 timeout=$2
+    shift 2
+    case_name=$name
+    case_log=$logs/$name.log
+    case_errors=()
+    if [ "$on" = ours ]; then
+        HV_ARGS=dom0_mem=64M BOOT_NO_BUILD=1 BOOT_TIMEOUT=$timeout BOOT_LOG=$case_log.raw \
+            BOOT_STDIN=$boot_stdin \
+            scripts/boot.sh "$dom0" "$@" -- "$ramdisk" > /dev/null 2> "$logs/$name.err"
+    else
+        BOOT_TIMEOUT=$timeout BOOT_LOG=$case_log.raw \
+            scripts/boot-xen.sh "$dom0" "$@" -- "$ramdisk" > /dev/null 2> "$logs/$name.err"
+    fi
+    status=$?
+    tr -d '\r' < "$case_log.raw" > "$case_log" 2>/dev/null || : > "$case_log"
+    rm -f "$case_log.raw"
+    [ "$status" -eq 0 ] || case_errors+=("exit status $status, want 0 (clean power off)")
+}
+
+# expect TEXT / reject TEXT: the serial output has (has not) TEXT (fixed string).
+expect() { grep -qF -- "$1" "$case_log" || case_errors+=("missing '$1'"); }
+reject() { if grep -qF -- "$1" "$case_log"; then case_errors+=("unexpected '$1'"); fi; }
+# expect_count N REGEX: N lines match REGEX.
+expect_count() {
+    local n
+    n=$(grep -cE -- "$2" "$case_log")
+    [ "$n" -eq "$1" ] || case_errors+=("$n lines match '$2', want $1")
+}
+
+# answer N COMMAND: what dom0 printed for the N-th (1-based) "xl> COMMAND" line: the lines
+# up to the next prompt or dom0 message, without the hypervisor's and domains' lines.
+answer() {
+    python3 - "$case_log" "$1" "$2" <<'PY'
+import sys
+log, n, cmd = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+seen, out, taking = 0, [], False
+for line in open(log, errors="replace").read().split("\n"):
+    if taking:
+        if line.startswith(("xl> ", "dom0: ")):
+            break
+        line = line.removeprefix("\x1b[K")  # domain output drawn above a prompt
+        if not line.startswith(("(HV)", "(XEN)", "(d", "[")):
+            out.append(line)
+    elif line == "xl> " + cmd:
+        seen += 1
+        taking = seen == n
+print("\n".join(out))
+PY
+}
+# expect_nth N COMMAND REGEX: the answer to the N-th COMMAND matches REGEX as a whole
+# (python re.fullmatch, DOTALL).
+expect_nth() {
+    local got
+    got=$(answer "$1" "$2")
+    python3 -c 'import re,sys; sys.exit(0 if re.fullmatch(sys.argv[1], sys.argv[2], re.S) else 1)' \
+        "$3" "$got" || case_errors+=("'$2' ($1) answered '${got//$'\n'/\\n}', want /$3/")
+}
+# expect_answer COMMAND REGEX: the same for the first COMMAND.
+expect_answer() { expect_nth 1 "$@"; }
+# same_free_pages: every `info` reported the same free_pages (the first is the baseline).
+same_free_pages() {
+    local values
+    values=$(sed -n 's/^free_pages *: //p' "$case_log" | sort -u)
+    [ -n "$values" ] && [ "$(wc -l <<<"$values")" -eq 1 ] ||
+        case_errors+=("free_pages not always the same: $(sed -n 's/^free_pages *: //p' "$case_log" | tr '\n' ' ')")
+}
+# The hypervisor did not crash (a domain may: ours logs "(HV) ERROR: dNv0 crashed").
+no_trouble() {
+    reject "(HV) FATAL"
+    reject "(HV) PANIC"
+    reject "Panic on CPU"
+}
+
+end_case() {
+    if [ ${#case_errors[@]} -eq 0 ]; then
+        echo "PASS $case_name"
+        passed=$((passed + 1))
+    else
+        local IFS=';'
+        echo "FAIL $case_name: ${case_errors[*]} (log: $case_log)"
+        failed=$((failed + 1))
+    fi
+}
+
+# 1. Three domains: created, listed, heard from, destroyed; memory comes back exactly.
+boot lifecycle 120 script=/test/lifecycle.script
+expect "dom0: running the commands in /test/lifecycle.script"
+for d in "alpha 16" "beta 24" "gamma 32"; do
+    set -- $d
+    expect_answer "create /etc/xen/sleeper.cfg name=$1 memory=$2" \
+        "Parsing config from /etc/xen/sleeper.cfg\nStarted domain $1 \(id=[0-9]+\)"
+    expect "[$1] hello: waiting to be destroyed"
+    expect "[$1] hello: nr_pages $(($2 * 256))"
+    expect_answer "destroy $1" ""
+done
+expect_answer list "Name +ID +Mem VCPUs\tState\tTime\(s\)
+Domain-0 +0 +64 +1 +r----- +[0-9.]+
+alpha +[0-9]+ +16 +1 +-b---- +[0-9.]+
+beta +[0-9]+ +24 +1 +-b---- +[0-9.]+
+gamma +[0-9]+ +32 +1 +-b---- +[0-9.]+"
+[ "$(answer 2 list | wc -l)" -eq 2 ] || case_errors+=("the last list is not just Domain-0")
+expect_count 2 '^free_pages'
+same_free_pages
+reject "error:"
+expect "dom0: end of /test/lifecycle.script"
+no_trouble
+end_case
+
+# 2. The same, ROUNDS times.
+boot repeat $((120 + rounds * 3)) script=/test/repeat.script
+expect_count $((rounds * 3)) '^Started domain [abc][0-9]+ '
+expect_count $((rounds * 3)) '^\[[abc][0-9]+\] hello: waiting to be destroyed$'
+expect_count $((1 + (rounds + 24) / 25)) '^free_pages'
+same_free_pages
+reject "error:"
+expect "dom0: end of /test/repeat.script"
+no_trouble
+end_case
+
+# 3. Bad input: one error line each, and dom0 goes on.
+boot errors 120 script=/test/errors.script
+expect_answer "create /etc/xen/missing.cfg" \
+    "error: /etc/xen/missing.cfg: no such file in the dom0 archive"
+expect_answer "create /test/syntax.cfg" "error: /test/syntax.cfg:2: [^\n]+"
+expect_answer "create /test/not-elf.cfg" \
+    "error: cannot create domain 'notelf': not a usable Xen PV kernel: not an ELF file"
+expect_answer "create /test/not-pv.cfg" \
+    "error: cannot create domain 'notpv': not a usable Xen PV kernel: [^\n]+"
+expect_answer "create /etc/xen/sleeper.cfg name=huge memory=100000" \
+    "error: cannot create domain 'huge': not enough free memory: the domain needs 100001 MiB, the host has [0-9]+ MiB free"
+expect_answer "create /etc/xen/sleeper.cfg name=dup" \
+    "Parsing config from /etc/xen/sleeper.cfg\nStarted domain dup \(id=[0-9]+\)"
+dup=$(sed -n 's/^Started domain dup (id=\([0-9]*\))$/\1/p' "$case_log")
+expect_nth 2 "create /etc/xen/sleeper.cfg name=dup" \
+    "error: cannot create domain 'dup': a domain with that name exists \(id ${dup:-?}\)"
+expect_answer "destroy 42" "error: domain 42 does not exist"
+expect_answer "destroy nobody" "error: no domain called 'nobody'"
+expect_answer frobnicate "error: unknown command 'frobnicate'; type 'help' for the list of commands"
+expect_answer list "Name +ID[^\n]+\nDomain-0 [^\n]+\ndup +[0-9]+ +16 +1 +-b---- +[0-9.]+"
+expect_count 9 '^error: '
+same_free_pages
+expect "dom0: end of /test/errors.script"
+no_trouble
+end_case
+
+# 4. A crashing domain is reported and reaped (or kept, with on_crash=preserve) while
+# another keeps running.
+boot crash 120 script=/test/crash.script
+expect "[crash] crash: crashing by fault"
+expect "[kept] crash: crashing by panic"
+expect "[ud] crash: crashing by ud2"
+reject "still alive"
+expect_count 1 '^Domain [0-9]+ \(crash\) has shut down, reason code 3 \(crash\); destroying$'
+expect_count 1 '^Domain [0-9]+ \(kept\) has shut down, reason code 3 \(crash\); preserving it$'
+expect_count 1 '^Domain [0-9]+ \(ud\) has shut down, reason code 3 \(crash\); destroying$'
+lists=()
+for n in 1 2 3; do
+    lists[n]=$(answer "$n" list)
+    grep -qE '^keeper +[0-9]+ +16 +1 +-b----' <<<"${lists[n]}" ||
+        case_errors+=("keeper missing from list $n")
+done
+grep -qE '^crash ' <<<"${lists[1]}" && case_errors+=("the crashed domain was not reaped")
+# As on Xen: shut down by a crash ("sc"), and its vCPU still counts as online (only
+# vCPUs that are down do not).
+grep -qE '^kept +[0-9]+ +8 +1 +---sc- ' <<<"${lists[2]}" ||
+    case_errors+=("want 'kept ID 8 1 ---sc-' in list 2, got '$(grep '^kept' <<<"${lists[2]}")'")
+grep -qE '^(kept|ud) ' <<<"${lists[3]}" && case_errors+=("kept or ud still listed")
+same_free_pages
+reject "error:"
+expect "dom0: end of /test/crash.script"
+no_trouble
+end_case
+
+# 5. Typing on the serial console (our hypervisor only: Xen takes boot-time input itself).
+if [ "$on" = ours ]; then
+    # Typed once dom0 is ready (earlier, the bytes would reach the firmware or GRUB).
+    typed='infx\x7fo\rcreate /etc/xen/sleeper.cfg\rwait-for sleeper "waiting to be"\r'
+    typed+='console sleeper\rabc\x1dsleep 0.5\rlist\rdestroy sleeper\rpoweroff\r'
+    type_when_ready() {
+        local _
+        for _ in $(seq 300); do
+            grep -qF "Ctrl-] leaves a console" "$logs/interactive.log.raw" 2>/dev/null && break
+            sleep 0.2
+        done
+        printf '%b' "$typed"
+        exec sleep 120 # stdin stays open until QEMU is gone
+    }
+    boot_stdin=1
+    boot interactive 120 < <(type_when_ready)
+    kill $! 2>/dev/null
+    boot_stdin=0
+    expect "dom0: type 'help' for the commands; Ctrl-] leaves a console"
+    expect "xl> infx"$'\x08'" "$'\x08'"o"
+    expect "xen_version            : 4.17"
+    expect "Connected to domain 1 (sleeper); type Ctrl-] to detach"
+    expect_answer list "Name +ID[^\n]+\nDomain-0 [^\n]+\nsleeper +1 +16 +1 +-b---- +[0-9.]+"
+    expect "xl> poweroff"
+    expect "dom0: powering off"
+    reject "error:"
+    no_trouble
+    end_case
+fi
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
