@@ -15,6 +15,7 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
+use dom0_tools::console::ESCAPE;
 use dom0_tools::files::Files;
 use dom0_tools::hv::Hypervisor;
 use dom0_tools::{Toolstack, Wait};
@@ -276,13 +277,17 @@ impl<H: Hypervisor, F: Files, M: Machine> Session<H, F, M> {
     /// goes away). A script has no terminal to attach, so it detaches at once.
     fn attached(&mut self, wait: &Wait, input: Input) {
         if input == Input::Script {
-            self.ts.console_input(&[dom0_tools::console::ESCAPE]);
+            self.ts.console_input(&[ESCAPE]);
             self.print(b"[detached: a script has no terminal]\n");
             return;
         }
         loop {
-            if self.take_typed() {
-                let bytes: Vec<u8> = self.typed.drain(..).collect();
+            self.take_typed();
+            if !self.typed.is_empty() {
+                // Up to a Ctrl-]; what follows it is for the prompt.
+                let end = self.typed.iter().position(|&b| b == ESCAPE);
+                let end = end.map_or(self.typed.len(), |i| i + 1);
+                let bytes: Vec<u8> = self.typed.drain(..end).collect();
                 if self.ts.console_input(&bytes).detached {
                     self.print(b"\n");
                 }
