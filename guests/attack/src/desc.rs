@@ -61,6 +61,14 @@ pub fn run(r: &mut Report) {
     let page = mem::mfn_of(scratch(DESC_PAGE));
     let maddr = |slot: u64| (page << PAGE_SHIFT) + 8 * slot;
     mem::clear(DESC_PAGE);
+    // Xen lets a guest update descriptors in any page of its own that is not a page table,
+    // even one it has mapped writable (it could write the page itself).
+    r.ret(
+        "desc.update_descriptor into a page mapped writable",
+        update_descriptor(maddr(9), DATA_DPL0),
+        OK,
+    );
+    let _ = mem::remap(DESC_PAGE, page, RO);
 
     let ret = update_descriptor(maddr(1), CODE64_DPL0);
     r.ret(
@@ -126,6 +134,7 @@ pub fn run(r: &mut Report) {
         let at = if slot == 0 { maddr(1) + 4 } else { maddr(slot) };
         r.ret(name, update_descriptor(at, desc), expect);
     }
+    let _ = mem::remap(DESC_PAGE, page, RW);
     let hv = hypervisor_frame();
     r.ret(
         "desc.update_descriptor in a hypervisor frame",

@@ -101,6 +101,7 @@ mod guest {
         traps::run(&mut r);
         args::run(&mut r);
         events::run(&mut r);
+        mmu::release_running_l4(&mut r);
         println!("attack: {} cases", r.cases());
         let ok = r.finish();
         // Still alive after everything: the hypervisor answers an ordinary call.

@@ -43,6 +43,11 @@ const fn slot_ptr(mfn: u64, slot: u64) -> u64 {
     (mfn << PAGE_SHIFT) + 8 * slot
 }
 
+/// `DOMID_IO`.
+const DOMID_IO: u16 = 0x7ff1;
+/// `DOMID_XEN`.
+const DOMID_XEN: u16 = 0x7ff2;
+
 fn self_dom() -> u64 {
     u64::from(DomId::SELF.0)
 }
@@ -52,7 +57,7 @@ pub fn hypervisor_frame() -> u64 {
     entry_mfn(mem::read_table(mem::l4(), 256))
 }
 
-pub fn run(r: &mut Report, _si: &StartInfo) {
+pub fn run(r: &mut Report, si: &StartInfo) {
     let victim_va = scratch(VICTIM);
     let victim = mem::mfn_of(victim_va);
     let ([l4, l3, l2, l1], _) = mem::walk(victim_va);
@@ -90,6 +95,11 @@ pub fn run(r: &mut Report, _si: &StartInfo) {
             err(XenError::Busy),
         );
     }
+    r.ret(
+        "mmu.mmu_update (PRESERVE_AD) own L1 writable",
+        mem::mmu_update(victim_pte | 2, pte(l1, RW), self_dom()),
+        err(XenError::Busy),
+    );
     restore(r);
     // The control: a read-only view of a table is how guests read them, and is allowed.
     r.ret(
@@ -154,6 +164,37 @@ pub fn run(r: &mut Report, _si: &StartInfo) {
         OK,
     );
     restore(r);
+
+    // Page owners named through foreigndom: DOMID_IO for RAM, DOMID_XEN for a frame the
+    // hypervisor did not share.
+    r.ret(
+        "mmu.mmu_update map a hypervisor frame as DOMID_IO",
+        mem::mmu_update(victim_pte, pte(hv, RW), u64::from(DOMID_IO)),
+        err(XenError::Busy),
+    );
+    r.ret(
+        "mmu.mmu_update map a hypervisor frame read-only as DOMID_XEN",
+        mem::mmu_update(victim_pte, pte(hv, RO), u64::from(DOMID_XEN)),
+        err(XenError::Busy),
+    );
+    restore(r);
+
+    // The shared_info frame is the hypervisor's, shared writable with the guest: mapping it
+    // writable is allowed, giving it back is not.
+    let shared = si.shared_info >> PAGE_SHIFT;
+    r.ret(
+        "mmu.update_va_mapping shared_info writable (allowed: shared with the guest)",
+        uvm(victim_va, pte(shared, RW)),
+        OK,
+    );
+    restore(r);
+    // Xen counts the extent as done (and frees nothing: the frame is not in the domain's
+    // allocation); we refuse it.
+    r.case(
+        "mmu.decrease_reservation of the shared_info frame frees nothing",
+        Got::Value(mem::release(shared) as u64),
+        crate::report::same(Want::Value(0)).xen(Want::Value(1)),
+    );
 
     // The M2P: readable, never writable.
     let value: u64;
@@ -285,6 +326,23 @@ pub fn run(r: &mut Report, _si: &StartInfo) {
     race(r, victim_va);
     baseptr(r, hv, l1, freed);
     restore(r);
+}
+
+/// Gives back the frame of the running L4 (the last case: the domain keeps running on it, since
+/// CR3 holds a reference), then tries to map it writable.
+pub fn release_running_l4(r: &mut Report) {
+    let l4 = mem::l4();
+    r.case(
+        "mmu.decrease_reservation of the running L4 (it stays while CR3 holds it)",
+        Got::Ret(mem::release(l4)),
+        crate::report::same(Want::Ok),
+    );
+    r.ret(
+        "mmu.map the given-back running L4 writable",
+        uvm(scratch(VICTIM), pte(l4, RW)),
+        err(XenError::Busy),
+    );
+    let _ = uvm(scratch(VICTIM), pte(mem::mfn_of(scratch(VICTIM)), RW));
 }
 
 /// Builds the tree L4 → L3 → L2 → L1 in scratch pages 2–5 with `leaf` in L1 slot 5, makes it
