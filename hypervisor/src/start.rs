@@ -142,6 +142,12 @@ fn init_memory(boot: &BootInformation<'_>, features: &cpu::Features) {
         power::crash();
     };
     let mut usable = Ranges::<MAX_REGIONS>::new();
+    // Firmware areas and holes, which dom0 may map as I/O memory.
+    let mut io = Ranges::<MAX_REGIONS>::new();
+    io.push(PhysRange {
+        start: 0,
+        end: 1 << 20,
+    });
     let mut phys_end = 0;
     info!("Physical memory map:");
     for area in mmap.memory_areas() {
@@ -169,6 +175,8 @@ fn init_memory(boot: &BootInformation<'_>, features: &cpu::Features) {
         }
         if typ == MemoryAreaType::Available {
             usable.push(range);
+        } else if range.start >= 1 << 20 {
+            io.push(range);
         }
     }
 
@@ -274,7 +282,7 @@ fn init_memory(boot: &BootInformation<'_>, features: &cpu::Features) {
         }
     }
     let max_frame = frames.max_frame();
-    if let Err(e) = hypervisor::kernel::mmu::init(&mut frames, max_frame) {
+    if let Err(e) = hypervisor::kernel::mmu::init(&mut frames, max_frame, io.as_slice()) {
         error!("boot: {e}");
         power::crash();
     }

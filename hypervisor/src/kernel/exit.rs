@@ -18,7 +18,7 @@ use crate::regs::{Regs, SYSCALL_VECTOR};
 use crate::sched::scheduler::vcpu as vcpu_ref;
 use crate::sched::{CpuId, TimerAction, VcpuRef, timer};
 use crate::{error, info, warn};
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use guest_abi::Hypercall;
 use guest_abi::sched::ShutdownReason;
 use x86_64::registers::control::Cr2;
@@ -27,6 +27,15 @@ use crate::arch::x86_64::uaccess::CurrentGuest;
 
 /// Set by the timer interrupt: the next return to a guest goes through the scheduler.
 static NEED_RESCHED: AtomicBool = AtomicBool::new(false);
+
+/// When the LAPIC timer is set to fire next (system time, ns).
+static ARMED_UNTIL: AtomicU64 = AtomicU64::new(u64::MAX);
+
+/// Programs the LAPIC timer for system time `until`.
+fn arm_timer(until: u64, now: u64) {
+    ARMED_UNTIL.store(until, Ordering::Relaxed);
+    apic::arm_oneshot(until.saturating_sub(now).max(1));
+}
 
 /// Called from the timer interrupt.
 pub fn timer_tick() {
@@ -98,12 +107,18 @@ extern "C" fn guest_syscall(regs: &mut Regs) {
                 super::domctl::sysctl(&caller, regs.rdi)
             };
             regs.rax = hypercall::encode(result);
-            finish(regs, Action::Resume);
+            finish(
+                regs,
+                Handled {
+                    action: Action::Resume,
+                    events_checked: false,
+                },
+            );
             return;
         }
     }
-    let action = with_current(|vcpu, vcpu_id, domain, host| {
-        if regs.vector == SYSCALL_VECTOR && vcpu.kernel_mode {
+    let handled = with_current(|vcpu, vcpu_id, domain, host| {
+        let action = if regs.vector == SYSCALL_VECTOR && vcpu.kernel_mode {
             let mut ctx = Ctx {
                 regs,
                 vcpu,
@@ -117,58 +132,71 @@ extern "C" fn guest_syscall(regs: &mut Regs) {
             hypercall::handle(&mut ctx);
             ctx.action
         } else {
-            let cb = if regs.vector == SYSCALL32_VECTOR {
-                vcpu.syscall32_callback
-            } else {
-                vcpu.syscall_callback
-            };
-            if cb.address == 0 {
-                return bounce_exception(regs, vcpu, host, 6, None);
-            }
-            let b = Bounce {
-                target: cb.address,
-                mask_events: cb.mask_events,
-                error_code: None,
-            };
-            deliver(regs, vcpu, host, &b)
-        }
+            user_syscall(regs, vcpu, host)
+        };
+        settle(regs, vcpu, vcpu_id, host, action)
     });
-    finish(regs, action);
+    finish(regs, handled);
+}
+
+/// A `syscall` from guest user space goes to the guest kernel's syscall callback (or #UD).
+fn user_syscall(regs: &mut Regs, vcpu: &mut PvVcpu, host: &mut KernelHost<'_>) -> Action {
+    {
+        let cb = if regs.vector == SYSCALL32_VECTOR {
+            vcpu.syscall32_callback
+        } else {
+            vcpu.syscall_callback
+        };
+        if cb.address == 0 {
+            return bounce_exception(regs, vcpu, host, 6, None);
+        }
+        let b = Bounce {
+            target: cb.address,
+            mask_events: cb.mask_events,
+            error_code: None,
+        };
+        deliver(regs, vcpu, host, &b)
+    }
 }
 
 /// An exception or interrupt that arrived while a guest ran.
 pub fn guest_trap(regs: &mut Regs) {
     let vector = regs.vector as u8;
-    let action = with_current(|vcpu, vcpu_id, _, host| match vector {
-        // Interrupts are the hypervisor's; the guest just resumes (after the scheduler).
-        2 | 32..=255 => Action::Resume,
-        7 if vcpu.fpu_ts => {
-            // Xen: #NM with the virtual TS set goes to the guest, which clears it.
-            vcpu.fpu_ts = false;
-            crate::arch::x86_64::guest::set_fpu_trap(false);
-            bounce_exception(regs, vcpu, host, 7, None)
-        }
-        7 => {
-            crate::arch::x86_64::guest::set_fpu_trap(false);
-            Action::Resume
-        }
-        14 => {
-            vcpu_info(host.shared, vcpu_id)
-                .arch_cr2
-                .store(Cr2::read_raw(), Ordering::SeqCst);
-            // Xen shows the guest kernel its own faults as supervisor-mode faults.
-            let code = if vcpu.kernel_mode {
-                regs.error_code & !4
-            } else {
-                regs.error_code
-            };
-            bounce_exception(regs, vcpu, host, 14, Some(code))
-        }
-        6 | 13 => privileged_op(regs, vcpu, host, vector),
-        v @ (8 | 10..=12 | 17 | 21) => bounce_exception(regs, vcpu, host, v, Some(regs.error_code)),
-        v => bounce_exception(regs, vcpu, host, v, None),
+    let handled = with_current(|vcpu, vcpu_id, _, host| {
+        let action = match vector {
+            // Interrupts are the hypervisor's; the guest just resumes (after the scheduler).
+            2 | 32..=255 => Action::Resume,
+            7 if vcpu.fpu_ts => {
+                // Xen: #NM with the virtual TS set goes to the guest, which clears it.
+                vcpu.fpu_ts = false;
+                crate::arch::x86_64::guest::set_fpu_trap(false);
+                bounce_exception(regs, vcpu, host, 7, None)
+            }
+            7 => {
+                crate::arch::x86_64::guest::set_fpu_trap(false);
+                Action::Resume
+            }
+            14 => {
+                vcpu_info(host.shared, vcpu_id)
+                    .arch_cr2
+                    .store(Cr2::read_raw(), Ordering::SeqCst);
+                // Xen shows the guest kernel its own faults as supervisor-mode faults.
+                let code = if vcpu.kernel_mode {
+                    regs.error_code & !4
+                } else {
+                    regs.error_code
+                };
+                bounce_exception(regs, vcpu, host, 14, Some(code))
+            }
+            6 | 13 => privileged_op(regs, vcpu, host, vector),
+            v @ (8 | 10..=12 | 17 | 21) => {
+                bounce_exception(regs, vcpu, host, v, Some(regs.error_code))
+            }
+            v => bounce_exception(regs, vcpu, host, v, None),
+        };
+        settle(regs, vcpu, vcpu_id, host, action)
     });
-    finish(regs, action);
+    finish(regs, handled);
 }
 
 /// #GP or #UD from a guest: emulate the privileged instruction, or deliver a software
@@ -265,25 +293,57 @@ fn deliver(regs: &mut Regs, vcpu: &mut PvVcpu, host: &mut KernelHost<'_>, b: &Bo
 
 /// Delivers a pending event upcall if the guest has events unmasked.
 fn check_events(regs: &mut Regs) -> Action {
-    with_current(|vcpu, vcpu_id, _, host| {
-        if !shared::events_need_delivery(host.shared, eabi::VcpuId(vcpu_id)) {
-            return Action::Resume;
+    with_current(|vcpu, vcpu_id, _, host| deliver_events(regs, vcpu, vcpu_id, host))
+}
+
+fn deliver_events(
+    regs: &mut Regs,
+    vcpu: &mut PvVcpu,
+    vcpu_id: u32,
+    host: &mut KernelHost<'_>,
+) -> Action {
+    if !shared::events_need_delivery(host.shared, eabi::VcpuId(vcpu_id)) {
+        return Action::Resume;
+    }
+    let cb = vcpu.event_callback;
+    if cb.address == 0 {
+        return Action::Resume;
+    }
+    let b = Bounce {
+        target: cb.address,
+        mask_events: true,
+        error_code: None,
+    };
+    deliver(regs, vcpu, host, &b)
+}
+
+/// How an exit was handled within the running vCPU's context.
+struct Handled {
+    action: Action,
+    /// Pending events were already looked at (nothing else has to run before the return).
+    events_checked: bool,
+}
+
+/// Finishes an exit while still in the vCPU's context when neither the scheduler nor an
+/// action needs the machine: the common case costs one critical section.
+fn settle(
+    regs: &mut Regs,
+    vcpu: &mut PvVcpu,
+    vcpu_id: u32,
+    host: &mut KernelHost<'_>,
+    action: Action,
+) -> Handled {
+    if action == Action::Resume && !NEED_RESCHED.load(Ordering::Relaxed) {
+        Handled {
+            action: deliver_events(regs, vcpu, vcpu_id, host),
+            events_checked: true,
         }
-        let cb = vcpu.event_callback;
-        if cb.address == 0 {
-            return Action::Resume;
+    } else {
+        Handled {
+            action,
+            events_checked: false,
         }
-        deliver(
-            regs,
-            vcpu,
-            host,
-            &Bounce {
-                target: cb.address,
-                mask_events: true,
-                error_code: None,
-            },
-        )
-    })
+    }
 }
 
 /// Runs expired timers: `VIRQ_TIMER` for one-shot and periodic timers, the end of a poll.
@@ -326,7 +386,7 @@ fn schedule() {
         run_timers(m, now);
         let d = m.sched.schedule(CpuId(0), now, m.timers.next_deadline());
         if let Some(until) = d.until {
-            apic::arm_oneshot(until.saturating_sub(now).max(1));
+            arm_timer(until, now);
         }
         let current = vcpu_ref(eabi::DomId(m.current), eabi::VcpuId(m.current_vcpu));
         match d.next {
@@ -393,8 +453,14 @@ fn switch_to(m: &mut Machine, prev: VcpuRef, next: VcpuRef, now: u64) {
 }
 
 /// Carries out what the exit left to do; returns only when a guest is to resume.
-fn finish(regs: &mut Regs, action: Action) {
-    match action {
+fn finish(regs: &mut Regs, handled: Handled) {
+    if handled.events_checked {
+        if let Action::Crash(why) = handled.action {
+            shutdown_current(ShutdownReason::Crash, Some((regs, why)));
+        }
+        return;
+    }
+    match handled.action {
         Action::Shutdown(reason) => shutdown_current(reason, None),
         Action::Crash(why) => shutdown_current(ShutdownReason::Crash, Some((regs, why))),
         Action::Block | Action::Yield => schedule(),

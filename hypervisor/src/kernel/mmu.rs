@@ -25,7 +25,12 @@ use x86_64::registers::control::{Cr4, Cr4Flags};
 pub struct KernelStore {
     records: &'static mut [FrameInfo],
     hypervisor_slots: [u64; 16],
+    /// Frames from here on are beyond the CPU's physical address width.
+    io_frame_limit: u64,
 }
+
+/// The hypervisor's own devices, never mapped by guests: local APIC, I/O APIC, HPET.
+const HYPERVISOR_MMIO_FRAMES: [u64; 3] = [0xfee00, 0xfec00, 0xfed00];
 
 fn frame_words(mfn: Mfn) -> *mut u64 {
     phys_to_virt(mfn.addr()) as *mut u64
@@ -60,6 +65,10 @@ impl FrameStore for KernelStore {
         for (i, e) in slots.into_iter().enumerate() {
             self.write_entry(l4, 256 + i, e);
         }
+    }
+
+    fn io_permitted(&self, mfn: Mfn) -> bool {
+        mfn.0 < self.io_frame_limit && !HYPERVISOR_MMIO_FRAMES.contains(&mfn.0)
     }
 
     fn zero_frame(&mut self, mfn: Mfn) {
@@ -134,8 +143,14 @@ impl core::fmt::Display for MmuInitError {
 }
 
 /// Allocates the frame table and the M2P for frames `0..=max_frame`, maps the M2P for guests
-/// (read-only, in L4 slot 256) and records the hypervisor's L4 slots for guest tables.
-pub fn init(frames: &mut FrameAllocator<'_>, max_frame: u64) -> Result<(), MmuInitError> {
+/// (read-only, in L4 slot 256), records the hypervisor's L4 slots for guest tables, and marks
+/// the frames of `io_ranges` (firmware areas and holes below `max_frame`) as I/O memory, which
+/// dom0 may map as Xen lets it.
+pub fn init(
+    frames: &mut FrameAllocator<'_>,
+    max_frame: u64,
+    io_ranges: &[crate::mm::PhysRange],
+) -> Result<(), MmuInitError> {
     let n = max_frame + 1;
     let record_bytes = n * size_of::<FrameInfo>() as u64;
     let m2p_bytes = n * 8;
@@ -161,11 +176,21 @@ pub fn init(frames: &mut FrameAllocator<'_>, max_frame: u64) -> Result<(), MmuIn
     table.fill(Pfn::INVALID.0);
     paging::map_m2p(frames, m2p_at.addr(), pages(m2p_bytes) * PAGE_SIZE)
         .map_err(|_| MmuInitError("cannot map the M2P table"))?;
+    let [phys_bits, ..] = crate::arch::x86_64::cpu::cpuid(0x8000_0008, 0);
+    let io_frame_limit = 1u64 << ((phys_bits & 0xff).clamp(36, 52) - 12);
     let store = KernelStore {
         records,
         hypervisor_slots: paging::hypervisor_l4_entries(),
+        io_frame_limit,
     };
-    *MMU.lock() = Some(FrameTable::new(store, KernelPool, KernelM2p { table }));
+    let mut table = FrameTable::new(store, KernelPool, KernelM2p { table });
+    for r in io_ranges {
+        let (first, end) = r.touched_frames();
+        for mfn in first..end.min(n) {
+            let _ = table.mark_io_frame(Mfn(mfn));
+        }
+    }
+    *MMU.lock() = Some(table);
     Ok(())
 }
 

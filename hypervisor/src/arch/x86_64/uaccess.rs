@@ -9,14 +9,27 @@ use crate::regs::Regs;
 core::arch::global_asm!(
     r#"
 .section .text.guest_copy, "ax"
-/* guest_copy(dst, src, len) -> bytes not copied */
+/* guest_copy(dst, src, len) -> bytes not copied. Words first, then the tail bytes. */
 .global guest_copy
 guest_copy:
     mov %rdx, %rcx
+    shr $3, %rcx
+.global guest_copy_words_insn
+guest_copy_words_insn:
+    rep movsq
+    mov %edx, %ecx
+    and $7, %ecx
 .global guest_copy_insn
 guest_copy_insn:
     rep movsb
     xor %eax, %eax
+    ret
+/* A fault in the word copy: %rcx words and the tail are left. */
+.global guest_copy_words_fixup
+guest_copy_words_fixup:
+    shl $3, %rcx
+    and $7, %edx
+    lea (%rcx, %rdx), %rax
     ret
 .global guest_copy_fixup
 guest_copy_fixup:
@@ -30,13 +43,16 @@ unsafe extern "C" {
     fn guest_copy(dst: *mut u8, src: *const u8, len: usize) -> usize;
     fn guest_copy_insn();
     fn guest_copy_fixup();
+    fn guest_copy_words_insn();
+    fn guest_copy_words_fixup();
 }
 
 /// If a fault at `regs.rip` came from an instruction that is allowed to fault (a guest copy,
 /// a probing MSR read), redirects it to that instruction's fixup and returns `true`; the
 /// fault is then the fixup's to report.
 pub fn fixup_fault(regs: &mut Regs) -> bool {
-    let table: [(unsafe extern "C" fn(), unsafe extern "C" fn()); 2] = [
+    let table: [(unsafe extern "C" fn(), unsafe extern "C" fn()); 3] = [
+        (guest_copy_words_insn, guest_copy_words_fixup),
         (guest_copy_insn, guest_copy_fixup),
         (super::cpu::rdmsr_safe_insn, super::cpu::rdmsr_safe_fixup),
     ];

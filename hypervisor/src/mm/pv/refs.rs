@@ -252,8 +252,15 @@ impl<S: FrameStore, P: FramePool, M: M2pTable, const D: usize> FrameTable<S, P, 
     fn get_l1_entry(&mut self, e: u64, ctx: &Ctx) -> Result<(), PvMmError> {
         let mfn = entry_mfn(e);
         if self.is_io(mfn) {
+            // Every address bit set is Xen's invalid frame, refused as a bad argument.
+            if mfn.0 == ALL_ONES_FRAME {
+                return Err(PvMmError::BadArgument);
+            }
             let foreign_ok = ctx.pg_owner == ctx.pt_owner || ctx.pg_owner == DomId::IO;
-            return if ctx.rules.iomem && (foreign_ok || ctx.pg_iomem) {
+            return if ctx.rules.iomem
+                && (foreign_ok || ctx.pg_iomem)
+                && self.store.io_permitted(mfn)
+            {
                 Ok(())
             } else {
                 Err(PvMmError::IoMemory { mfn })
@@ -381,3 +388,6 @@ impl<S: FrameStore, P: FramePool, M: M2pTable, const D: usize> FrameTable<S, P, 
         }
     }
 }
+
+/// The frame number with every bit of a page-table entry's address field set.
+const ALL_ONES_FRAME: u64 = (1 << 40) - 1;

@@ -28,6 +28,13 @@ pub trait FrameStore {
     /// hypervisor image, the direct map). Called each time an L4 is validated; whatever the guest
     /// wrote there is overwritten.
     fn fill_hypervisor_slots(&mut self, l4: Mfn);
+    /// Whether I/O frame `mfn` (outside RAM, or owned by `DOMID_IO`) may be mapped at all by a
+    /// domain with I/O access: not beyond the physical address width, not the hypervisor's own
+    /// devices (local APIC, I/O APIC, HPET).
+    fn io_permitted(&self, mfn: Mfn) -> bool {
+        let _ = mfn;
+        true
+    }
 
     /// Sets every word of `mfn` to zero.
     fn zero_frame(&mut self, mfn: Mfn) {
