@@ -51,7 +51,7 @@ pub fn map_shared_info(si: &StartInfo) -> Result<u64, XenError> {
 }
 
 /// The shared info page, if [`map_shared_info`] succeeded.
-fn shared_info() -> Option<*const SharedInfo> {
+pub fn shared_info() -> Option<*const SharedInfo> {
     match SHARED_INFO.load(Ordering::Relaxed) {
         0 => None,
         va => Some(va as *const SharedInfo),

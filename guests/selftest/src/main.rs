@@ -2,8 +2,9 @@
 //! `FAIL name: why` line each, the hypercalls a PV kernel uses at boot, bad guest
 //! pointers, trap bounces and their frames, software interrupts through the virtual IDT,
 //! user mode and the syscall callback, emulated privileged instructions, the lazy FPU
-//! switch, and the PV MMU (a new address space, pins, flushes, batches, the M2P and the
-//! updates Xen refuses); then prints `N passed, N failed` and powers off.
+//! switch, the PV MMU (a new address space, pins, flushes, batches, the M2P and the updates
+//! Xen refuses), event channels and their upcalls, and guest time and timers; then prints
+//! `N passed, N failed` and powers off.
 //!
 //! The expected values are what Xen 4.17 does (`scripts/xen-tests.sh` runs this kernel on
 //! it); where our hypervisor differs, the hypervisor is wrong.
@@ -11,18 +12,21 @@
 //! Groups, in the order they run (riskier ones last, so that a hypervisor that crashes the
 //! domain on one of them still shows the rest): `hypercall.*`, `fault.*`, `mmu.*`
 //! (mapping the shared info page), `trap.*`, `privop.*`, `fpu.*`, `multicall.*`, `user.*`,
-//! `mmu.*` (the page-table checks).
+//! `mmu.*` (the page-table checks), `event.*`, `time.*`.
 //!
 //! Safety: guest-abi's runtime assumptions hold (a PV guest started by the hypervisor, one
-//! vCPU, events masked for the whole run). On top of them, `traps` says how its assembly
-//! handlers and the `asm!` blocks that provoke traps cooperate; every `asm!` elsewhere runs
-//! one instruction under those rules or says why it is sound.
+//! vCPU, events masked), except that `event.*` and `time.*` turn events on for a while:
+//! `upcall` says what holds then. On top of them, `traps` says how its assembly handlers
+//! and the `asm!` blocks that provoke traps cooperate; every `asm!` elsewhere runs one
+//! instruction under those rules or says why it is sound.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 #[cfg(target_os = "none")]
 mod check;
 #[cfg(target_os = "none")]
 mod domain;
+#[cfg(target_os = "none")]
+mod events;
 #[cfg(target_os = "none")]
 mod exceptions;
 #[cfg(target_os = "none")]
@@ -34,7 +38,11 @@ mod multicall;
 #[cfg(target_os = "none")]
 mod privop;
 #[cfg(target_os = "none")]
+mod time;
+#[cfg(target_os = "none")]
 mod traps;
+#[cfg(target_os = "none")]
+mod upcall;
 #[cfg(target_os = "none")]
 mod user;
 
@@ -53,7 +61,10 @@ mod guest {
     use guest_abi::{XenFeature, println};
 
     use crate::check::{c_str, eq};
-    use crate::{VIRT_BASE, domain, exceptions, hypercalls, mmu, multicall, privop, traps, user};
+    use crate::{
+        VIRT_BASE, domain, events, exceptions, hypercalls, mmu, multicall, privop, time, traps,
+        user,
+    };
 
     guest_abi::xen_elf_notes! {
         guest_os: "selftest",
@@ -98,6 +109,9 @@ mod guest {
         multicall::run(&mut r);
         user::run(&mut r, si);
         mmu::run(&mut r, si, on_our_hypervisor());
+        if events::run(&mut r).is_some() {
+            time::run(&mut r);
+        }
 
         r.finish();
         println!("selftest: powering off");
