@@ -11,8 +11,9 @@
 # Cases: three domains of different names and sizes created, listed, heard from and
 # destroyed with free memory back to the page; the same ROUNDS times (env DOM0_ROUNDS,
 # default 100); bad input answered by one error line each with dom0 still running;
-# guests/crash reported and reaped while another domain keeps running; typing on the
-# console (echo, backspace, attaching to a console and Ctrl-]).
+# guests/crash reported and reaped while another domain keeps running; pause, unpause,
+# shutdown and the on_poweroff/on_reboot actions; typing on the console (echo, backspace,
+# attaching to a console and Ctrl-]).
 # Prints PASS/FAIL per case and "N passed, N failed"; exits non-zero if any case failed.
 # Serial logs are kept in TARGET_DIR/dom0-tests/.
 set -uo pipefail
@@ -117,6 +118,37 @@ create /etc/xen/crash.cfg name=ud cmdline=ud2
 sleep 2
 list
 destroy keeper
+sleep 1
+info
+EOF
+
+cat > "$work/test/policy.script" <<'EOF'
+info
+create /etc/xen/sleeper.cfg name=p
+wait-for p "hello: waiting to be destroyed"
+sleep 0.5
+pause p
+list
+unpause p
+sleep 0.5
+list
+shutdown p
+sleep 1
+create /etc/xen/sleeper.cfg name=r on_poweroff=restart
+wait-for r "hello: waiting to be destroyed"
+shutdown r
+sleep 2
+wait-for r "hello: waiting to be destroyed"
+sleep 0.5
+list
+create /etc/xen/hello.cfg name=rb cmdline=reboot on_reboot=destroy
+sleep 2
+create /etc/xen/hello.cfg name=off
+sleep 2
+pause 0
+shutdown 0
+destroy 0
+destroy r
 sleep 1
 info
 EOF
@@ -314,7 +346,29 @@ expect "dom0: end of /test/crash.script"
 no_trouble
 end_case
 
-# 5. Typing on the serial console (our hypervisor only: Xen takes boot-time input itself).
+# 5. pause and unpause; shutdown and each shutdown action; dom0 is not to be touched.
+boot policy 120 script=/test/policy.script
+expect_answer "pause p" ""
+# As on Xen: a paused domain's blocked vCPU is still online and blocked.
+expect_nth 1 list "Name +ID[^\n]+\nDomain-0 [^\n]+\np +[0-9]+ +16 +1 +-bp--- +[0-9.]+"
+expect_nth 2 list "Name +ID[^\n]+\nDomain-0 [^\n]+\np +[0-9]+ +16 +1 +-b---- +[0-9.]+"
+expect_answer "shutdown p" "Shutting down domain [0-9]+"
+expect_count 1 '^Domain [0-9]+ \(p\) has shut down, reason code 0 \(poweroff\); destroying$'
+expect_count 1 '^Domain [0-9]+ \(r\) has shut down, reason code 0 \(poweroff\); restarting as domain [0-9]+$'
+expect_count 2 '^\[r\] hello: waiting to be destroyed$'
+expect_nth 3 list "Name +ID[^\n]+\nDomain-0 [^\n]+\nr +[0-9]+ +16 +1 +-b---- +[0-9.]+"
+expect_count 1 '^Domain [0-9]+ \(rb\) has shut down, reason code 1 \(reboot\); destroying$'
+expect_count 1 '^Domain [0-9]+ \(off\) has shut down, reason code 0 \(poweroff\); destroying$'
+expect_answer "pause 0" "error: cannot pause Domain-0"
+expect_answer "shutdown 0" "error: cannot shut down Domain-0"
+expect_answer "destroy 0" "error: cannot destroy Domain-0"
+expect_count 3 '^error: '
+same_free_pages
+expect "dom0: end of /test/policy.script"
+no_trouble
+end_case
+
+# 6. Typing on the serial console (our hypervisor only: Xen takes boot-time input itself).
 if [ "$on" = ours ]; then
     # Typed once dom0 is ready (earlier, the bytes would reach the firmware or GRUB).
     typed='infx\x7fo\rcreate /etc/xen/sleeper.cfg\rwait-for sleeper "waiting to be"\r'
