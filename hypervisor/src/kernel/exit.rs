@@ -39,6 +39,8 @@ fn arm_timer(until: u64, now: u64) {
 
 /// Called from the timer interrupt.
 pub fn timer_tick() {
+    // The one-shot has fired: nothing is armed until the scheduler or a guest's timer arms it.
+    ARMED_UNTIL.store(u64::MAX, Ordering::Relaxed);
     NEED_RESCHED.store(true, Ordering::Relaxed);
 }
 
@@ -333,6 +335,12 @@ fn settle(
     host: &mut KernelHost<'_>,
     action: Action,
 ) -> Handled {
+    // A timer the call set may be due before the LAPIC is set to fire.
+    if let Some(next) = host.timers.next_deadline()
+        && next < ARMED_UNTIL.load(Ordering::Relaxed)
+    {
+        arm_timer(next, host.clock.now(cpu::rdtsc()));
+    }
     if action == Action::Resume && !NEED_RESCHED.load(Ordering::Relaxed) {
         Handled {
             action: deliver_events(regs, vcpu, vcpu_id, host),
