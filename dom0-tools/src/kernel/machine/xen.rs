@@ -82,8 +82,9 @@ impl Hypervisor for Xen {
             let arg: XenSysctlGetdomaininfolist = op.u.read().ok_or(XenError::Inval)?;
             let got = (arg.num_domains as usize).min(LIST_BATCH);
             all.extend(buffer[..got].iter().map(DomainInfo::from_raw));
-            match buffer[..got].last() {
-                Some(last) if got == LIST_BATCH => first = DomId(last.domain + 1),
+            // A full batch may have more after it; stop if the ids do not move on.
+            match buffer[..got].last().and_then(|l| l.domain.checked_add(1)) {
+                Some(next) if got == LIST_BATCH && next > first.0 => first = DomId(next),
                 _ => return Ok(all),
             }
         }
