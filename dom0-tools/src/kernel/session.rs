@@ -230,9 +230,10 @@ impl<H: Hypervisor, F: Files, M: Machine> Session<H, F, M> {
 
     /// Whether Ctrl-C was typed (on a terminal); other bytes stay typed ahead.
     fn interrupted(&mut self, input: Input) -> bool {
-        if input == Input::Script || !self.take_typed() {
+        if input == Input::Script {
             return false;
         }
+        self.take_typed();
         match self.typed.iter().position(|&b| b == CTRL_C) {
             Some(i) => {
                 self.typed.drain(..=i);

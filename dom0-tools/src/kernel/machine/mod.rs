@@ -9,7 +9,7 @@ mod xen;
 
 use dom0_tools::Toolstack;
 use dom0_tools::cpio::Archive;
-use guest_abi::runtime::hypercall;
+use guest_abi::runtime::{console, hypercall};
 use guest_abi::xen::{SifFlags, StartInfo};
 use guest_abi::{EvtchnPort, println};
 
@@ -23,13 +23,11 @@ struct Console {
 
 impl Machine for Console {
     fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(512) {
-            let _ = hypercall::console_write(chunk);
-        }
+        let _ = console::Console.write_bytes(bytes);
     }
 
     fn read(&mut self, buf: &mut [u8]) -> usize {
-        hypercall::console_read(buf).map_or(0, |n| n as usize)
+        hypercall::console_read(buf).map_or(0, |n| (n as usize).min(buf.len()))
     }
 
     fn wait(&mut self, ports: &[EvtchnPort], millis: u64) -> bool {
