@@ -70,33 +70,30 @@ pub fn run(r: &mut Report) {
     );
     let _ = mem::remap(DESC_PAGE, page, RO);
 
-    let ret = update_descriptor(maddr(1), CODE64_DPL0);
-    r.ret(
-        "desc.update_descriptor code DPL 0 (accepted as DPL 3)",
-        ret,
-        OK,
-    );
-    if ret == 0 {
-        let d = read_desc(1);
-        r.check(
-            "desc.update_descriptor code DPL 0 stored with DPL 3",
-            d & DPL == DPL,
-            format_args!("stored {d:#x}"),
-        );
-    }
-    let ret = update_descriptor(maddr(2), DATA_DPL0);
-    r.ret(
-        "desc.update_descriptor data DPL 0 (accepted as DPL 3)",
-        ret,
-        OK,
-    );
-    if ret == 0 {
-        let d = read_desc(2);
-        r.check(
-            "desc.update_descriptor data DPL 0 stored with DPL 3",
-            d & DPL == DPL,
-            format_args!("stored {d:#x}"),
-        );
+    for (slot, desc, names) in [
+        (
+            1,
+            CODE64_DPL0,
+            [
+                "desc.update_descriptor code DPL 0 (accepted as DPL 3)",
+                "desc.update_descriptor code DPL 0 stored with DPL 3",
+            ],
+        ),
+        (
+            2,
+            DATA_DPL0,
+            [
+                "desc.update_descriptor data DPL 0 (accepted as DPL 3)",
+                "desc.update_descriptor data DPL 0 stored with DPL 3",
+            ],
+        ),
+    ] {
+        let ret = update_descriptor(maddr(slot), desc);
+        r.ret(names[0], ret, OK);
+        if ret == 0 {
+            let d = read_desc(slot as usize);
+            r.check(names[1], d & DPL == DPL, format_args!("stored {d:#x}"));
+        }
     }
     for (name, slot, desc, expect) in [
         ("desc.update_descriptor TSS", 3, TSS, err(XenError::Inval)),

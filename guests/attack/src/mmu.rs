@@ -119,64 +119,71 @@ pub fn run(r: &mut Report, si: &StartInfo) {
         unmapped == 0 && released == 1,
         format_args!("unmap {unmapped}, released {released}"),
     );
-    r.ret(
-        "mmu.update_va_mapping a freed frame writable",
-        uvm(victim_va, pte(freed, RW)),
-        err(XenError::Busy),
-    );
-    r.ret(
-        "mmu.update_va_mapping a freed frame read-only",
-        uvm(victim_va, pte(freed, RO)),
-        err(XenError::Busy),
-    );
-    r.ret(
-        "mmu.mmu_update write into a freed frame",
-        mem::mmu_update(slot_ptr(freed, 0), 0x1234, self_dom()),
-        err(XenError::Inval),
-    );
+    // Each of these is refused, so none changes the victim's mapping.
+    for (name, ret, expect) in [
+        (
+            "mmu.update_va_mapping a freed frame writable",
+            uvm(victim_va, pte(freed, RW)),
+            err(XenError::Busy),
+        ),
+        (
+            "mmu.update_va_mapping a freed frame read-only",
+            uvm(victim_va, pte(freed, RO)),
+            err(XenError::Busy),
+        ),
+        (
+            "mmu.mmu_update write into a freed frame",
+            mem::mmu_update(slot_ptr(freed, 0), 0x1234, self_dom()),
+            err(XenError::Inval),
+        ),
+    ] {
+        r.ret(name, ret, expect);
+    }
     restore(r);
 
     // The hypervisor's frames.
     let hv = hypervisor_frame();
-    r.ret(
-        "mmu.update_va_mapping a hypervisor frame writable",
-        uvm(victim_va, pte(hv, RW)),
-        err(XenError::Busy),
-    );
-    r.ret(
-        "mmu.update_va_mapping a hypervisor frame read-only",
-        uvm(victim_va, pte(hv, RO)),
-        err(XenError::Busy),
-    );
-    r.ret(
-        "mmu.mmu_update write into a hypervisor frame",
-        mem::mmu_update(slot_ptr(hv, 0), 0, self_dom()),
-        err(XenError::Inval),
-    );
-    r.ret(
-        "mmu.mmu_update MACHPHYS_UPDATE of a hypervisor frame",
-        mem::mmu_update(slot_ptr(hv, 0) | 1, 0x10, self_dom()),
-        err(XenError::Inval),
-    );
-    r.ret(
-        "mmu.mmu_update MACHPHYS_UPDATE of our own frame (allowed)",
-        mem::mmu_update(slot_ptr(victim, 0) | 1, mem::m2p(victim), self_dom()),
-        OK,
-    );
-    restore(r);
-
     // Page owners named through foreigndom: DOMID_IO for RAM, DOMID_XEN for a frame the
     // hypervisor did not share.
-    r.ret(
-        "mmu.mmu_update map a hypervisor frame as DOMID_IO",
-        mem::mmu_update(victim_pte, pte(hv, RW), u64::from(DOMID_IO)),
-        err(XenError::Busy),
-    );
-    r.ret(
-        "mmu.mmu_update map a hypervisor frame read-only as DOMID_XEN",
-        mem::mmu_update(victim_pte, pte(hv, RO), u64::from(DOMID_XEN)),
-        err(XenError::Busy),
-    );
+    for (name, ret, expect) in [
+        (
+            "mmu.update_va_mapping a hypervisor frame writable",
+            uvm(victim_va, pte(hv, RW)),
+            err(XenError::Busy),
+        ),
+        (
+            "mmu.update_va_mapping a hypervisor frame read-only",
+            uvm(victim_va, pte(hv, RO)),
+            err(XenError::Busy),
+        ),
+        (
+            "mmu.mmu_update write into a hypervisor frame",
+            mem::mmu_update(slot_ptr(hv, 0), 0, self_dom()),
+            err(XenError::Inval),
+        ),
+        (
+            "mmu.mmu_update MACHPHYS_UPDATE of a hypervisor frame",
+            mem::mmu_update(slot_ptr(hv, 0) | 1, 0x10, self_dom()),
+            err(XenError::Inval),
+        ),
+        (
+            "mmu.mmu_update MACHPHYS_UPDATE of our own frame (allowed)",
+            mem::mmu_update(slot_ptr(victim, 0) | 1, mem::m2p(victim), self_dom()),
+            OK,
+        ),
+        (
+            "mmu.mmu_update map a hypervisor frame as DOMID_IO",
+            mem::mmu_update(victim_pte, pte(hv, RW), u64::from(DOMID_IO)),
+            err(XenError::Busy),
+        ),
+        (
+            "mmu.mmu_update map a hypervisor frame read-only as DOMID_XEN",
+            mem::mmu_update(victim_pte, pte(hv, RO), u64::from(DOMID_XEN)),
+            err(XenError::Busy),
+        ),
+    ] {
+        r.ret(name, ret, expect);
+    }
     restore(r);
 
     // The shared_info frame is the hypervisor's, shared writable with the guest: mapping it
