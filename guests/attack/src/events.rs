@@ -133,7 +133,47 @@ pub fn run(r: &mut Report) {
         err(XenError::NoEnt),
     );
     let _ = close(ipi_port);
+    every_virq(r);
     flood(r);
+}
+
+/// Binds every VIRQ (0–23) on vCPU 0 once, then closes them all.
+fn every_virq(r: &mut Report) {
+    const NAMES: [&str; 24] = [
+        "evtchn.bind_virq 0 (timer)",
+        "evtchn.bind_virq 1 (debug)",
+        "evtchn.bind_virq 2 (console)",
+        "evtchn.bind_virq 3 (dom_exc)",
+        "evtchn.bind_virq 4 (tbuf)",
+        "evtchn.bind_virq 5 (unused)",
+        "evtchn.bind_virq 6 (debugger)",
+        "evtchn.bind_virq 7 (xenoprof)",
+        "evtchn.bind_virq 8 (con_ring)",
+        "evtchn.bind_virq 9 (pcpu_state)",
+        "evtchn.bind_virq 10 (mem_event)",
+        "evtchn.bind_virq 11 (argo)",
+        "evtchn.bind_virq 12 (enomem)",
+        "evtchn.bind_virq 13 (xenpmu)",
+        "evtchn.bind_virq 14",
+        "evtchn.bind_virq 15",
+        "evtchn.bind_virq 16 (arch 0)",
+        "evtchn.bind_virq 17 (arch 1)",
+        "evtchn.bind_virq 18 (arch 2)",
+        "evtchn.bind_virq 19 (arch 3)",
+        "evtchn.bind_virq 20 (arch 4)",
+        "evtchn.bind_virq 21 (arch 5)",
+        "evtchn.bind_virq 22 (arch 6)",
+        "evtchn.bind_virq 23 (arch 7)",
+    ];
+    let mut ports = [0u32; 24];
+    for (virq, name) in NAMES.iter().enumerate() {
+        let (b, port) = bind_virq(virq as u32, 0);
+        r.ret(name, b, OK);
+        ports[virq] = if b == 0 { port } else { 0 };
+    }
+    for port in ports.into_iter().filter(|&p| p != 0) {
+        let _ = close(port);
+    }
 }
 
 /// Binds IPIs until the port table is full, then closes them all.
