@@ -311,18 +311,12 @@ fn domain_info_from(m: &Machine, from: u16) -> Option<XenDomctlGetdomaininfo> {
     let id = d.info.id.0;
     let eid = eabi::DomId(id);
     let mut flags = DominfFlags::empty();
-    let mut online = 0;
+    // Online is "has a context" (Xen: not VPF_down), whether or not it is paused now.
+    let online = d.vcpus.iter().filter(|v| v.initialised).count() as u32;
     for v in &d.vcpus {
         match m.sched.run_state(vcpu_ref(eid, eabi::VcpuId(v.id))) {
-            Some(RunState::Running) => {
-                flags |= DominfFlags::RUNNING;
-                online += 1;
-            }
-            Some(RunState::Runnable) => online += 1,
-            Some(RunState::Blocked) => {
-                flags |= DominfFlags::BLOCKED;
-                online += 1;
-            }
+            Some(RunState::Running) => flags |= DominfFlags::RUNNING,
+            Some(RunState::Blocked) => flags |= DominfFlags::BLOCKED,
             _ => {}
         }
     }
@@ -567,5 +561,39 @@ pub fn sysctl(caller: &DomainInfo, arg: u64) -> HcResult {
         _ => return Err(XenError::NoSys),
     }
     CurrentGuest.write_obj(arg, &op)?;
+    Ok(0)
+}
+
+/// `SCHEDOP_remote_shutdown(arg)`: dom0 shuts another domain down with a reason; the domain
+/// stops and dom0 hears of it through `VIRQ_DOM_EXC`, as for a shutdown the domain asked for.
+pub fn remote_shutdown(caller: &DomainInfo, arg: u64) -> HcResult {
+    if !caller.privileged {
+        return Err(XenError::Perm);
+    }
+    let req: guest_abi::sched::SchedRemoteShutdown = CurrentGuest.read_obj(arg)?;
+    let reason = guest_abi::sched::ShutdownReason::from_raw(req.reason).ok_or(XenError::Inval)?;
+    let mut guard = MACHINE.lock();
+    let m = guard.as_mut().ok_or(XenError::Srch)?;
+    if req.domain_id == caller.id.0 {
+        // dom0 shutting itself down this way is an ordinary shutdown; not supported here.
+        return Err(XenError::Inval);
+    }
+    let d = m.domain_mut(req.domain_id).ok_or(XenError::Srch)?;
+    if d.shutdown.is_none() {
+        d.shutdown = Some(reason);
+        info!(
+            "Domain {} shut down by dom0: {}",
+            req.domain_id,
+            reason.c_name()
+        );
+        let _ = m.sched.pause_domain(eabi::DomId(req.domain_id));
+        let wake = crate::event::ops::raise_virq(
+            &mut m.events,
+            eabi::DomId(0),
+            eabi::VcpuId(0),
+            eabi::Virq::DOM_EXC,
+        );
+        let _ = m.sched.wake_all(wake);
+    }
     Ok(0)
 }

@@ -95,15 +95,22 @@ fn vcpu_info(shared: &SharedInfo, vcpu_id: u32) -> &crate::event::shared::VcpuIn
 /// user space, bounced to the guest kernel's syscall callback.
 #[unsafe(no_mangle)]
 extern "C" fn guest_syscall(regs: &mut Regs) {
-    // domctl and sysctl reach across domains, so they run outside `with_current`.
+    // domctl, sysctl and remote shutdown reach across domains, so they run outside
+    // `with_current`.
     let (domctl, sysctl) = (
         u64::from(Hypercall::Domctl.raw()),
         u64::from(Hypercall::Sysctl.raw()),
     );
-    if regs.vector == SYSCALL_VECTOR && (regs.rax == domctl || regs.rax == sysctl) {
+    let remote_shutdown = regs.rax == u64::from(Hypercall::SchedOp.raw())
+        && regs.rdi == u64::from(guest_abi::sched::SchedOp::RemoteShutdown.raw());
+    if regs.vector == SYSCALL_VECTOR
+        && (regs.rax == domctl || regs.rax == sysctl || remote_shutdown)
+    {
         let caller = with_current(|vcpu, _, domain, _| vcpu.kernel_mode.then(|| domain.clone()));
         if let Some(caller) = caller {
-            let result = if regs.rax == domctl {
+            let result = if remote_shutdown {
+                super::domctl::remote_shutdown(&caller, regs.rsi)
+            } else if regs.rax == domctl {
                 super::domctl::domctl(&caller, regs.rdi)
             } else {
                 super::domctl::sysctl(&caller, regs.rdi)
