@@ -190,7 +190,9 @@ pub fn dispatch<M: GuestMemory, H: Host>(
         Hypercall::MmuUpdate
         | Hypercall::MmuextOp
         | Hypercall::UpdateVaMapping
-        | Hypercall::UpdateVaMappingOtherdomain => {
+        | Hypercall::UpdateVaMappingOtherdomain
+        | Hypercall::SetGdt
+        | Hypercall::UpdateDescriptor => {
             ctx.host.mmu_hypercall(nr, call.args, ctx.vcpu, ctx.domain)
         }
         Hypercall::Multicall if in_multicall => Err(XenError::Inval),

@@ -249,11 +249,12 @@ pub fn vm_assist<M: GuestMemory, H: Host>(
     cmd: u64,
     kind: u64,
 ) -> HcResult {
-    let cmd = u32::try_from(cmd).map_err(|_| XenError::NoSys)?;
-    let cmd = VmAssistCmd::try_from(cmd)?;
+    // Xen checks the type first (-EINVAL), then the command (-ENOSYS).
     if kind >= 64 || valid_vm_assists() & (1 << kind) == 0 {
         return Err(XenError::Inval);
     }
+    let cmd = u32::try_from(cmd).map_err(|_| XenError::NoSys)?;
+    let cmd = VmAssistCmd::try_from(cmd)?;
     match cmd {
         VmAssistCmd::Enable => ctx.domain.vm_assist |= 1 << kind,
         VmAssistCmd::Disable => ctx.domain.vm_assist &= !(1 << kind),

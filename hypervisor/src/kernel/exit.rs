@@ -227,7 +227,7 @@ fn privileged_op(
         &mut CurrentGuest,
         host,
     ) {
-        emulate::Outcome::Emulated => return Action::Resume,
+        emulate::Outcome::Emulated | emulate::Outcome::Partial => return Action::Resume,
         emulate::Outcome::Block => {
             let me = vcpu_ref(host.domain, eabi::VcpuId(host.vcpu_id));
             return match crate::sched::ops::block(host.shared, host.sched, me) {

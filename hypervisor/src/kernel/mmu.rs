@@ -9,7 +9,7 @@ use crate::arch::x86_64::paging::{self, phys_to_virt};
 use crate::arch::x86_64::uaccess::CurrentGuest;
 use crate::hypercall::{DomainInfo, HcResult};
 use crate::mm::frames::FrameAllocator;
-use crate::mm::pv::{self as mmpv, PageType};
+use crate::mm::pv::{self as mmpv, PageType, TlbScope};
 use crate::mm::pv::{
     DomId, ENTRIES, Effect, ExtentList, FrameInfo, FramePool, FrameStore, FrameTable, M2pTable,
     MmuUpdate, MmuextOp, Outcome, Pfn, PvMmError,
@@ -216,11 +216,29 @@ fn errno(e: PvMmError) -> XenError {
 }
 
 /// Carries out an effect of an MMU operation for the running vCPU.
-fn apply(effect: Effect, vcpu: &mut PvVcpu) {
+/// Reads the vCPU bitmap of a flush to several vCPUs; with one vCPU per CPU every flush is
+/// local, but the bitmap must still be readable, as Xen requires.
+fn check_scope(scope: TlbScope) -> Result<(), PvMmError> {
+    match scope {
+        TlbScope::VcpuMask(at) => CurrentGuest
+            .read_obj::<u64>(at)
+            .map(drop)
+            .map_err(|_| PvMmError::Fault),
+        TlbScope::Local | TlbScope::AllVcpus => Ok(()),
+    }
+}
+
+/// Carries out an effect of an MMU operation for the running vCPU; a vCPU bitmap that cannot
+/// be read is a fault.
+fn apply(effect: Effect, vcpu: &mut PvVcpu) -> Result<(), PvMmError> {
     match effect {
-        Effect::FlushTlb(_) => flush_tlb_all(),
-        Effect::InvalidatePage { va, .. } => {
-            x86_64::instructions::tlb::flush(x86_64::VirtAddr::new_truncate(va))
+        Effect::FlushTlb(scope) => {
+            check_scope(scope)?;
+            flush_tlb_all();
+        }
+        Effect::InvalidatePage { va, scope } => {
+            check_scope(scope)?;
+            x86_64::instructions::tlb::flush(x86_64::VirtAddr::new_truncate(va));
         }
         Effect::LoadKernelTable(mfn) => {
             vcpu.kernel_table = Some(mfn);
@@ -235,6 +253,7 @@ fn apply(effect: Effect, vcpu: &mut PvVcpu) {
             unsafe { core::arch::asm!("wbinvd", options(nostack)) };
         }
     }
+    Ok(())
 }
 
 /// Reads the guest's array of `T` at `base` as an iterator of requests.
@@ -294,10 +313,9 @@ pub fn hypercall(
                 })
             });
             let batch = honour(mmu.mmu_update(me, a3 as u32, reqs));
+            // Xen ignores a done count it cannot write.
             if a2 != 0 {
-                CurrentGuest
-                    .write_obj(a2, &batch.done)
-                    .map_err(|_| XenError::Fault)?;
+                let _ = CurrentGuest.write_obj(a2, &batch.done);
             }
             batch.result.map(|()| 0)
         }
@@ -313,16 +331,14 @@ pub fn hypercall(
                     arg2: o.arg2,
                 })
             });
+            // An unreadable vCPU bitmap is -EINVAL here (Xen's answer for mmuext_op).
             let batch = honour(mmu.mmuext_op(me, &mut vmm, a3 as u16, ops, |e| {
-                apply(e, vcpu);
-                Ok(())
+                apply(e, vcpu).map_err(|_| PvMmError::BadArgument)
             }));
             vcpu.mm = Some(vmm);
             vcpu.user_table = vmm.user_table();
             if a2 != 0 {
-                CurrentGuest
-                    .write_obj(a2, &batch.done)
-                    .map_err(|_| XenError::Fault)?;
+                let _ = CurrentGuest.write_obj(a2, &batch.done);
             }
             batch.result.map(|()| 0)
         }
@@ -336,19 +352,20 @@ pub fn hypercall(
                 DomId(a3 as u16)
             };
             match honour(mmu.update_va_mapping_otherdomain(me, vmm, a0, a1, a2, domid)) {
-                Ok(effect) => {
-                    if let Some(e) = effect {
-                        apply(e, vcpu);
-                    }
-                    Ok(0)
-                }
+                // An unreadable vCPU bitmap is -EFAULT here (Xen's answer).
+                Ok(effect) => effect.map_or(Ok(()), |e| apply(e, vcpu)).map(|()| 0),
                 Err(e) => Err(e),
             }
         }
         Hypercall::MemoryOp => {
             let op = MemoryOp::from_raw((a0 & 0x3f) as u32).ok_or(XenError::NoSys)?;
             let r: XenMemoryReservation = mem.read_obj(a1).map_err(|_| XenError::Fault)?;
-            let target = mmu.resolve_target(me, DomId(r.domid)).map_err(errno)?;
+            let target = match mmu.resolve_target(me, DomId(r.domid)) {
+                Ok(t) => t,
+                // Xen: no such domain is "no extent done", not an error.
+                Err(PvMmError::NoSuchDomain(_)) => return Ok(0),
+                Err(e) => return Err(errno(e)),
+            };
             let mut list = GuestExtents {
                 mem,
                 base: r.extent_start,
@@ -455,9 +472,23 @@ fn update_descriptor(
     if maddr & 7 != 0 {
         return Err(PvMmError::BadArgument);
     }
-    let fixed = mmpv::check_descriptor(desc).ok_or(PvMmError::BadArgument)?;
     let mfn = Mfn(maddr >> 12);
-    honour(mmu.get_page_and_type(me, mfn, PageType::SegDesc))?;
+    let fixed = match honour(mmu.get_page_and_type(me, mfn, PageType::SegDesc)) {
+        Ok(()) => match mmpv::check_descriptor(desc) {
+            Some(fixed) => fixed,
+            None => {
+                honour(mmu.put_page_and_type(mfn));
+                return Err(PvMmError::BadArgument);
+            }
+        },
+        // As in Xen, a page that is not a descriptor page (say, mapped writable) is plain data:
+        // the word is written unchecked under a writable type.
+        Err(PvMmError::TypeConflict { .. }) => {
+            honour(mmu.get_page_and_type(me, mfn, PageType::Writable))?;
+            desc
+        }
+        Err(e) => return Err(e),
+    };
     // SAFETY: the frame is the caller's and typed as a descriptor page (checked just above),
     // direct-mapped; one aligned word is written.
     unsafe {

@@ -62,7 +62,13 @@ pub enum Outcome {
     Block,
     /// Not something we emulate (or not allowed): deliver the original fault.
     Fault,
+    /// Part of a `rep` instruction was done: the guest resumes at the same instruction with
+    /// the count updated (so one exit stays short).
+    Partial,
 }
+
+/// Most `rep ins`/`rep outs` repetitions emulated in one exit.
+pub const MAX_REPS_PER_EXIT: u64 = 256;
 
 /// CR4 bits a PV guest sees; the rest are the hypervisor's business.
 const GUEST_CR4_VISIBLE: u64 = (1 << 5) | (1 << 9) | (1 << 10) | (1 << 18); // PAE, OSFXSR, OSXMMEXCPT, OSXSAVE
@@ -120,8 +126,9 @@ pub fn emulate(
             do_cpuid(regs, host);
             Outcome::Emulated
         }
-        Mnemonic::Rdmsr => rdmsr(regs, vcpu, host),
-        Mnemonic::Wrmsr => wrmsr(regs, vcpu, host),
+        // Xen refuses every MSR access from guest user mode.
+        Mnemonic::Rdmsr if vcpu.kernel_mode => rdmsr(regs, vcpu, host),
+        Mnemonic::Wrmsr if vcpu.kernel_mode => wrmsr(regs, vcpu, host),
         Mnemonic::Mov if vcpu.kernel_mode => mov_cr(&insn, regs, vcpu, host),
         Mnemonic::Clts if vcpu.kernel_mode => {
             vcpu.fpu_ts = false;
@@ -142,7 +149,7 @@ pub fn emulate(
         Mnemonic::Hlt if vcpu.kernel_mode => Outcome::Block,
         _ => Outcome::Fault,
     };
-    if outcome != Outcome::Fault {
+    if matches!(outcome, Outcome::Emulated | Outcome::Block) {
         regs.rip = insn.next_ip();
     }
     outcome
@@ -353,7 +360,8 @@ fn string_io(
     };
     let permitted = host.port_permitted(port, size);
     let mut count = if rep { regs.rcx } else { 1 };
-    while count > 0 {
+    let stop_at = count.saturating_sub(MAX_REPS_PER_EXIT);
+    while count > stop_at {
         let n = usize::from(size);
         if is_in {
             let v = if permitted {
@@ -380,7 +388,11 @@ fn string_io(
             regs.rcx = count;
         }
     }
-    Outcome::Emulated
+    if count > 0 {
+        Outcome::Partial
+    } else {
+        Outcome::Emulated
+    }
 }
 
 #[cfg(test)]
@@ -649,6 +661,68 @@ mod tests {
             run(&[0xfa], &mut regs, &mut vcpu, &mut host),
             Outcome::Emulated,
             "cli"
+        );
+    }
+
+    #[test]
+    fn long_rep_outs_is_done_in_bounded_steps() {
+        let mut host = FakePriv::default();
+        let mut vcpu = kernel();
+        let mut mem = FakeGuest::default();
+        mem.map(0x1000, 0x1000);
+        let mut regs = Regs {
+            rip: 0x500,
+            rsi: 0x1000,
+            rcx: 1000,
+            rdx: 0x3f8,
+            ..Regs::default()
+        };
+        assert_eq!(
+            emulate(
+                &mut regs,
+                &mut vcpu,
+                &[0xf3, 0x6e],
+                false,
+                &mut mem,
+                &mut host
+            ),
+            Outcome::Partial
+        );
+        assert_eq!(
+            (regs.rip, regs.rcx, regs.rsi),
+            (0x500, 1000 - MAX_REPS_PER_EXIT, 0x1000 + MAX_REPS_PER_EXIT)
+        );
+        while regs.rcx > 0 {
+            emulate(
+                &mut regs,
+                &mut vcpu,
+                &[0xf3, 0x6e],
+                false,
+                &mut mem,
+                &mut host,
+            );
+        }
+        assert_eq!(regs.rip, 0x502, "done: past the instruction");
+    }
+
+    #[test]
+    fn user_mode_msr_access_faults() {
+        let mut host = FakePriv::default();
+        let mut vcpu = PvVcpu {
+            kernel_mode: false,
+            ..kernel()
+        };
+        let mut regs = Regs {
+            rcx: 0x277,
+            ..Regs::default()
+        };
+        assert_eq!(
+            run(&[0x0f, 0x32], &mut regs, &mut vcpu, &mut host),
+            Outcome::Fault
+        );
+        assert_eq!(
+            run(&[0x0f, 0x30], &mut regs, &mut vcpu, &mut host),
+            Outcome::Fault
         );
     }
 
