@@ -27,6 +27,7 @@ pub mod mm;
 pub mod pv;
 pub mod pvclock;
 pub mod regs;
+pub mod rtc;
 pub mod sched;
 pub mod time;
 

@@ -351,6 +351,8 @@ fn init_time(features: &cpu::Features) {
             ""
         }
     );
+    let wc = time::boot_wallclock();
+    info!("Wallclock: {} s since 1970 at boot (CMOS RTC)", wc.sec);
     let (kind, id, ticks_per_ms) = apic::init(features);
     info!("Local APIC: {kind}, id {id}, timer {ticks_per_ms} ticks/ms");
 

@@ -296,6 +296,7 @@ pub fn start(domain: Domain, regs: Regs, max_mfn: u64) -> ! {
     let clock = crate::arch::x86_64::time::pvclock();
     let now = clock.now(crate::arch::x86_64::cpu::rdtsc());
     pvclock::publish(&shared.vcpu_info[0].time, &clock.record(), 0);
+    pvclock::publish_wallclock(shared, crate::arch::x86_64::time::boot_wallclock(), 0);
     let _ = sched.schedule(CpuId(0), now, None);
     *MACHINE.lock() = Some(Machine {
         domains: vec![Box::new(domain)],

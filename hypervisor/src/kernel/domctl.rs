@@ -242,6 +242,7 @@ fn create(m: &mut Machine, requested: u16, c: &XenDomctlCreatedomain) -> Result<
         ));
     }
     crate::pvclock::publish(&shared.vcpu_info[0].time, &m.clock.record(), 0);
+    crate::pvclock::publish_wallclock(shared, crate::arch::x86_64::time::boot_wallclock(), 0);
     m.events.domains.push(DomainEventState {
         id: eid,
         channels,

@@ -50,3 +50,51 @@ pub fn pvclock() -> crate::pvclock::PvClock {
         });
     crate::pvclock::PvClock::new(scale, at)
 }
+
+/// Reads the CMOS real-time clock (UTC, as QEMU and most firmware keep it) as Unix seconds.
+pub fn read_rtc() -> Option<u64> {
+    use super::cpu::{inb, outb};
+    use crate::rtc::{RtcReading, from_bcd, unix_time};
+    let read = |reg: u8| -> u8 {
+        // SAFETY: the RTC index/data ports belong to the hypervisor (never granted to guests);
+        // selecting a register and reading it has no other effect.
+        unsafe {
+            outb(0x70, reg);
+            inb(0x71)
+        }
+    };
+    // Wait (boundedly) for an update in progress to end, then read a consistent snapshot.
+    for _ in 0..1_000_000 {
+        if read(0x0a) & 0x80 == 0 {
+            break;
+        }
+    }
+    let raw = [0x00, 0x02, 0x04, 0x07, 0x08, 0x09, 0x32].map(read);
+    let status_b = read(0x0b);
+    let bcd = status_b & 0x04 == 0;
+    let dec = |v: u8| if bcd { from_bcd(v) } else { u32::from(v) };
+    let mut hour = dec(raw[2] & 0x7f);
+    if status_b & 0x02 == 0 && raw[2] & 0x80 != 0 {
+        hour = (hour % 12) + 12; // 12-hour mode, PM
+    }
+    let century = match dec(raw[6]) {
+        c @ 19..=21 => c,
+        _ => 20,
+    };
+    unix_time(&RtcReading {
+        year: century * 100 + dec(raw[5]),
+        month: dec(raw[4]),
+        day: dec(raw[3]),
+        hour,
+        minute: dec(raw[1]),
+        second: dec(raw[0]),
+    })
+}
+
+static WALLCLOCK: spin::Once<crate::pvclock::Wallclock> = spin::Once::new();
+
+/// The wall-clock time at system time 0, from the RTC read once.
+pub fn boot_wallclock() -> crate::pvclock::Wallclock {
+    *WALLCLOCK
+        .call_once(|| crate::pvclock::Wallclock::from_reading(read_rtc().unwrap_or(0), 0, now()))
+}
