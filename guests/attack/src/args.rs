@@ -113,7 +113,7 @@ pub fn run(r: &mut Report) {
     r.ret(
         "args.console_io read into the hypervisor range (no input pending)",
         raw(Hypercall::ConsoleIo, [1, 16, HV, 0, 0]),
-        OK,
+        OK.domu(XenError::Perm),
     );
     let uvm_multi = 0xffff_8000_0000_1000u64 | 1;
     r.ret(

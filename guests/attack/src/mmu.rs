@@ -179,7 +179,7 @@ pub fn run(r: &mut Report, si: &StartInfo) {
         (
             "mmu.mmu_update map a hypervisor frame read-only as DOMID_XEN",
             mem::mmu_update(victim_pte, pte(hv, RO), u64::from(DOMID_XEN)),
-            err(XenError::Busy),
+            err(XenError::Busy).domu(XenError::Perm),
         ),
     ] {
         r.ret(name, ret, expect);
