@@ -51,7 +51,8 @@ pub fn memory_op<M: GuestMemory, H: Host>(ctx: &mut Ctx<'_, M, H>, cmd: u64, arg
         | MemoryOp::DecreaseReservation
         | MemoryOp::PopulatePhysmap => ctx.host.mmu_hypercall(
             guest_abi::Hypercall::MemoryOp,
-            [cmd, arg, 0, 0, 0],
+            &mut [cmd, arg, 0, 0, 0],
+            false,
             ctx.vcpu,
             ctx.domain,
         ),

@@ -52,10 +52,15 @@ pub trait Host {
     fn now_ns(&self) -> u64;
     /// The memory-management hypercalls (`mmu_update`, `mmuext_op`, `update_va_mapping*`,
     /// and the reservation sub-ops of `memory_op`), which the machine's PV MMU handles.
+    ///
+    /// When `preemptible` and the batch is long, the handler may do part of it, rewrite `args`
+    /// to describe the rest (Xen's continuation) and answer [`XenError::Restart`]: the guest
+    /// then re-executes the call with those arguments.
     fn mmu_hypercall(
         &mut self,
         nr: Hypercall,
-        args: [u64; 5],
+        args: &mut [u64; 5],
+        preemptible: bool,
         vcpu: &mut PvVcpu,
         domain: &mut DomainInfo,
     ) -> HcResult;
@@ -159,6 +164,18 @@ pub fn handle<M: GuestMemory, H: Host>(ctx: &mut Ctx<'_, M, H>) {
     }
 }
 
+/// Length of the `syscall` instruction, which a continued hypercall re-executes.
+const SYSCALL_INSN_LEN: u64 = 2;
+
+/// Makes the guest re-execute the hypercall with `args` (a continuation): its number stays in
+/// `rax`, the arguments go back into their registers, and `rip` moves back onto the `syscall`.
+fn continue_later<M: GuestMemory, H: Host>(ctx: &mut Ctx<'_, M, H>, args: [u64; 5]) {
+    let r = &mut *ctx.regs;
+    [r.rdi, r.rsi, r.rdx, r.r10, r.r8] = args;
+    r.rip = r.rip.wrapping_sub(SYSCALL_INSN_LEN);
+    ctx.regs_loaded = true;
+}
+
 /// Runs one hypercall. `in_multicall` refuses the calls a multicall may not contain.
 pub fn dispatch<M: GuestMemory, H: Host>(
     ctx: &mut Ctx<'_, M, H>,
@@ -193,11 +210,40 @@ pub fn dispatch<M: GuestMemory, H: Host>(
         | Hypercall::UpdateVaMappingOtherdomain
         | Hypercall::SetGdt
         | Hypercall::UpdateDescriptor => {
-            ctx.host.mmu_hypercall(nr, call.args, ctx.vcpu, ctx.domain)
+            let mut args = call.args;
+            let result = ctx
+                .host
+                .mmu_hypercall(nr, &mut args, !in_multicall, ctx.vcpu, ctx.domain);
+            if result == Err(XenError::Restart) && !in_multicall {
+                continue_later(ctx, args);
+                return Ok(0);
+            }
+            result
         }
         Hypercall::Multicall if in_multicall => Err(XenError::Inval),
         Hypercall::Multicall => multicall::multicall(ctx, a0, a1),
         Hypercall::Iret => traps::iret(ctx),
         _ => Err(XenError::NoSys),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::{Fixture, call};
+    use guest_abi::Hypercall;
+
+    #[test]
+    fn a_long_batch_continues_by_re_executing_the_call() {
+        let mut f = Fixture::new();
+        f.regs.rip = 0x40_1002;
+        // 25 requests at 0x1000: the fake does 10 per pass.
+        assert_eq!(
+            call(&mut f, Hypercall::MmuUpdate, [0x1000, 25, 0, 0x7ff0, 0]),
+            Ok(1)
+        );
+        assert_eq!(f.regs.rip, 0x40_1000, "back on the syscall");
+        assert_eq!(f.regs.rax, 1, "the hypercall number stays");
+        assert_eq!((f.regs.rdi, f.regs.rsi), (0x1000 + 160, 15 | 0x8000_0000));
+        assert_eq!(f.regs.r10, 0x7ff0, "other arguments kept");
     }
 }

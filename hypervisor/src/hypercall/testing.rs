@@ -89,12 +89,23 @@ impl Host for FakeHost {
     }
     fn mmu_hypercall(
         &mut self,
-        _: Hypercall,
-        _: [u64; 5],
+        nr: Hypercall,
+        args: &mut [u64; 5],
+        preemptible: bool,
         _: &mut PvVcpu,
         _: &mut super::DomainInfo,
     ) -> HcResult {
-        Err(guest_abi::XenError::NoSys)
+        // A stand-in for a long mmu_update: does 10 requests per pass.
+        if nr != Hypercall::MmuUpdate {
+            return Err(guest_abi::XenError::NoSys);
+        }
+        let count = args[1] & 0x7fff_ffff;
+        if preemptible && count > 10 {
+            args[0] += 10 * 16;
+            args[1] = (count - 10) | 0x8000_0000;
+            return Err(guest_abi::XenError::Restart);
+        }
+        Ok(0)
     }
 }
 

@@ -93,11 +93,12 @@ impl Host for KernelHost<'_> {
     fn mmu_hypercall(
         &mut self,
         nr: guest_abi::Hypercall,
-        args: [u64; 5],
+        args: &mut [u64; 5],
+        preemptible: bool,
         vcpu: &mut PvVcpu,
         domain: &mut crate::hypercall::DomainInfo,
     ) -> crate::hypercall::HcResult {
-        super::mmu::hypercall(nr, args, vcpu, domain)
+        super::mmu::hypercall(nr, args, preemptible, vcpu, domain)
     }
 }
 

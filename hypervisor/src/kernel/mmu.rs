@@ -291,10 +291,51 @@ impl ExtentList for GuestExtents<'_> {
     }
 }
 
+/// Requests of one `mmu_update` or `mmuext_op` handled before the call is continued.
+const REQUESTS_PER_PASS: u64 = 1024;
+/// Xen's flag on the count of a continued batch (`MMU_UPDATE_PREEMPTED`).
+const BATCH_PREEMPTED: u64 = 1 << 31;
+
+/// The requests left in a batch and, for a continued one, how many were done before (which
+/// Xen keeps in the guest's done count).
+fn batch_count(count_arg: u64, pdone: u64) -> (u64, u32) {
+    let count = u64::from(count_arg as u32);
+    if count & BATCH_PREEMPTED == 0 || pdone == 0 {
+        return (count & !BATCH_PREEMPTED, 0);
+    }
+    (
+        count & !BATCH_PREEMPTED,
+        CurrentGuest.read_obj(pdone).unwrap_or(0),
+    )
+}
+
+/// Writes the done count and, if the batch stopped only because the pass ended, turns the call
+/// into a continuation for the rest. Xen ignores a done count it cannot write.
+fn finish_batch(
+    args: &mut [u64; 5],
+    batch: mmpv::Batch,
+    done_before: u32,
+    pass: u64,
+    count: u64,
+    size: u64,
+) -> HcResult {
+    let [base, _, pdone, ..] = *args;
+    if pdone != 0 {
+        let _ = CurrentGuest.write_obj(pdone, &done_before.wrapping_add(batch.done));
+    }
+    if batch.result.is_ok() && pass < count {
+        args[0] = base.wrapping_add(pass * size);
+        args[1] = (count - pass) | BATCH_PREEMPTED;
+        return Err(XenError::Restart);
+    }
+    batch.result.map(|()| 0).map_err(errno)
+}
+
 /// The memory-management hypercalls of the running vCPU.
 pub fn hypercall(
     nr: Hypercall,
-    args: [u64; 5],
+    args: &mut [u64; 5],
+    preemptible: bool,
     vcpu: &mut PvVcpu,
     domain: &mut DomainInfo,
 ) -> HcResult {
@@ -302,29 +343,36 @@ pub fn hypercall(
     let mmu = guard.as_mut().ok_or(XenError::NoSys)?;
     let me = mmu.lookup(DomId(domain.id.0)).ok_or(XenError::Srch)?;
     let mem = &mut CurrentGuest;
-    let [a0, a1, a2, a3, _] = args;
+    let [a0, a1, a2, a3, _] = *args;
     let result = match nr {
         Hypercall::MmuUpdate => {
-            let count = u64::from(a1 as u32);
-            let reqs = requests::<guest_abi::xen::MmuUpdate>(mem, a0, count).map(|r| {
+            let (count, done_before) = batch_count(a1, a2);
+            let pass = if preemptible {
+                count.min(REQUESTS_PER_PASS)
+            } else {
+                count
+            };
+            let reqs = requests::<guest_abi::xen::MmuUpdate>(mem, a0, pass).map(|r| {
                 r.map(|u| MmuUpdate {
                     ptr: u.ptr,
                     val: u.val,
                 })
             });
             let batch = honour(mmu.mmu_update(me, a3 as u32, reqs));
-            // Xen ignores a done count it cannot write.
-            if a2 != 0 {
-                let _ = CurrentGuest.write_obj(a2, &batch.done);
-            }
-            batch.result.map(|()| 0)
+            let size = size_of::<guest_abi::xen::MmuUpdate>() as u64;
+            return finish_batch(args, batch, done_before, pass, count, size);
         }
         Hypercall::MmuextOp => {
-            let count = u64::from(a1 as u32);
+            let (count, done_before) = batch_count(a1, a2);
+            let pass = if preemptible {
+                count.min(REQUESTS_PER_PASS)
+            } else {
+                count
+            };
             let Some(mut vmm) = vcpu.mm else {
                 return Err(XenError::Inval);
             };
-            let ops = requests::<guest_abi::xen::MmuextOp>(mem, a0, count).map(|r| {
+            let ops = requests::<guest_abi::xen::MmuextOp>(mem, a0, pass).map(|r| {
                 r.map(|o| MmuextOp {
                     cmd: o.cmd,
                     arg1: o.arg1,
@@ -337,10 +385,8 @@ pub fn hypercall(
             }));
             vcpu.mm = Some(vmm);
             vcpu.user_table = vmm.user_table();
-            if a2 != 0 {
-                let _ = CurrentGuest.write_obj(a2, &batch.done);
-            }
-            batch.result.map(|()| 0)
+            let size = size_of::<guest_abi::xen::MmuextOp>() as u64;
+            return finish_batch(args, batch, done_before, pass, count, size);
         }
         Hypercall::UpdateVaMapping | Hypercall::UpdateVaMappingOtherdomain => {
             let Some(vmm) = vcpu.mm.as_ref() else {
