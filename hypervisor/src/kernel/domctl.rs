@@ -47,16 +47,22 @@ fn mm_errno(e: mmpv::PvMmError) -> XenError {
 
 /// Handles `domctl(arg)` for the running domain, which is `caller`.
 pub fn domctl(caller: &DomainInfo, arg: u64) -> HcResult {
-    if !caller.privileged {
-        return Err(XenError::Perm);
-    }
+    // Xen's order: the interface version, then the target domain, then the privilege check.
     let mut op: XenDomctl = CurrentGuest.read_obj(arg)?;
     if op.interface_version != XEN_DOMCTL_INTERFACE_VERSION {
         return Err(XenError::Acces);
     }
-    let cmd = DomctlCmd::try_from(op.cmd)?;
     let mut guard = MACHINE.lock();
     let m = guard.as_mut().ok_or(XenError::Srch)?;
+    if !caller.privileged {
+        let names_a_domain = op.cmd != DomctlCmd::Createdomain.raw();
+        return Err(if names_a_domain && m.index_of(op.domain).is_none() {
+            XenError::Srch
+        } else {
+            XenError::Perm
+        });
+    }
+    let cmd = DomctlCmd::try_from(op.cmd)?;
     let copy_back = match cmd {
         DomctlCmd::Createdomain => {
             let c: XenDomctlCreatedomain = op.u.read().ok_or(XenError::Inval)?;
@@ -512,12 +518,12 @@ fn hypercall_init(m: &mut Machine, dom: u16, mfn: Mfn) -> Result<(), XenError> {
 
 /// Handles `sysctl(arg)` for the running domain.
 pub fn sysctl(caller: &DomainInfo, arg: u64) -> HcResult {
-    if !caller.privileged {
-        return Err(XenError::Perm);
-    }
     let mut op: XenSysctl = CurrentGuest.read_obj(arg)?;
     if op.interface_version != XEN_SYSCTL_INTERFACE_VERSION {
         return Err(XenError::Acces);
+    }
+    if !caller.privileged {
+        return Err(XenError::Perm);
     }
     match SysctlCmd::try_from(op.cmd)? {
         SysctlCmd::Physinfo => {
@@ -568,13 +574,17 @@ pub fn sysctl(caller: &DomainInfo, arg: u64) -> HcResult {
 /// `SCHEDOP_remote_shutdown(arg)`: dom0 shuts another domain down with a reason; the domain
 /// stops and dom0 hears of it through `VIRQ_DOM_EXC`, as for a shutdown the domain asked for.
 pub fn remote_shutdown(caller: &DomainInfo, arg: u64) -> HcResult {
+    let req: guest_abi::sched::SchedRemoteShutdown = CurrentGuest.read_obj(arg)?;
+    let mut guard = MACHINE.lock();
+    let m = guard.as_mut().ok_or(XenError::Srch)?;
+    // Xen looks the domain up before the privilege check.
+    if m.index_of(req.domain_id).is_none() {
+        return Err(XenError::Srch);
+    }
     if !caller.privileged {
         return Err(XenError::Perm);
     }
-    let req: guest_abi::sched::SchedRemoteShutdown = CurrentGuest.read_obj(arg)?;
     let reason = guest_abi::sched::ShutdownReason::from_raw(req.reason).ok_or(XenError::Inval)?;
-    let mut guard = MACHINE.lock();
-    let m = guard.as_mut().ok_or(XenError::Srch)?;
     if req.domain_id == caller.id.0 {
         // dom0 shutting itself down this way is an ordinary shutdown; not supported here.
         return Err(XenError::Inval);
