@@ -97,7 +97,8 @@ impl Host for FakeHost {
     fn mmu_hypercall(
         &mut self,
         _: Hypercall,
-        _: [u64; 5],
+        _: &mut [u64; 5],
+        _: bool,
         _: &mut PvVcpu,
         _: &mut DomainInfo,
     ) -> HcResult {
