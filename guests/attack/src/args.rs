@@ -279,6 +279,73 @@ fn counts(r: &mut Report) {
         let ret = raw(Hypercall::Multicall, [call_at, count, 0, 0, 0]);
         r.ret(name, ret, err(XenError::Fault));
     }
+    // A continuation the guest fakes: MMU_UPDATE_PREEMPTED on the count and a done count near
+    // 2^32. The done count only accumulates; it must never index the requests.
+    let one_req = [machphys];
+    let one_op = [[6u64, 0, 0]];
+    for (names, op, list) in [
+        (
+            [
+                "args.mmu_update fake continuation (MMU_UPDATE_PREEMPTED, done 2^32 - 16)",
+                "args.mmu_update fake continuation done count accumulates",
+            ],
+            Hypercall::MmuUpdate,
+            one_req.as_ptr() as u64,
+        ),
+        (
+            [
+                "args.mmuext_op fake continuation (MMU_UPDATE_PREEMPTED, done 2^32 - 16)",
+                "args.mmuext_op fake continuation done count accumulates",
+            ],
+            Hypercall::MmuextOp,
+            one_op.as_ptr() as u64,
+        ),
+    ] {
+        let mut done = 0xffff_fff0u32;
+        let pdone = &raw mut done as u64;
+        let ret = raw(op, [list, (1 << 31) | 1, pdone, self_dom(), 0]);
+        r.ret(names[0], ret, OK);
+        r.case(
+            names[1],
+            Got::Value(u64::from(done)),
+            same(Want::Value(0xffff_fff1)),
+        );
+    }
+    // Long batches, which the hypervisor may preempt and continue: 3000 harmless requests in
+    // scratch pages 10–21 (48 KiB).
+    let area = scratch(10);
+    for i in 0..3000u64 {
+        // SAFETY: scratch pages 10–21 are mapped writable and used by nothing else.
+        unsafe {
+            (area as *mut [u64; 2])
+                .add(i as usize)
+                .write_volatile(machphys)
+        };
+    }
+    let mut done = 0u32;
+    let pdone = &raw mut done as u64;
+    let ret = raw(Hypercall::MmuUpdate, [area, 3000, pdone, self_dom(), 0]);
+    r.case(
+        "args.mmu_update of 3000 requests completes (done count, result)",
+        Got::Value(u64::from(done) | ((ret as u64) << 32)),
+        same(Want::Value(3000)),
+    );
+    for i in 0..2000u64 {
+        // SAFETY: as above (2000 * 24 bytes fit in the 48 KiB).
+        unsafe {
+            (area as *mut [u64; 3])
+                .add(i as usize)
+                .write_volatile([6, 0, 0])
+        };
+    }
+    let mut done = 0u32;
+    let pdone = &raw mut done as u64;
+    let ret = raw(Hypercall::MmuextOp, [area, 2000, pdone, self_dom(), 0]);
+    r.case(
+        "args.mmuext_op of 2000 TLB flushes completes (done count, result)",
+        Got::Value(u64::from(done) | ((ret as u64) << 32)),
+        same(Want::Value(2000)),
+    );
     // The extent list is the last word of page 0: a second extent would be written into the
     // guard page.
     let list_at = end - 8;
