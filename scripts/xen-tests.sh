@@ -147,7 +147,9 @@ if cargo build -q -p selftest --target x86_64-unknown-none --release; then
         'event.send on the loopback port: upcall with the other port' \
         'event.EVTCHNOP_unmask redelivers the pending port' \
         'time.VCPUOP_set_singleshot_timer fires VIRQ_TIMER (SCHEDOP_block)' \
-        'time.periodic timer 10 ms: 4 to 7 ticks in 55 ms, at most 20 ms apart'; do
+        'time.periodic timer 10 ms: 4 to 7 ticks in 55 ms, at most 20 ms apart' \
+        'vcpu.register_runstate_memory_area written at once' \
+        'vcpu.register_vcpu_info events land there'; do
         expect "selftest: PASS $check" "no such line" grep -qxF "PASS $check" "$logs/selftest.txt"
     done
 else

@@ -119,6 +119,25 @@ pub struct XenMachphysMapping {
     pub max_mfn: u64,
 }
 
+/// `struct xen_machphys_mfn_list`: the machine frames backing the M2P table, one per 2 MiB
+/// extent of it.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+#[repr(C)]
+pub struct XenMachphysMfnList {
+    /// IN: room in `extent_start`.
+    pub max_extents: u32,
+    /// Rust's spelling of padding C leaves implicit.
+    pub _hole: u32,
+    /// Guest handle of an array of `xen_pfn_t`.
+    pub extent_start: u64,
+    /// OUT: extents written.
+    pub nr_extents: u32,
+    /// Rust's spelling of padding C leaves implicit.
+    pub _hole2: u32,
+}
+
 /// `struct xen_add_to_physmap`.
 #[derive(
     Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,

@@ -229,6 +229,9 @@ fn all_checks() -> Checks {
             extent_start, nr_extents, extent_order, mem_flags, domid,
         }
         XenMachphysMapping = "struct xen_machphys_mapping" { v_start, v_end, max_mfn, }
+        XenMachphysMfnList = "struct xen_machphys_mfn_list" {
+            max_extents, extent_start, nr_extents,
+        }
         XenAddToPhysmap = "struct xen_add_to_physmap" { domid, size, space, idx, gpfn, }
         XenMemoryMap = "struct xen_memory_map" { nr_entries, buffer, }
         XenForeignMemoryMap = "struct xen_foreign_memory_map" { domid, map, }

@@ -45,6 +45,8 @@ mod traps;
 mod upcall;
 #[cfg(target_os = "none")]
 mod user;
+#[cfg(target_os = "none")]
+mod vcpu_areas;
 
 /// Where the bootstrap region starts (`XEN_ELFNOTE_VIRT_BASE`).
 #[cfg(target_os = "none")]
@@ -63,7 +65,7 @@ mod guest {
     use crate::check::{c_str, eq};
     use crate::{
         VIRT_BASE, domain, events, exceptions, hypercalls, mmu, multicall, privop, time, traps,
-        user,
+        user, vcpu_areas,
     };
 
     guest_abi::xen_elf_notes! {
@@ -112,6 +114,8 @@ mod guest {
         if events::run(&mut r).is_some() {
             time::run(&mut r);
         }
+        // Last: it moves vcpu_info out of shared info for good.
+        vcpu_areas::run(&mut r, si);
 
         r.finish();
         println!("selftest: powering off");

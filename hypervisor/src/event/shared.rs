@@ -17,26 +17,58 @@ use crate::pvclock::VcpuTimeInfo;
 /// both. Every operation must be a single atomic access (on x86 a `lock`-prefixed instruction for
 /// the read-modify-writes), because the guest changes the same words concurrently.
 pub trait SharedInfoView {
+    /// The shared-info page (pending and mask bitmaps).
+    fn page(&self) -> &SharedInfo;
+    /// Where `vcpu`'s `vcpu_info` is, if the vCPU can have one.
+    fn vcpu_slot(&self, vcpu: VcpuId) -> Option<&VcpuInfo>;
+
     /// `evtchn_pending[word] |= bits`, returning the old word.
-    fn pending_fetch_or(&self, word: usize, bits: u64) -> u64;
+    fn pending_fetch_or(&self, word: usize, bits: u64) -> u64 {
+        self.page().evtchn_pending[word].fetch_or(bits, Ordering::SeqCst)
+    }
     /// `evtchn_pending[word] &= bits`, returning the old word.
-    fn pending_fetch_and(&self, word: usize, bits: u64) -> u64;
+    fn pending_fetch_and(&self, word: usize, bits: u64) -> u64 {
+        self.page().evtchn_pending[word].fetch_and(bits, Ordering::SeqCst)
+    }
     /// `evtchn_pending[word]`.
-    fn pending_load(&self, word: usize) -> u64;
+    fn pending_load(&self, word: usize) -> u64 {
+        self.page().evtchn_pending[word].load(Ordering::SeqCst)
+    }
     /// `evtchn_mask[word]`.
-    fn mask_load(&self, word: usize) -> u64;
+    fn mask_load(&self, word: usize) -> u64 {
+        self.page().evtchn_mask[word].load(Ordering::SeqCst)
+    }
     /// `evtchn_mask[word] &= bits`, returning the old word.
-    fn mask_fetch_and(&self, word: usize, bits: u64) -> u64;
+    fn mask_fetch_and(&self, word: usize, bits: u64) -> u64 {
+        self.page().evtchn_mask[word].fetch_and(bits, Ordering::SeqCst)
+    }
     /// `vcpu_info[vcpu].evtchn_pending_sel |= bits`, returning the old selector.
-    fn pending_sel_fetch_or(&self, vcpu: VcpuId, bits: u64) -> u64;
+    fn pending_sel_fetch_or(&self, vcpu: VcpuId, bits: u64) -> u64 {
+        self.vcpu_slot(vcpu)
+            .map_or(0, |v| v.evtchn_pending_sel.fetch_or(bits, Ordering::SeqCst))
+    }
     /// Sets `vcpu_info[vcpu].evtchn_upcall_pending`, returning whether it was already set.
-    fn upcall_pending_test_and_set(&self, vcpu: VcpuId) -> bool;
+    fn upcall_pending_test_and_set(&self, vcpu: VcpuId) -> bool {
+        self.vcpu_slot(vcpu)
+            .is_some_and(|v| v.evtchn_upcall_pending.swap(1, Ordering::SeqCst) != 0)
+    }
     /// `vcpu_info[vcpu].evtchn_upcall_pending != 0`.
-    fn upcall_pending(&self, vcpu: VcpuId) -> bool;
+    fn upcall_pending(&self, vcpu: VcpuId) -> bool {
+        self.vcpu_slot(vcpu)
+            .is_some_and(|v| v.evtchn_upcall_pending.load(Ordering::SeqCst) != 0)
+    }
     /// `vcpu_info[vcpu].evtchn_upcall_mask != 0`: the guest's virtual interrupt flag, clear.
-    fn upcall_masked(&self, vcpu: VcpuId) -> bool;
+    fn upcall_masked(&self, vcpu: VcpuId) -> bool {
+        self.vcpu_slot(vcpu)
+            .is_some_and(|v| v.evtchn_upcall_mask.load(Ordering::SeqCst) != 0)
+    }
     /// Writes `vcpu_info[vcpu].evtchn_upcall_mask`.
-    fn set_upcall_masked(&self, vcpu: VcpuId, masked: bool);
+    fn set_upcall_masked(&self, vcpu: VcpuId, masked: bool) {
+        if let Some(v) = self.vcpu_slot(vcpu) {
+            v.evtchn_upcall_mask
+                .store(u8::from(masked), Ordering::SeqCst);
+        }
+    }
 }
 
 /// The word of the pending/mask arrays holding `port`, and the port's bit in it.
@@ -184,60 +216,101 @@ impl SharedInfo {
             self.evtchn_mask[word].fetch_and(!bit, Ordering::SeqCst);
         }
     }
+}
 
-    /// The vCPU's `vcpu_info`, or a scratch one for vCPUs beyond the legacy array (whose
-    /// updates are dropped: their `vcpu_info` must be registered elsewhere).
-    fn vcpu(&self, vcpu: VcpuId) -> Option<&VcpuInfo> {
+impl SharedInfoView for SharedInfo {
+    fn page(&self) -> &SharedInfo {
+        self
+    }
+
+    /// The legacy slot; vCPUs beyond the array have none (updates for them are dropped:
+    /// their `vcpu_info` must be registered elsewhere).
+    fn vcpu_slot(&self, vcpu: VcpuId) -> Option<&VcpuInfo> {
         self.vcpu_info.get(vcpu.index())
     }
 }
 
-impl SharedInfoView for SharedInfo {
-    fn pending_fetch_or(&self, word: usize, bits: u64) -> u64 {
-        self.evtchn_pending[word].fetch_or(bits, Ordering::SeqCst)
-    }
+/// A vCPU's `vcpu_info` moved out of the shared-info page by `VCPUOP_register_vcpu_info`.
+#[derive(Clone, Copy, Debug)]
+pub struct MovedVcpuInfo {
+    /// The guest frame holding it (the registration keeps a writable type reference on it).
+    pub mfn: u64,
+    /// The structure itself, inside that frame.
+    pub info: &'static VcpuInfo,
+}
 
-    fn pending_fetch_and(&self, word: usize, bits: u64) -> u64 {
-        self.evtchn_pending[word].fetch_and(bits, Ordering::SeqCst)
-    }
+/// A domain's shared-info page together with where each vCPU's `vcpu_info` is: its legacy
+/// slot in the page until the guest registers another place, as Xen's `v->vcpu_info` pointer.
+#[derive(Clone, Copy, Debug)]
+pub struct DomainShared {
+    page: &'static SharedInfo,
+    moved: [Option<MovedVcpuInfo>; MAX_VCPUS],
+}
 
-    fn pending_load(&self, word: usize) -> u64 {
-        self.evtchn_pending[word].load(Ordering::SeqCst)
-    }
-
-    fn mask_load(&self, word: usize) -> u64 {
-        self.evtchn_mask[word].load(Ordering::SeqCst)
-    }
-
-    fn mask_fetch_and(&self, word: usize, bits: u64) -> u64 {
-        self.evtchn_mask[word].fetch_and(bits, Ordering::SeqCst)
-    }
-
-    fn pending_sel_fetch_or(&self, vcpu: VcpuId, bits: u64) -> u64 {
-        self.vcpu(vcpu)
-            .map_or(0, |v| v.evtchn_pending_sel.fetch_or(bits, Ordering::SeqCst))
-    }
-
-    fn upcall_pending_test_and_set(&self, vcpu: VcpuId) -> bool {
-        self.vcpu(vcpu)
-            .is_some_and(|v| v.evtchn_upcall_pending.swap(1, Ordering::SeqCst) != 0)
-    }
-
-    fn upcall_pending(&self, vcpu: VcpuId) -> bool {
-        self.vcpu(vcpu)
-            .is_some_and(|v| v.evtchn_upcall_pending.load(Ordering::SeqCst) != 0)
-    }
-
-    fn upcall_masked(&self, vcpu: VcpuId) -> bool {
-        self.vcpu(vcpu)
-            .is_some_and(|v| v.evtchn_upcall_mask.load(Ordering::SeqCst) != 0)
-    }
-
-    fn set_upcall_masked(&self, vcpu: VcpuId, masked: bool) {
-        if let Some(v) = self.vcpu(vcpu) {
-            v.evtchn_upcall_mask
-                .store(u8::from(masked), Ordering::SeqCst);
+impl DomainShared {
+    /// Every vCPU's `vcpu_info` in its slot of `page`.
+    pub fn new(page: &'static SharedInfo) -> Self {
+        Self {
+            page,
+            moved: [None; MAX_VCPUS],
         }
+    }
+
+    /// The shared-info page.
+    pub fn page(&self) -> &'static SharedInfo {
+        self.page
+    }
+
+    /// Where the vCPU's `vcpu_info` is (its legacy slot unless registered elsewhere).
+    pub fn vcpu_info(&self, vcpu: VcpuId) -> Option<&'static VcpuInfo> {
+        match self.moved.get(vcpu.index())? {
+            Some(m) => Some(m.info),
+            None => self.page.vcpu_info.get(vcpu.index()),
+        }
+    }
+
+    /// The registration of the vCPU's `vcpu_info`, if it moved.
+    pub fn moved(&self, vcpu: VcpuId) -> Option<MovedVcpuInfo> {
+        self.moved.get(vcpu.index()).copied().flatten()
+    }
+
+    /// Every registration (to release their frames when the domain goes).
+    pub fn all_moved(&self) -> impl Iterator<Item = MovedVcpuInfo> + '_ {
+        self.moved.iter().flatten().copied()
+    }
+
+    /// Moves the vCPU's `vcpu_info` to `to`, as Xen's `map_vcpu_info`: the mask and pending
+    /// state are carried over, the time record is left for the caller to publish, and every
+    /// selector bit plus `evtchn_upcall_pending` are set so that the guest rescans the pending
+    /// bitmap and no event raised during the move is lost. Returns false (nothing changed)
+    /// when the vCPU is out of range or already moved.
+    pub fn relocate(&mut self, vcpu: VcpuId, moved: MovedVcpuInfo) -> bool {
+        let (Some(old), Some(slot)) = (self.vcpu_info(vcpu), self.moved.get_mut(vcpu.index()))
+        else {
+            return false;
+        };
+        if slot.is_some() {
+            return false;
+        }
+        let new = moved.info;
+        let mask = old.evtchn_upcall_mask.load(Ordering::SeqCst);
+        new.evtchn_upcall_mask.store(mask, Ordering::SeqCst);
+        new.arch_cr2
+            .store(old.arch_cr2.load(Ordering::SeqCst), Ordering::SeqCst);
+        *slot = Some(moved);
+        new.evtchn_pending_sel.store(!0, Ordering::SeqCst);
+        new.evtchn_upcall_pending.store(1, Ordering::SeqCst);
+        true
+    }
+}
+
+impl SharedInfoView for DomainShared {
+    fn page(&self) -> &SharedInfo {
+        self.page
+    }
+
+    fn vcpu_slot(&self, vcpu: VcpuId) -> Option<&VcpuInfo> {
+        self.vcpu_info(vcpu)
     }
 }
 
@@ -347,5 +420,64 @@ mod tests {
         assert!(!s.upcall_pending(v));
         s.set_upcall_masked(v, true);
         assert!(!s.upcall_masked(v));
+    }
+
+    fn leaked_page() -> &'static SharedInfo {
+        std::boxed::Box::leak(std::boxed::Box::new(SharedInfo::new()))
+    }
+
+    fn leaked_info() -> &'static VcpuInfo {
+        std::boxed::Box::leak(std::boxed::Box::new(VcpuInfo::default()))
+    }
+
+    #[test]
+    fn relocated_vcpu_info_receives_events_and_keeps_the_mask() {
+        let page = leaked_page();
+        let mut d = DomainShared::new(page);
+        let v = VcpuId(0);
+        d.set_upcall_masked(v, true);
+        let new = leaked_info();
+        assert!(d.relocate(v, MovedVcpuInfo { mfn: 7, info: new }));
+        // Carried over, and told to rescan everything.
+        assert_eq!(new.evtchn_upcall_mask.load(Ordering::SeqCst), 1);
+        assert_eq!(new.evtchn_pending_sel.load(Ordering::SeqCst), !0);
+        assert!(d.upcall_pending(v));
+        new.evtchn_upcall_pending.store(0, Ordering::SeqCst);
+        new.evtchn_pending_sel.store(0, Ordering::SeqCst);
+        // Events now land in the new place, never in the old slot.
+        d.set_upcall_masked(v, false);
+        assert_eq!(set_pending(&d, v, Port(65)), Raised::Newly { kick: true });
+        assert_eq!(new.evtchn_pending_sel.load(Ordering::SeqCst), 1 << 1);
+        assert!(events_need_delivery(&d, v));
+        assert_eq!(sel(page, 0), 0);
+        assert_eq!(
+            page.vcpu_info[0]
+                .evtchn_upcall_pending
+                .load(Ordering::SeqCst),
+            0
+        );
+        assert_eq!(d.moved(v).map(|m| m.mfn), Some(7));
+        assert_eq!(d.all_moved().count(), 1);
+    }
+
+    #[test]
+    fn relocation_happens_once_and_only_in_range() {
+        let mut d = DomainShared::new(leaked_page());
+        let m = MovedVcpuInfo {
+            mfn: 1,
+            info: leaked_info(),
+        };
+        assert!(d.relocate(VcpuId(3), m));
+        assert!(
+            !d.relocate(VcpuId(3), m),
+            "a second registration is refused"
+        );
+        assert!(!d.relocate(VcpuId(MAX_VCPUS as u32), m));
+        assert!(d.vcpu_info(VcpuId(MAX_VCPUS as u32)).is_none());
+        assert!(core::ptr::eq(d.vcpu_info(VcpuId(3)).unwrap(), m.info));
+        assert!(core::ptr::eq(
+            d.vcpu_info(VcpuId(2)).unwrap(),
+            &d.page().vcpu_info[2]
+        ));
     }
 }

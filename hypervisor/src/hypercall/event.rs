@@ -169,9 +169,9 @@ pub fn event_channel_op<M: GuestMemory, H: Host>(
 /// `SCHEDOP_block`: events are enabled and the vCPU sleeps until one is pending.
 pub fn block<M: GuestMemory, H: Host>(ctx: &mut Ctx<'_, M, H>) -> HcResult {
     let (_, me) = me(ctx);
-    let shared = ctx.host.shared();
+    let shared = *ctx.host.shared();
     let w = ctx.host.world();
-    match crate::sched::ops::block(shared, w.sched, me).map_err(|e| errno(e.errno()))? {
+    match crate::sched::ops::block(&shared, w.sched, me).map_err(|e| errno(e.errno()))? {
         Blocking::Ready => {}
         Blocking::Blocked(_) => ctx.action = Action::Block,
     }
@@ -189,14 +189,14 @@ pub fn poll<M: GuestMemory, H: Host>(ctx: &mut Ctx<'_, M, H>, arg: u64) -> HcRes
     for (i, p) in ports.iter_mut().take(req.nr_ports as usize).enumerate() {
         *p = Port(ctx.mem.read_obj(req.ports.wrapping_add(4 * i as u64))?);
     }
-    let shared = ctx.host.shared();
+    let shared = *ctx.host.shared();
     let w = ctx.host.world();
     let Some(ev) = crate::event::ops::Domains::events(w.doms, caller.domain) else {
         return Err(XenError::Srch);
     };
     let blocking = crate::sched::ops::poll(
         ev.channels,
-        shared,
+        &shared,
         w.sched,
         w.timers,
         me,
@@ -369,11 +369,11 @@ mod tests {
             },
         );
         assert_eq!(r, Ok(0));
-        let info = &f.host.shared.vcpu_info[0];
+        let info = &f.host.shared.page().vcpu_info[0];
         // The guest scans and clears what the bind left pending.
         info.evtchn_upcall_pending.store(0, Ordering::SeqCst);
         info.evtchn_pending_sel.store(0, Ordering::SeqCst);
-        f.host.shared.evtchn_pending[0].store(0, Ordering::SeqCst);
+        f.host.shared.page().evtchn_pending[0].store(0, Ordering::SeqCst);
         assert_eq!(
             evtchn(
                 &mut f,
@@ -383,7 +383,7 @@ mod tests {
             .0,
             Ok(0)
         );
-        let pending = f.host.shared.evtchn_pending[0].load(Ordering::SeqCst);
+        let pending = f.host.shared.page().evtchn_pending[0].load(Ordering::SeqCst);
         assert_ne!(pending & (1 << a.port), 0, "the other end is pending");
         assert_eq!(info.evtchn_upcall_pending.load(Ordering::SeqCst), 1);
     }
@@ -391,7 +391,7 @@ mod tests {
     #[test]
     fn poll_returns_at_once_for_a_pending_port_and_timers_check_their_arguments() {
         let mut f = Fixture::new();
-        f.host.shared.evtchn_pending[0].store(1 << 5, Ordering::SeqCst);
+        f.host.shared.page().evtchn_pending[0].store(1 << 5, Ordering::SeqCst);
         f.mem.write_bytes(0x3000, &5u32.to_le_bytes());
         let req = SchedPoll {
             ports: 0x3000,

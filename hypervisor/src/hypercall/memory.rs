@@ -4,7 +4,7 @@
 use super::{Ctx, HcResult, Host};
 use crate::pv::guest_mem::GuestMemory;
 use guest_abi::arch::{MACH2PHYS_NR_ENTRIES, MACH2PHYS_VIRT_END, MACH2PHYS_VIRT_START};
-use guest_abi::memory::{MemoryOp, XenMachphysMapping};
+use guest_abi::memory::{MemoryOp, XenMachphysMapping, XenMachphysMfnList};
 use guest_abi::{DomId, XenError};
 
 /// The sub-op is in the low bits of `cmd`; the rest carries a continuation's progress.
@@ -44,6 +44,7 @@ pub fn memory_op<M: GuestMemory, H: Host>(ctx: &mut Ctx<'_, M, H>, cmd: u64, arg
             ctx.mem.write_obj(arg, &mapping)?;
             Ok(0)
         }
+        MemoryOp::MachphysMfnList => machphys_mfn_list(ctx, arg),
         // No domain has a pseudo-physical memory map set by its toolstack; Xen answers a PV
         // guest without one with -ENOSYS, and Linux then assumes one RAM range.
         MemoryOp::MemoryMap => Err(XenError::NoSys),
@@ -58,6 +59,28 @@ pub fn memory_op<M: GuestMemory, H: Host>(ctx: &mut Ctx<'_, M, H>, cmd: u64, arg
         ),
         _ => Err(XenError::NoSys),
     }
+}
+
+/// Frames in one extent of `XENMEM_machphys_mfn_list`: the M2P is listed in 2 MiB pieces.
+const M2P_EXTENT_FRAMES: u64 = 512;
+
+/// `XENMEM_machphys_mfn_list`: the first machine frame of each 2 MiB extent of the M2P table,
+/// up to `max_extents`, with the count written back (Xen's order: every frame first, then the
+/// header; a fault on either is `-EFAULT`).
+fn machphys_mfn_list<M: GuestMemory, H: Host>(ctx: &mut Ctx<'_, M, H>, arg: u64) -> HcResult {
+    let mut list: XenMachphysMfnList = ctx.mem.read_obj(arg)?;
+    let (first, frames) = ctx.host.m2p_frames();
+    let extents = frames
+        .div_ceil(M2P_EXTENT_FRAMES)
+        .min(u64::from(list.max_extents));
+    for i in 0..extents {
+        let mfn = first + i * M2P_EXTENT_FRAMES;
+        ctx.mem
+            .write_obj(list.extent_start.wrapping_add(8 * i), &mfn)?;
+    }
+    list.nr_extents = extents as u32;
+    ctx.mem.write_obj(arg, &list)?;
+    Ok(0)
 }
 
 #[cfg(test)]
@@ -113,6 +136,61 @@ mod tests {
         assert_eq!(
             f.mem.read_bytes(0x1000, 8),
             MACH2PHYS_VIRT_START.to_le_bytes()
+        );
+    }
+
+    #[test]
+    fn machphys_mfn_list_names_each_2mib_extent() {
+        let mut f = Fixture::new();
+        // The fake M2P is 0x300 frames from 0x400: two extents.
+        let list = XenMachphysMfnList {
+            max_extents: 8,
+            extent_start: 0x3000,
+            ..XenMachphysMfnList::default()
+        };
+        f.mem.write_obj(0x2000, &list).unwrap();
+        assert_eq!(
+            call(&mut f, Hypercall::MemoryOp, [5, 0x2000, 0, 0, 0]),
+            Ok(0)
+        );
+        let back: XenMachphysMfnList = f.mem.read_obj(0x2000).unwrap();
+        assert_eq!(back.nr_extents, 2);
+        let mfns: [u64; 2] = f.mem.read_obj(0x3000).unwrap();
+        assert_eq!(mfns, [0x400, 0x600]);
+        // Room for one: one is written.
+        f.mem
+            .write_obj(
+                0x2000,
+                &XenMachphysMfnList {
+                    max_extents: 1,
+                    ..list
+                },
+            )
+            .unwrap();
+        assert_eq!(
+            call(&mut f, Hypercall::MemoryOp, [5, 0x2000, 0, 0, 0]),
+            Ok(0)
+        );
+        assert_eq!(
+            f.mem
+                .read_obj::<XenMachphysMfnList>(0x2000)
+                .unwrap()
+                .nr_extents,
+            1
+        );
+        // An array the guest cannot write faults.
+        f.mem
+            .write_obj(
+                0x2000,
+                &XenMachphysMfnList {
+                    extent_start: 0x7000_0000,
+                    ..list
+                },
+            )
+            .unwrap();
+        assert_eq!(
+            call(&mut f, Hypercall::MemoryOp, [5, 0x2000, 0, 0, 0]),
+            Err(XenError::Fault)
         );
     }
 }

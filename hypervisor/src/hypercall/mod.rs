@@ -18,7 +18,7 @@ pub mod version;
 #[cfg(test)]
 pub mod testing;
 
-use crate::event::shared::SharedInfo;
+use crate::event::shared::DomainShared;
 use crate::pv::guest_mem::GuestMemory;
 use crate::pv::vcpu::PvVcpu;
 use crate::regs::Regs;
@@ -42,8 +42,15 @@ pub trait Host {
     fn set_fs_base(&mut self, base: u64);
     /// Sets or clears the hardware CR0.TS for the running vCPU.
     fn set_fpu_trap(&mut self, ts: bool);
-    /// The calling domain's `shared_info` page (which holds its vCPUs' `vcpu_info`).
-    fn shared(&self) -> &'static SharedInfo;
+    /// The calling domain's `shared_info` page and where its vCPUs' `vcpu_info` are.
+    fn shared(&self) -> &DomainShared;
+    /// Moves vCPU `vcpu`'s `vcpu_info` to `offset` in the caller's frame `mfn`
+    /// (`VCPUOP_register_vcpu_info` once its arguments are checked): the frame must take a
+    /// writable type reference, which is kept; the time record is published there.
+    fn register_vcpu_info(&mut self, vcpu: u32, mfn: u64, offset: u32) -> Result<(), XenError>;
+    /// The machine frames of the M2P table: the first one and how many (the table is
+    /// physically contiguous).
+    fn m2p_frames(&self) -> (u64, u64);
     /// Event channels of all domains, the scheduler and the timers.
     fn world(&mut self) -> event::World<'_, Self::Doms>;
     /// The highest machine frame number of the host.
@@ -83,6 +90,13 @@ pub struct DomainInfo {
     pub vm_assist: u64,
     /// The domain's handle (`xen_domain_handle_t`).
     pub handle: [u8; 16],
+}
+
+impl DomainInfo {
+    /// Whether the domain enabled VM assist `t`.
+    pub fn has_vm_assist(&self, t: guest_abi::xen::VmAssistType) -> bool {
+        self.vm_assist & (1 << t.raw()) != 0
+    }
 }
 
 /// What the exit path must do once the hypercall has returned.
@@ -131,9 +145,12 @@ pub struct Call {
 }
 
 impl<M: GuestMemory, H: Host> Ctx<'_, M, H> {
-    /// The caller's `vcpu_info` in its shared_info page.
+    /// The caller's `vcpu_info` (vCPU ids are below the legacy limit, so it always exists).
     pub fn vcpu_info(&self) -> &'static crate::event::shared::VcpuInfo {
-        &self.host.shared().vcpu_info[self.vcpu_id as usize % crate::event::abi::MAX_VCPUS]
+        let shared = self.host.shared();
+        shared
+            .vcpu_info(crate::event::abi::VcpuId(self.vcpu_id))
+            .unwrap_or(&shared.page().vcpu_info[0])
     }
 }
 

@@ -52,19 +52,19 @@ mod tests {
     fn block_unmasks_events_and_yield_yields() {
         use core::sync::atomic::Ordering;
         let mut f = Fixture::new();
-        f.host.shared.vcpu_info[0]
+        f.host.shared.page().vcpu_info[0]
             .evtchn_upcall_mask
             .store(1, Ordering::SeqCst);
         assert_eq!(call(&mut f, Hypercall::SchedOp, [1, 0, 0, 0, 0]), Ok(0));
         assert_eq!(f.action, Action::Block);
         assert_eq!(
-            f.host.shared.vcpu_info[0]
+            f.host.shared.page().vcpu_info[0]
                 .evtchn_upcall_mask
                 .load(Ordering::SeqCst),
             0
         );
         // With an event already pending, block returns at once.
-        f.host.shared.vcpu_info[0]
+        f.host.shared.page().vcpu_info[0]
             .evtchn_upcall_pending
             .store(1, Ordering::SeqCst);
         f.action = Action::Resume;

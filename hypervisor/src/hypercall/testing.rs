@@ -4,13 +4,13 @@ use super::{Action, Ctx, DomainInfo, HcResult, Host};
 use crate::event::abi as eabi;
 use crate::event::channel::{Channel, EventChannels};
 use crate::event::ops::{DomainEvents, Domains};
-use crate::event::shared::SharedInfo;
+use crate::event::shared::{DomainShared, MovedVcpuInfo, SharedInfo, VcpuInfo};
 use crate::hypercall::event::{Sched, Timers, World};
 use crate::pv::guest_mem::GuestMemory;
 use crate::pv::guest_mem::fake::FakeGuest;
 use crate::pv::vcpu::PvVcpu;
 use crate::regs::Regs;
-use guest_abi::{DomId, Hypercall};
+use guest_abi::{DomId, Hypercall, XenError};
 use std::vec;
 use std::vec::Vec;
 
@@ -21,7 +21,7 @@ pub struct FakeHost {
     pub synced: Vec<(bool, Option<crate::mm::Mfn>)>,
     pub fs_base: u64,
     pub fpu_trap: bool,
-    pub shared: &'static SharedInfo,
+    pub shared: DomainShared,
     pub doms: FakeDoms,
     pub sched: Sched,
     pub timers: Timers,
@@ -53,8 +53,21 @@ impl Domains for FakeDoms {
 impl Host for FakeHost {
     type Doms = FakeDoms;
 
-    fn shared(&self) -> &'static SharedInfo {
+    fn shared(&self) -> &DomainShared {
+        &self.shared
+    }
+    fn register_vcpu_info(&mut self, vcpu: u32, mfn: u64, _offset: u32) -> Result<(), XenError> {
+        if mfn == Self::BAD_MFN {
+            return Err(XenError::Inval);
+        }
+        let info: &'static VcpuInfo = std::boxed::Box::leak(std::boxed::Box::default());
         self.shared
+            .relocate(eabi::VcpuId(vcpu), MovedVcpuInfo { mfn, info })
+            .then_some(())
+            .ok_or(XenError::Inval)
+    }
+    fn m2p_frames(&self) -> (u64, u64) {
+        (0x400, 0x300)
     }
     fn world(&mut self) -> World<'_, FakeDoms> {
         World {
@@ -107,6 +120,11 @@ impl Host for FakeHost {
         }
         Ok(0)
     }
+}
+
+impl FakeHost {
+    /// A frame `register_vcpu_info` refuses, as one that cannot take a writable type.
+    pub const BAD_MFN: u64 = 0xbad;
 }
 
 /// Guest memory with helpers that map what they touch.
@@ -185,7 +203,7 @@ impl Fixture {
                 synced: Vec::new(),
                 fs_base: 0,
                 fpu_trap: false,
-                shared,
+                shared: DomainShared::new(shared),
                 doms: FakeDoms {
                     channels: EventChannels::new(
                         vec![Channel::FREE; EventChannels::<Vec<Channel>>::storage_len(4095)],

@@ -7,6 +7,7 @@
 use super::domain::{Domain, DomainEventState, EventTable, MACHINE, Machine, Vcpu};
 use crate::event::abi as eabi;
 use crate::event::channel::{Channel, EventChannels};
+use crate::event::shared::DomainShared;
 use crate::hypercall::event::{Sched, Timers};
 use crate::pvclock;
 use crate::sched::CpuId;
@@ -268,7 +269,7 @@ pub fn build(modules: &Dom0Modules<'_>, nr_pages: u64) -> Result<(Domain, Regs),
 }
 
 /// Makes `domain` the running domain and enters its first vCPU. Never returns.
-pub fn start(domain: Domain, regs: Regs, max_mfn: u64) -> ! {
+pub fn start(mut domain: Domain, regs: Regs, max_mfn: u64) -> ! {
     MAX_MFN.store(max_mfn, Ordering::Relaxed);
     entry::init(crate::arch::x86_64::gdt::ring0_stack_top());
     let pv = domain.vcpus[0].pv.clone();
@@ -298,13 +299,17 @@ pub fn start(domain: Domain, regs: Regs, max_mfn: u64) -> ! {
     pvclock::publish(&shared.vcpu_info[0].time, &clock.record(), 0);
     pvclock::publish_wallclock(shared, crate::arch::x86_64::time::boot_wallclock(), 0);
     let _ = sched.schedule(CpuId(0), now, None);
+    domain.vcpus[0]
+        .pv
+        .runstate
+        .change(guest_abi::vcpu::Runstate::Running, now);
     *MACHINE.lock() = Some(Machine {
         domains: vec![Box::new(domain)],
         events: EventTable {
             domains: vec![DomainEventState {
                 id,
                 channels,
-                shared,
+                shared: DomainShared::new(shared),
                 controller_paused: false,
             }],
         },

@@ -6,7 +6,7 @@ use crate::arch::x86_64::paging::phys_to_virt;
 use crate::event::abi as eabi;
 use crate::event::channel::{Channel, EventChannels};
 use crate::event::ops::{DomainEvents, Domains};
-use crate::event::shared::SharedInfo;
+use crate::event::shared::{DomainShared, SharedInfo};
 use crate::hypercall::DomainInfo;
 use crate::hypercall::event::{Sched, Timers};
 use crate::mm::Mfn;
@@ -84,8 +84,8 @@ pub struct DomainEventState {
     pub id: eabi::DomId,
     /// Its ports.
     pub channels: EventChannels<Box<[Channel]>>,
-    /// Its shared-info page.
-    pub shared: &'static SharedInfo,
+    /// Its shared-info page and where its vCPUs' `vcpu_info` are.
+    pub shared: DomainShared,
     /// Paused by its controller (the toolstack).
     pub controller_paused: bool,
 }
@@ -99,15 +99,18 @@ pub struct EventTable {
 
 impl Domains for EventTable {
     type Store = Box<[Channel]>;
-    type Shared = SharedInfo;
+    type Shared = DomainShared;
 
-    fn events(&mut self, id: eabi::DomId) -> Option<DomainEvents<'_, Box<[Channel]>, SharedInfo>> {
+    fn events(
+        &mut self,
+        id: eabi::DomId,
+    ) -> Option<DomainEvents<'_, Box<[Channel]>, DomainShared>> {
         self.domains
             .iter_mut()
             .find(|d| d.id == id)
             .map(|d| DomainEvents {
                 channels: &mut d.channels,
-                shared: d.shared,
+                shared: &d.shared,
             })
     }
 

@@ -8,6 +8,7 @@ use crate::arch::x86_64::paging::phys_to_virt;
 use crate::arch::x86_64::uaccess::CurrentGuest;
 use crate::event::abi as eabi;
 use crate::event::channel::{Channel, EventChannels};
+use crate::event::shared::DomainShared;
 use crate::hypercall::{DomainInfo, HcResult};
 use crate::mm::Mfn;
 use crate::mm::pv::{self as mmpv, DomainConfig, MmuextCmd, MmuextOp, VcpuMm};
@@ -252,7 +253,7 @@ fn create(m: &mut Machine, requested: u16, c: &XenDomctlCreatedomain) -> Result<
     m.events.domains.push(DomainEventState {
         id: eid,
         channels,
-        shared,
+        shared: DomainShared::new(shared),
         controller_paused: true,
     });
     m.domains.push(Box::new(super::domain::Domain {
@@ -285,6 +286,10 @@ fn destroy(m: &mut Machine, dom: u16) -> Result<(), XenError> {
     }
     let eid = eabi::DomId(dom);
     crate::event::ops::close_all(&mut m.events, eid);
+    let mut moved_infos: Vec<u64> = Vec::new();
+    if let Some(e) = m.events.domains.iter().find(|e| e.id == eid) {
+        moved_infos.extend(e.shared.all_moved().map(|v| v.mfn));
+    }
     m.events.domains.retain(|e| e.id != eid);
     let index = m.index_of(dom).ok_or(XenError::Srch)?;
     let mut d = m.domains.remove(index);
@@ -295,6 +300,14 @@ fn destroy(m: &mut Machine, dom: u16) -> Result<(), XenError> {
     let mut vmms: Vec<VcpuMm> = d.vcpus.iter_mut().filter_map(|v| v.pv.mm.take()).collect();
     let mut guard = MMU.lock();
     let mmu = guard.as_mut().ok_or(XenError::NoSys)?;
+    // The references the hypervisor holds on the domain's own frames go first, so that the
+    // frames are freed with the rest.
+    for v in &d.vcpus {
+        super::mmu::release_vcpu_frames(mmu, &v.pv);
+    }
+    for mfn in moved_infos {
+        honour(mmu.put_page_and_type(Mfn(mfn)));
+    }
     let report = honour(mmu.destroy_domain(d.mm, &mut vmms)).map_err(mm_errno)?;
     if mmu.unshare_hypervisor_frame(d.shared_info).is_ok()
         && let Some(f) = FRAMES.lock().as_mut()

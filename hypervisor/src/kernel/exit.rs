@@ -9,8 +9,8 @@ use crate::arch::x86_64::fpu;
 use crate::arch::x86_64::{apic, cpu, power, trap};
 use crate::event::abi as eabi;
 use crate::event::ops::{self as evops, Domains};
-use crate::event::shared::{self, SharedInfo};
-use crate::hypercall::{self, Action, Ctx, DomainInfo};
+use crate::event::shared;
+use crate::hypercall::{self, Action, Ctx, DomainInfo, Host};
 use crate::pv::bounce::{self, Bounce};
 use crate::pv::emulate;
 use crate::pv::vcpu::PvVcpu;
@@ -21,6 +21,7 @@ use crate::{error, info, warn};
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use guest_abi::Hypercall;
 use guest_abi::sched::ShutdownReason;
+use guest_abi::vcpu::Runstate;
 use x86_64::registers::control::Cr2;
 
 use crate::arch::x86_64::uaccess::CurrentGuest;
@@ -71,10 +72,15 @@ fn with_current<R>(
     } = m;
     let vcpu_id = *current_vcpu;
     let dom = &mut *domains[index];
-    let shared = dom.shared();
+    let Some(event_slot) = events.domains.iter().position(|e| e.id.0 == dom.info.id.0) else {
+        let id = dom.info.id.0;
+        drop(machine);
+        error!("the running domain d{id} has no event state");
+        power::crash();
+    };
     let mut host = KernelHost {
         console_mid_line: &mut dom.console_mid_line,
-        shared,
+        event_slot,
         domain: eabi::DomId(dom.info.id.0),
         vcpu_id,
         privileged: dom.info.privileged,
@@ -85,10 +91,6 @@ fn with_current<R>(
     };
     let vcpu = &mut dom.vcpus[vcpu_id as usize];
     f(&mut vcpu.pv, vcpu_id, &mut dom.info, &mut host)
-}
-
-fn vcpu_info(shared: &SharedInfo, vcpu_id: u32) -> &crate::event::shared::VcpuInfo {
-    &shared.vcpu_info[vcpu_id as usize % eabi::MAX_VCPUS]
 }
 
 /// `syscall` from a guest: a hypercall from guest kernel mode, else a system call of guest
@@ -128,6 +130,9 @@ extern "C" fn guest_syscall(regs: &mut Regs) {
     }
     let handled = with_current(|vcpu, vcpu_id, domain, host| {
         let action = if regs.vector == SYSCALL_VECTOR && vcpu.kernel_mode {
+            if vcpu.runstate_area.stale {
+                update_runstate_area(vcpu, runstate_update_flag(domain));
+            }
             let mut ctx = Ctx {
                 regs,
                 vcpu,
@@ -186,7 +191,7 @@ pub fn guest_trap(regs: &mut Regs) {
                 Action::Resume
             }
             14 => {
-                vcpu_info(host.shared, vcpu_id)
+                host.vcpu_info()
                     .arch_cr2
                     .store(Cr2::read_raw(), Ordering::SeqCst);
                 // Xen shows the guest kernel its own faults as supervisor-mode faults.
@@ -230,7 +235,8 @@ fn privileged_op(
         emulate::Outcome::Emulated | emulate::Outcome::Partial => return Action::Resume,
         emulate::Outcome::Block => {
             let me = vcpu_ref(host.domain, eabi::VcpuId(host.vcpu_id));
-            return match crate::sched::ops::block(host.shared, host.sched, me) {
+            let shared = &host.events.domains[host.event_slot].shared;
+            return match crate::sched::ops::block(shared, host.sched, me) {
                 Ok(crate::sched::ops::Blocking::Blocked(_)) => Action::Block,
                 _ => Action::Resume,
             };
@@ -288,7 +294,7 @@ const EXCEPTION_NAMES_NO_HANDLER: [&str; 32] = {
 };
 
 fn deliver(regs: &mut Regs, vcpu: &mut PvVcpu, host: &mut KernelHost<'_>, b: &Bounce) -> Action {
-    let info = vcpu_info(host.shared, host.vcpu_id);
+    let info = host.vcpu_info();
     let mut mask = info.evtchn_upcall_mask.load(Ordering::SeqCst);
     let result = bounce::deliver(regs, vcpu, &mut mask, b, &mut CurrentGuest, |v| {
         crate::arch::x86_64::guest::load_mode(v)
@@ -311,7 +317,7 @@ fn deliver_events(
     vcpu_id: u32,
     host: &mut KernelHost<'_>,
 ) -> Action {
-    if !shared::events_need_delivery(host.shared, eabi::VcpuId(vcpu_id)) {
+    if !shared::events_need_delivery(host.shared(), eabi::VcpuId(vcpu_id)) {
         return Action::Resume;
     }
     let cb = vcpu.event_callback;
@@ -426,12 +432,16 @@ fn switch_to(m: &mut Machine, prev: VcpuRef, next: VcpuRef, now: u64) {
     // the running vCPU's registers, and nothing else refers to it now.
     let frame = unsafe { &mut *crate::arch::x86_64::entry::guest_frame() };
     crate::arch::x86_64::guest::set_fpu_trap(false);
-    if let Some(v) = m
-        .domain_mut(prev.domain.0)
-        .and_then(|d| d.vcpus.get_mut(prev.vcpu.0 as usize))
-    {
-        v.regs = *frame;
-        fpu::save(&mut v.fpu);
+    let prev_state = runstate_of(m.sched.run_state(prev));
+    if let Some(d) = m.domain_mut(prev.domain.0) {
+        let flag = runstate_update_flag(&d.info);
+        if let Some(v) = d.vcpus.get_mut(prev.vcpu.0 as usize) {
+            v.regs = *frame;
+            fpu::save(&mut v.fpu);
+            // Its page tables are still the live ones.
+            v.pv.runstate.change(prev_state, now);
+            update_runstate_area(&mut v.pv, flag);
+        }
     }
     timer::on_switch_out(&mut m.timers, prev);
     m.current = next.domain.0;
@@ -443,10 +453,13 @@ fn switch_to(m: &mut Machine, prev: VcpuRef, next: VcpuRef, now: u64) {
         sched,
         ..
     } = m;
-    let Some(v) = domains
+    let Some((v, flag)) = domains
         .iter_mut()
         .find(|d| d.info.id.0 == next.domain.0)
-        .and_then(|d| d.vcpus.get_mut(next.vcpu.0 as usize))
+        .and_then(|d| {
+            let flag = runstate_update_flag(&d.info);
+            d.vcpus.get_mut(next.vcpu.0 as usize).map(|v| (v, flag))
+        })
     else {
         error!("scheduler picked {next:?}, which does not exist");
         power::crash();
@@ -458,12 +471,49 @@ fn switch_to(m: &mut Machine, prev: VcpuRef, next: VcpuRef, now: u64) {
     crate::arch::x86_64::guest::set_fs_base(v.pv.fs_base);
     // Guest user mappings are global: another domain's must not survive the switch.
     super::mmu::flush_tlb_all();
+    v.pv.runstate.change(Runstate::Running, now);
+    update_runstate_area(&mut v.pv, flag);
     crate::arch::x86_64::guest::set_fpu_trap(v.pv.fpu_ts);
     if let Ok(TimerAction::RaiseTimerVirq(t)) =
         timer::on_switch_in(timers, &mut v.pv.timers, next, now)
     {
         let wake = evops::raise_virq(events, t.domain, t.vcpu, eabi::Virq::TIMER);
         let _ = sched.wake_all(wake);
+    }
+}
+
+/// The guest-visible runstate for a scheduler state.
+fn runstate_of(state: Option<crate::sched::scheduler::RunState>) -> Runstate {
+    use crate::sched::scheduler::RunState;
+    match state {
+        Some(RunState::Running | RunState::Runnable) => Runstate::Runnable,
+        Some(RunState::Blocked) => Runstate::Blocked,
+        Some(RunState::Offline) | None => Runstate::Offline,
+    }
+}
+
+/// Whether the domain enabled `VMASST_TYPE_runstate_update_flag`.
+fn runstate_update_flag(d: &DomainInfo) -> bool {
+    d.has_vm_assist(guest_abi::xen::VmAssistType::RunstateUpdateFlag)
+}
+
+/// Mirrors the running vCPU's runstate into its registered area, through the live page
+/// tables. In guest user mode the kernel's area need not be mapped: the write waits for the
+/// next hypercall (Xen defers it to the next switch to kernel mode). A write that faults is
+/// dropped, as in Xen.
+fn update_runstate_area(vcpu: &mut PvVcpu, update_flag: bool) {
+    let area = &mut vcpu.runstate_area;
+    if area.va == 0 {
+        return;
+    }
+    area.stale = !vcpu.kernel_mode;
+    if vcpu.kernel_mode {
+        let _ = crate::pv::runstate::write_area(
+            &mut CurrentGuest,
+            area.va,
+            &vcpu.runstate.record(),
+            update_flag,
+        );
     }
 }
 

@@ -1,15 +1,17 @@
 //! The machine as hypercall handlers and the instruction emulator see it.
 
 use super::domain::EventTable;
+use crate::arch::x86_64::paging::phys_to_virt;
 use crate::arch::x86_64::{cpu, guest, serial};
-use crate::event::shared::SharedInfo;
+use crate::event::shared::{DomainShared, MovedVcpuInfo, VcpuInfo};
 use crate::hypercall::Host;
 use crate::hypercall::event::{Sched, Timers, World};
+use crate::mm::Mfn;
 use crate::pv::emulate::PrivHost;
 use crate::pv::vcpu::PvVcpu;
 use crate::pvclock::PvClock;
 use core::sync::atomic::{AtomicU64, Ordering};
-use guest_abi::DomId;
+use guest_abi::{DomId, XenError};
 
 /// The highest machine frame number, set at boot.
 pub static MAX_MFN: AtomicU64 = AtomicU64::new(0);
@@ -18,8 +20,8 @@ pub static MAX_MFN: AtomicU64 = AtomicU64::new(0);
 pub struct KernelHost<'a> {
     /// Whether the running domain's console output is in the middle of a line.
     pub console_mid_line: &'a mut bool,
-    /// The running domain's shared-info page.
-    pub shared: &'static SharedInfo,
+    /// The running domain's entry in `events` (which holds its shared-info page).
+    pub event_slot: usize,
     /// The running domain's id.
     pub domain: crate::event::abi::DomId,
     /// The running vCPU's id.
@@ -34,6 +36,16 @@ pub struct KernelHost<'a> {
     pub timers: &'a mut Timers,
     /// The CPU's clock.
     pub clock: &'a PvClock,
+}
+
+impl KernelHost<'_> {
+    /// The running vCPU's `vcpu_info`.
+    pub fn vcpu_info(&self) -> &'static VcpuInfo {
+        let shared = self.shared();
+        shared
+            .vcpu_info(crate::event::abi::VcpuId(self.vcpu_id))
+            .unwrap_or(&shared.page().vcpu_info[0])
+    }
 }
 
 impl Host for KernelHost<'_> {
@@ -70,8 +82,37 @@ impl Host for KernelHost<'_> {
         guest::set_fpu_trap(ts);
     }
 
-    fn shared(&self) -> &'static SharedInfo {
-        self.shared
+    fn shared(&self) -> &DomainShared {
+        &self.events.domains[self.event_slot].shared
+    }
+
+    fn register_vcpu_info(&mut self, vcpu: u32, mfn: u64, offset: u32) -> Result<(), XenError> {
+        use crate::mm::pv::PageType;
+        let mut guard = super::mmu::MMU.lock();
+        let mmu = guard.as_mut().ok_or(XenError::NoSys)?;
+        let me = mmu
+            .lookup(crate::mm::pv::DomId(self.domain.0))
+            .ok_or(XenError::Srch)?;
+        // Xen answers -EINVAL for a frame that is not the caller's or cannot be writable.
+        super::mmu::honour(mmu.get_page_and_type(me, Mfn(mfn), PageType::Writable))
+            .map_err(|_| XenError::Inval)?;
+        let at = phys_to_virt(Mfn(mfn).addr() + u64::from(offset));
+        // SAFETY: the frame is the domain's RAM (direct-mapped), held with a writable type
+        // reference until the domain is destroyed, so it stays a plain data page; the caller
+        // checked that `offset` is 8-byte aligned and leaves room for the 64-byte structure,
+        // whose fields are all atomics (the guest writes them concurrently).
+        let info: &'static VcpuInfo = unsafe { &*(at as *const VcpuInfo) };
+        let shared = &mut self.events.domains[self.event_slot].shared;
+        if !shared.relocate(crate::event::abi::VcpuId(vcpu), MovedVcpuInfo { mfn, info }) {
+            super::mmu::honour(mmu.put_page_and_type(Mfn(mfn)));
+            return Err(XenError::Inval);
+        }
+        crate::pvclock::publish(&info.time, &self.clock.record(), 0);
+        Ok(())
+    }
+
+    fn m2p_frames(&self) -> (u64, u64) {
+        super::mmu::m2p_frames()
     }
 
     fn world(&mut self) -> World<'_, EventTable> {
@@ -142,9 +183,7 @@ impl PrivHost for KernelHost<'_> {
     }
 
     fn guest_cr2(&mut self) -> u64 {
-        self.shared.vcpu_info[self.vcpu_id as usize % crate::event::abi::MAX_VCPUS]
-            .arch_cr2
-            .load(Ordering::SeqCst)
+        self.vcpu_info().arch_cr2.load(Ordering::SeqCst)
     }
 
     fn sync_mode(&mut self, vcpu: &PvVcpu) {

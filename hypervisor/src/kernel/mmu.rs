@@ -17,6 +17,7 @@ use crate::mm::pv::{
 use crate::mm::{Mfn, PAGE_SIZE};
 use crate::pv::guest_mem::GuestMemory;
 use crate::pv::vcpu::PvVcpu;
+use core::sync::atomic::{AtomicU64, Ordering};
 use guest_abi::memory::{MemoryOp, XenMemoryReservation};
 use guest_abi::{Hypercall, XenError};
 use x86_64::registers::control::{Cr4, Cr4Flags};
@@ -132,6 +133,17 @@ pub type Mmu = FrameTable<KernelStore, KernelPool, KernelM2p>;
 /// The PV MMU, once memory is set up.
 pub static MMU: spin::Mutex<Option<Mmu>> = spin::Mutex::new(None);
 
+/// The first machine frame of the M2P table and its length in frames, set once at boot.
+static M2P_FRAMES: (AtomicU64, AtomicU64) = (AtomicU64::new(0), AtomicU64::new(0));
+
+/// The M2P table's machine frames: the first and how many (the run is contiguous).
+pub fn m2p_frames() -> (u64, u64) {
+    (
+        M2P_FRAMES.0.load(Ordering::Relaxed),
+        M2P_FRAMES.1.load(Ordering::Relaxed),
+    )
+}
+
 /// Why the PV MMU could not be set up.
 #[derive(Debug)]
 pub struct MmuInitError(&'static str);
@@ -176,6 +188,8 @@ pub fn init(
     table.fill(Pfn::INVALID.0);
     paging::map_m2p(frames, m2p_at.addr(), pages(m2p_bytes) * PAGE_SIZE)
         .map_err(|_| MmuInitError("cannot map the M2P table"))?;
+    M2P_FRAMES.0.store(m2p_at.0, Ordering::Relaxed);
+    M2P_FRAMES.1.store(pages(m2p_bytes), Ordering::Relaxed);
     let [phys_bits, ..] = crate::arch::x86_64::cpu::cpuid(0x8000_0008, 0);
     let io_frame_limit = 1u64 << ((phys_bits & 0xff).clamp(36, 52) - 12);
     let store = KernelStore {
@@ -470,6 +484,17 @@ pub fn load_guest_gdt(vcpu: &PvVcpu, previous_ents: u32) {
     crate::arch::x86_64::gdt::clear_guest_entries(done, previous_ents as usize);
 }
 
+/// Drops the references a vCPU's GDT holds on its frames (when its domain is destroyed).
+pub fn release_vcpu_frames(mmu: &mut Mmu, vcpu: &PvVcpu) {
+    for &f in vcpu
+        .gdt_frames
+        .iter()
+        .take((vcpu.gdt_ents as usize).div_ceil(512))
+    {
+        honour(mmu.put_page_and_type(Mfn(f)));
+    }
+}
+
 /// `set_gdt(frames, entries)`: the guest's GDT, validated as descriptor pages.
 fn set_gdt(
     mmu: &mut Mmu,
@@ -498,9 +523,7 @@ fn set_gdt(
         }
     }
     let old = vcpu.gdt_ents;
-    for &f in vcpu.gdt_frames.iter().take((old as usize).div_ceil(512)) {
-        honour(mmu.put_page_and_type(Mfn(f)));
-    }
+    release_vcpu_frames(mmu, vcpu);
     vcpu.gdt_frames = frames;
     vcpu.gdt_ents = entries as u32;
     load_guest_gdt(vcpu, old);

@@ -7,4 +7,5 @@ pub mod cpuid;
 pub mod emulate;
 pub mod guest_mem;
 pub mod hypercall_page;
+pub mod runstate;
 pub mod vcpu;

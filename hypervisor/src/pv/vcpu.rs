@@ -64,6 +64,10 @@ pub struct PvVcpu {
     pub gdt_frames: [u64; GDT_GUEST_FRAMES],
     /// Number of guest GDT entries (0: only the hypervisor's flat selectors).
     pub gdt_ents: u32,
+    /// Time spent running, runnable, blocked and offline.
+    pub runstate: crate::pv::runstate::RunstateClock,
+    /// Where the guest mirrors its runstate.
+    pub runstate_area: crate::pv::runstate::RunstateArea,
 }
 
 /// Frames a guest GDT may span: the 14 pages below the hypervisor's reserved entries.
@@ -95,6 +99,8 @@ impl Default for PvVcpu {
             mm: None,
             gdt_frames: [0; GDT_GUEST_FRAMES],
             gdt_ents: 0,
+            runstate: Default::default(),
+            runstate_area: Default::default(),
         }
     }
 }
