@@ -11,6 +11,7 @@
 #   BOOT_TIMEOUT  seconds before QEMU is stopped (default 120)
 #   XEN_ARGS      extra Xen command-line options (e.g. "dom0_mem=128M,max:128M")
 #   BOOT_LOG      also keep the serial output in this file
+#   BOOT_STDIN    set to 1 to connect stdin to the serial console
 #   XEN_BUILD_DIR where the Xen package is unpacked (default build/xen)
 #   QEMU_EXTRA    extra QEMU options (a later -cpu replaces -cpu max)
 #
@@ -100,12 +101,14 @@ main() {
         [ -n "${BOOT_LOG:-}" ] || rm -f "$log"
     }
 
+    stdin=/dev/null
+    [ "${BOOT_STDIN:-0}" = 1 ] && stdin=/dev/stdin
     # shellcheck disable=SC2086 # QEMU_EXTRA is a list of options
     timeout "$timeout_s" qemu-system-x86_64 -accel tcg -cpu max -m 512 \
         -display none -monitor none -serial stdio -no-reboot \
         -kernel "$xen" -initrd "$initrd" \
         -append "console=com1 com1=115200,8n1 dom0_mem=64M,max:64M noreboot guest_loglvl=all ${XEN_ARGS:-}" \
-        ${QEMU_EXTRA:-} < /dev/null > "$log" 2>&1 &
+        ${QEMU_EXTRA:-} < "$stdin" > "$log" 2>&1 &
     qemu=$!
     tail -n +1 -f --pid="$qemu" "$log" &
     tailer=$!

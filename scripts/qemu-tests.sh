@@ -6,6 +6,8 @@ set -uo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
+# shellcheck source=scripts/type-when.sh
+source scripts/type-when.sh
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
@@ -103,6 +105,22 @@ expect "PASS privop.cpuid forced emulation: leaf 0x40000000 signature"
 expect " passed, 0 failed"
 reject "FAIL "
 reject "(HV) ERROR"
+end_case
+
+# Serial input: a line for dom0 raises VIRQ_CONSOLE and is read back; Ctrl-A three times
+# switches to the hypervisor, whose 'q' key dumps the domains and raises VIRQ_DEBUG.
+BOOT_STDIN=1 boot_case serial-input 0 "dom0_mem=64M" "$selftest" serial-input \
+    < <(type_when "$work/serial-input.log" "selftest: waiting for serial input" 'ping' \
+        "selftest: waiting for debug key" '\001\001\001q\001\001\001')
+expect "PASS input.VIRQ_CONSOLE on serial input"
+expect "PASS input.console_io read returns the line"
+expect "*** Serial input to Xen (type 'CTRL-a' three times to switch input)"
+expect "'q' pressed -> dumping domain info"
+expect "Notifying guest 0:0 (virq 1, port"
+expect "PASS input.VIRQ_DEBUG on the 'q' debug key"
+expect "*** Serial input to DOM0"
+expect " passed, 0 failed"
+reject "FAIL "
 end_case
 
 boot_case hello-with-ramdisk 0 "" "$hello" -- "$ramdisk"

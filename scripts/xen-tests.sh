@@ -9,6 +9,8 @@ set -uo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root" || exit 1
+# shellcheck source=scripts/type-when.sh
+source scripts/type-when.sh
 
 passed=0
 failed=0
@@ -152,6 +154,15 @@ if cargo build -q -p selftest --target x86_64-unknown-none --release; then
         'vcpu.register_vcpu_info events land there'; do
         expect "selftest: PASS $check" "no such line" grep -qxF "PASS $check" "$logs/selftest.txt"
     done
+    # Serial input on Xen: VIRQ_CONSOLE with the line typed, VIRQ_DEBUG from the 'q' key.
+    BOOT_STDIN=1 boot serial-input "$selftest" serial-input \
+        < <(type_when "$logs/serial-input.log" "selftest: waiting for serial input" 'ping' \
+            "selftest: waiting for debug key" '\001\001\001q\001\001\001')
+    expect "serial-input: boot-xen exits 0" "status $status" [ "$status" -eq 0 ]
+    expect "serial-input: 0 failed" "see $logs/serial-input.txt" \
+        has serial-input '^[1-9][0-9]* passed, 0 failed$'
+    expect "serial-input: PASS input.VIRQ_DEBUG" "see $logs/serial-input.txt" \
+        grep -qxF "PASS input.VIRQ_DEBUG on the 'q' debug key" "$logs/serial-input.txt"
 else
     fail "selftest builds" "cargo build failed"
 fi

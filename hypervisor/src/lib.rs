@@ -19,6 +19,7 @@ extern crate alloc;
 
 pub mod acpi;
 pub mod cmdline;
+pub mod console_input;
 pub mod descriptors;
 pub mod event;
 pub mod hypercall;

@@ -103,6 +103,15 @@ extern "C" fn kernel_main(magic: u32, mbi_phys: u32) -> ! {
     init_memory(&boot, &features);
     init_acpi(&boot);
     init_time(&features);
+    if opts.serial_console {
+        pit::unmask_irq(pit::SERIAL_IRQ);
+        apic::route_legacy_pic();
+        serial::enable_rx_interrupt();
+        info!(
+            "Serial input: COM1 on IRQ {} (type 'CTRL-a' three times to switch input)",
+            pit::SERIAL_IRQ
+        );
+    }
     let cpuid_faulting = cpu::setup_for_guests();
     info!(
         "CPU: SSE/XSAVE on, Xen PAT, CPUID faulting {}",

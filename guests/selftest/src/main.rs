@@ -38,6 +38,8 @@ mod multicall;
 #[cfg(target_os = "none")]
 mod privop;
 #[cfg(target_os = "none")]
+mod serial_input;
+#[cfg(target_os = "none")]
 mod time;
 #[cfg(target_os = "none")]
 mod traps;
@@ -64,8 +66,8 @@ mod guest {
 
     use crate::check::{c_str, eq};
     use crate::{
-        VIRT_BASE, domain, events, exceptions, hypercalls, mmu, multicall, privop, time, traps,
-        user, vcpu_areas,
+        VIRT_BASE, domain, events, exceptions, hypercalls, mmu, multicall, privop, serial_input,
+        time, traps, user, vcpu_areas,
     };
 
     guest_abi::xen_elf_notes! {
@@ -93,6 +95,11 @@ mod guest {
         println!("selftest: start, {} pages", si.nr_pages);
         let mut r = Reporter::new(Console);
         r.check_eq("hypercall.set_trap_table", traps::install(), Ok(0));
+        if si.cmdline().windows(12).any(|w| w == b"serial-input") {
+            serial_input::run(&mut r, si);
+            r.finish();
+            hypercall::shutdown(ShutdownReason::Poweroff)
+        }
         hypercalls::run(&mut r, si);
         exceptions::bad_pointers(&mut r);
 

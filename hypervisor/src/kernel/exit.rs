@@ -38,6 +38,11 @@ fn arm_timer(until: u64, now: u64) {
     apic::arm_oneshot(until.saturating_sub(now).max(1));
 }
 
+/// Makes the next return to a guest go through the scheduler (an interrupt woke a vCPU).
+pub fn request_reschedule() {
+    NEED_RESCHED.store(true, Ordering::Relaxed);
+}
+
 /// Called from the timer interrupt.
 pub fn timer_tick() {
     // The one-shot has fired: nothing is armed until the scheduler or a guest's timer arms it.

@@ -67,7 +67,7 @@ impl Host for KernelHost<'_> {
     }
 
     fn console_read(&mut self, buf: &mut [u8]) -> usize {
-        serial::read_bytes(buf)
+        super::console::read_input(buf)
     }
 
     fn sync_mode(&mut self, vcpu: &PvVcpu) {

@@ -2,6 +2,7 @@
 //! the arch layer calls on every guest exit. This is the glue between the pure logic
 //! (`hypercall`, `pv`) and the machine (`arch`).
 
+pub mod console;
 pub mod dom0;
 pub mod domain;
 pub mod domctl;

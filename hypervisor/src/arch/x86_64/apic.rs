@@ -109,6 +109,14 @@ pub fn init(features: &Features) -> (&'static str, u32, u64) {
     (name, id, ticks_per_ms)
 }
 
+/// Lets the legacy PIC's interrupts in through LINT0 (virtual-wire mode, as firmware leaves
+/// it on PCs): the PIC supplies the vector, and it, not the LAPIC, takes the EOI.
+pub fn route_legacy_pic() {
+    const REG_LVT_LINT0: u32 = 0x350;
+    const DELIVERY_EXTINT: u32 = 0b111 << 8;
+    write(mode(), REG_LVT_LINT0, DELIVERY_EXTINT);
+}
+
 /// Arms the timer to fire once after `ns` nanoseconds (rounded up to one tick).
 pub fn arm_oneshot(ns: u64) {
     let Some(apic) = APIC.get() else { return };

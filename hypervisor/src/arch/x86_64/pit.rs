@@ -29,6 +29,28 @@ pub fn measure_tsc_hz(ms: u64) -> u64 {
     ticks * PIT_HZ / u64::from(count)
 }
 
+/// The legacy IRQ of COM1.
+pub const SERIAL_IRQ: u8 = 4;
+/// Vector of the master PIC's first line (see [`disable_legacy_pic`]).
+const MASTER_BASE: u8 = 0x20;
+/// Vector COM1's receive interrupt arrives on.
+pub const SERIAL_VECTOR: u8 = MASTER_BASE + SERIAL_IRQ;
+/// Vector of the master PIC's spurious interrupts (line 7).
+pub const SPURIOUS_VECTOR: u8 = MASTER_BASE + 7;
+
+/// Unmasks line `irq` (0–7) of the master PIC.
+pub fn unmask_irq(irq: u8) {
+    // SAFETY: the PIC's mask register belongs to the hypervisor; clearing one bit only lets
+    // that line's interrupt through, on a vector the trap handler expects.
+    unsafe { outb(0x21, inb(0x21) & !(1 << (irq & 7))) };
+}
+
+/// Acknowledges line `irq` of the master PIC (a specific EOI).
+pub fn eoi(irq: u8) {
+    // SAFETY: a specific end-of-interrupt command to the master PIC the hypervisor owns.
+    unsafe { outb(0x20, 0x60 | (irq & 7)) };
+}
+
 /// Remaps the two 8259 PICs to vectors 0x20–0x2f and masks every line: the hypervisor uses the
 /// local APIC, and a stray legacy interrupt must not look like an exception.
 pub fn disable_legacy_pic() {

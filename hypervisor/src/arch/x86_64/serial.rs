@@ -17,6 +17,19 @@ pub fn init() {
     *CONSOLE.lock() = uart;
 }
 
+/// Turns on COM1's receive interrupt (IRQ 4; `OUT2` gates the line to the PIC on PCs).
+pub fn enable_rx_interrupt() {
+    const IER: u16 = COM1 + 1;
+    const MCR: u16 = COM1 + 4;
+    const IER_RX_AVAILABLE: u8 = 1;
+    const MCR_OUT2: u8 = 1 << 3;
+    // SAFETY: COM1 belongs to the hypervisor; these writes only enable its receive interrupt.
+    unsafe {
+        super::cpu::outb(IER, IER_RX_AVAILABLE);
+        super::cpu::outb(MCR, super::cpu::inb(MCR) | MCR_OUT2);
+    }
+}
+
 /// Stops all console output (`console=none`).
 pub fn disable() {
     *CONSOLE.lock() = None;

@@ -89,7 +89,8 @@ pub fn init() {
 extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
     match frame.vector as u8 {
         apic::TIMER_VECTOR => apic::timer_interrupt(),
-        apic::SPURIOUS_VECTOR => {}
+        apic::SPURIOUS_VECTOR | super::pit::SPURIOUS_VECTOR => {}
+        super::pit::SERIAL_VECTOR => crate::kernel::console::serial_interrupt(),
         VECTOR_DOUBLE_FAULT | VECTOR_MACHINE_CHECK => fatal(frame),
         VECTOR_GP | VECTOR_PF if !frame.from_guest() && super::uaccess::fixup_fault(frame) => {
             return;
