@@ -165,6 +165,30 @@ pub struct GnttabQuerySize {
     pub _hole1: u16,
 }
 
+/// `struct gnttab_set_version`.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+#[repr(C)]
+pub struct GnttabSetVersion {
+    /// IN: the version wanted; OUT: the version in use.
+    pub version: u32,
+}
+
+/// `struct gnttab_get_version`.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+#[repr(C)]
+pub struct GnttabGetVersion {
+    /// IN: the domain.
+    pub dom: u16,
+    /// Padding.
+    pub pad: u16,
+    /// OUT: its grant table version.
+    pub version: u32,
+}
+
 /// `GNTMAP_device_map`: map for device access.
 pub const GNTMAP_DEVICE_MAP: u32 = 1 << 0;
 /// `GNTMAP_host_map`: map into the host's address space.

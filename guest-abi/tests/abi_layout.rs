@@ -254,6 +254,8 @@ fn all_checks() -> Checks {
         GnttabUnmapGrantRef = "struct gnttab_unmap_grant_ref" { host_addr, dev_bus_addr, handle, status, }
         GnttabSetupTable = "struct gnttab_setup_table" { dom, nr_frames, status, frame_list, }
         GnttabQuerySize = "struct gnttab_query_size" { dom, nr_frames, max_nr_frames, status, }
+        GnttabSetVersion = "struct gnttab_set_version" { version, }
+        GnttabGetVersion = "struct gnttab_get_version" { dom, pad, version, }
         XenconsInterface = "struct xencons_interface" {
             in_ => "in", out, in_cons, in_prod, out_cons, out_prod,
         }

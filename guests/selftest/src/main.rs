@@ -30,6 +30,8 @@ mod events;
 #[cfg(target_os = "none")]
 mod exceptions;
 #[cfg(target_os = "none")]
+mod grant;
+#[cfg(target_os = "none")]
 mod hypercalls;
 #[cfg(target_os = "none")]
 mod mmu;
@@ -66,8 +68,8 @@ mod guest {
 
     use crate::check::{c_str, eq};
     use crate::{
-        VIRT_BASE, domain, events, exceptions, hypercalls, mmu, multicall, privop, serial_input,
-        time, traps, user, vcpu_areas,
+        VIRT_BASE, domain, events, exceptions, grant, hypercalls, mmu, multicall, privop,
+        serial_input, time, traps, user, vcpu_areas,
     };
 
     guest_abi::xen_elf_notes! {
@@ -116,6 +118,7 @@ mod guest {
         exceptions::traps(&mut r, si);
         privop::run(&mut r, si);
         multicall::run(&mut r);
+        grant::run(&mut r);
         user::run(&mut r, si);
         mmu::run(&mut r, si, on_our_hypervisor());
         if events::run(&mut r).is_some() {

@@ -8,6 +8,7 @@
 
 mod console;
 pub mod event;
+pub mod grant;
 mod memory;
 mod multicall;
 mod sched;
@@ -48,6 +49,9 @@ pub trait Host {
     /// (`VCPUOP_register_vcpu_info` once its arguments are checked): the frame must take a
     /// writable type reference, which is kept; the time record is published there.
     fn register_vcpu_info(&mut self, vcpu: u32, mfn: u64, offset: u32) -> Result<(), XenError>;
+    /// Allocates a zeroed frame shared with domain `dom` (mappable writable by it, never a
+    /// page table), as a grant-table frame; `None` when memory is short.
+    fn alloc_shared_frame(&mut self, dom: DomId) -> Option<u64>;
     /// The machine frames of the M2P table: the first one and how many (the table is
     /// physically contiguous).
     fn m2p_frames(&self) -> (u64, u64);
@@ -90,6 +94,8 @@ pub struct DomainInfo {
     pub vm_assist: u64,
     /// The domain's handle (`xen_domain_handle_t`).
     pub handle: [u8; 16],
+    /// Its grant table's frames.
+    pub grant_frames: grant::GrantFrames,
 }
 
 impl DomainInfo {
@@ -221,6 +227,7 @@ pub fn dispatch<M: GuestMemory, H: Host>(
         Hypercall::VmAssist => traps::vm_assist(ctx, a0, a1),
         Hypercall::VcpuOp => vcpu::vcpu_op(ctx, a0, a1, a2),
         Hypercall::MemoryOp => memory::memory_op(ctx, a0, a1),
+        Hypercall::GrantTableOp => grant::grant_table_op(ctx, a0, a1, a2),
         Hypercall::MmuUpdate
         | Hypercall::MmuextOp
         | Hypercall::UpdateVaMapping

@@ -26,6 +26,7 @@ pub struct FakeHost {
     pub sched: Sched,
     pub timers: Timers,
     pub now: u64,
+    pub next_shared_frame: u64,
 }
 
 /// One domain (id 0, one vCPU) as event channels see it.
@@ -65,6 +66,10 @@ impl Host for FakeHost {
             .relocate(eabi::VcpuId(vcpu), MovedVcpuInfo { mfn, info })
             .then_some(())
             .ok_or(XenError::Inval)
+    }
+    fn alloc_shared_frame(&mut self, _dom: DomId) -> Option<u64> {
+        self.next_shared_frame += 1;
+        Some(self.next_shared_frame)
     }
     fn m2p_frames(&self) -> (u64, u64) {
         (0x400, 0x300)
@@ -195,6 +200,7 @@ impl Fixture {
                 nr_vcpus: 1,
                 vm_assist: 0,
                 handle: [0; 16],
+                grant_frames: Default::default(),
             },
             mem,
             host: FakeHost {
@@ -216,6 +222,7 @@ impl Fixture {
                 sched,
                 timers: Timers::new(),
                 now: 1_000_000,
+                next_shared_frame: 0x5000,
             },
             action: Action::Resume,
         }

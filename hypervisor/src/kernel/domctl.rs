@@ -265,6 +265,7 @@ fn create(m: &mut Machine, requested: u16, c: &XenDomctlCreatedomain) -> Result<
             nr_vcpus: c.max_vcpus,
             vm_assist: 0,
             handle: c.handle,
+            grant_frames: Default::default(),
         },
         p2m: Vec::new(),
         shared_info,
@@ -309,10 +310,9 @@ fn destroy(m: &mut Machine, dom: u16) -> Result<(), XenError> {
         honour(mmu.put_page_and_type(Mfn(mfn)));
     }
     let report = honour(mmu.destroy_domain(d.mm, &mut vmms)).map_err(mm_errno)?;
-    if mmu.unshare_hypervisor_frame(d.shared_info).is_ok()
-        && let Some(f) = FRAMES.lock().as_mut()
-    {
-        let _ = f.free(d.shared_info);
+    super::mmu::free_shared_frame(mmu, d.shared_info);
+    for &f in d.info.grant_frames.frames() {
+        super::mmu::free_shared_frame(mmu, Mfn(f));
     }
     info!(
         "Domain {dom} destroyed ({} frames freed, {} still referenced)",

@@ -111,6 +111,10 @@ impl Host for KernelHost<'_> {
         Ok(())
     }
 
+    fn alloc_shared_frame(&mut self, dom: DomId) -> Option<u64> {
+        super::mmu::alloc_shared_frame(dom.0).map(|m| m.0)
+    }
+
     fn m2p_frames(&self) -> (u64, u64) {
         super::mmu::m2p_frames()
     }

@@ -484,6 +484,36 @@ pub fn load_guest_gdt(vcpu: &PvVcpu, previous_ents: u32) {
     crate::arch::x86_64::gdt::clear_guest_entries(done, previous_ents as usize);
 }
 
+/// Allocates a zeroed frame and shares it writable with domain `dom` (a grant-table frame);
+/// `None` when memory is short.
+pub fn alloc_shared_frame(dom: u16) -> Option<Mfn> {
+    let mut guard = MMU.lock();
+    let mmu = guard.as_mut()?;
+    let mfn = FRAMES.lock().as_mut()?.alloc().ok()?;
+    // SAFETY: a frame just allocated for this purpose alone, direct-mapped.
+    unsafe { core::ptr::write_bytes(phys_to_virt(mfn.addr()) as *mut u8, 0, 4096) };
+    if mmu
+        .share_hypervisor_frame(mfn, mmpv::DomId(dom), true)
+        .is_err()
+    {
+        if let Some(f) = FRAMES.lock().as_mut() {
+            let _ = f.free(mfn);
+        }
+        return None;
+    }
+    Some(mfn)
+}
+
+/// Takes back a frame shared with a domain and frees it, once nothing maps it (a mapping
+/// left behind keeps it, as Xen keeps a page with references).
+pub fn free_shared_frame(mmu: &mut Mmu, mfn: Mfn) {
+    if mmu.unshare_hypervisor_frame(mfn).is_ok()
+        && let Some(f) = FRAMES.lock().as_mut()
+    {
+        let _ = f.free(mfn);
+    }
+}
+
 /// Drops the references a vCPU's GDT holds on its frames (when its domain is destroyed).
 pub fn release_vcpu_frames(mmu: &mut Mmu, vcpu: &PvVcpu) {
     for &f in vcpu
