@@ -432,6 +432,12 @@ def ts_rows():
     return rows
 
 hvf = re.search(r"Hypervisor frames: (.*)", read("ours.log") + read("ts-ours.log"))
+if read("ts-ours.log") or read("ts-xen.log"):
+    print()
+    print("\n".join(["| toolstack | ours | Xen 4.17 | ours/Xen |", "|---|---|---|---|"] + ts_rows()))
+if hvf:
+    print()
+    print("our hypervisor's frames: %s" % hvf.group(1))
 
 out = [BEGIN, "", "## Results", ""]
 out += ["Measured %s on %s (QEMU TCG, one vCPU)." % (versions.get("date", "?"), versions.get("host", "?")),
