@@ -261,7 +261,9 @@ fn init_memory(boot: &BootInformation<'_>, features: &cpu::Features) {
         usable_bytes >> 20,
         frames.free_frames()
     );
+    let free_at_start = frames.free_frames();
 
+    let page_tables_from = frames.free_frames();
     match paging::init(&mut frames, phys_end, features) {
         Ok(mapped) => info!(
             "Direct map: {} MiB at {:#x}",
@@ -274,6 +276,7 @@ fn init_memory(boot: &BootInformation<'_>, features: &cpu::Features) {
         }
     }
 
+    let page_tables = page_tables_from - frames.free_frames();
     match frames.alloc_contiguous(HEAP_SIZE / PAGE_SIZE, 1) {
         Ok(start) => {
             // SAFETY: the frames were just allocated for the heap alone and are direct-mapped.
@@ -291,6 +294,7 @@ fn init_memory(boot: &BootInformation<'_>, features: &cpu::Features) {
         }
     }
     let max_frame = frames.max_frame();
+    let tables_from = frames.free_frames();
     if let Err(e) = hypervisor::kernel::mmu::init(&mut frames, max_frame, io.as_slice()) {
         error!("boot: {e}");
         power::crash();
@@ -298,6 +302,16 @@ fn init_memory(boot: &BootInformation<'_>, features: &cpu::Features) {
     info!(
         "PV MMU: frame table and M2P for {} frames",
         frames.max_frame() + 1
+    );
+    // The hypervisor's own frames, for docs/PERFORMANCE.md (scripts/bench.sh reads it).
+    let image_frames = image.len().div_ceil(PAGE_SIZE);
+    let bitmap_frames = (2 * bitmap_bytes).div_ceil(PAGE_SIZE);
+    info!(
+        "Hypervisor frames: image {image_frames}, frame bitmaps {bitmap_frames}, page tables \
+         {page_tables}, heap {}, frame table and M2P {}; total {}",
+        HEAP_SIZE / PAGE_SIZE,
+        tables_from - frames.free_frames(),
+        image_frames + bitmap_frames + free_at_start - frames.free_frames()
     );
     *FRAMES.lock() = Some(frames);
 }

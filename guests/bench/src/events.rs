@@ -5,17 +5,18 @@
 //! `EVTCHNOP_bind_interdomain(DOMID_SELF, a)` gives port `b`, its other end. A send on `b`
 //! makes `a` pending, which raises an upcall when `a` and the vCPU's events are unmasked.
 
-use core::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering, fence};
 
 use guest_abi::callback::{CallbackRegister, CallbackType};
-use guest_abi::event_channel::{EvtchnAllocUnbound, EvtchnBindInterdomain};
+use guest_abi::event_channel::{EvtchnAllocUnbound, EvtchnBindInterdomain, EvtchnBindVirq};
 use guest_abi::runtime::hypercall;
-use guest_abi::xen::{SharedInfo, UVMF_INVLPG};
+use guest_abi::xen::{SharedInfo, UVMF_INVLPG, VcpuTimeInfo, Virq};
 use guest_abi::{DomId, PAGE_SHIFT, VirtAddr};
 
 use crate::asm::Entry;
 use crate::pt::{DATA, Spare};
 use crate::run::Error;
+use crate::stats;
 
 /// The shared info page once mapped (0 before).
 static SHARED: AtomicU64 = AtomicU64::new(0);
@@ -25,6 +26,10 @@ static COUNTED_PORT: AtomicU64 = AtomicU64::new(0);
 pub static UPCALLS: AtomicU64 = AtomicU64::new(0);
 /// Other ports found pending by the upcall.
 pub static OTHER_EVENTS: AtomicU64 = AtomicU64::new(0);
+/// The port `VIRQ_TIMER` is bound to (0: none), whose upcall [`TIMER_TSC`] records.
+static TIMER_PORT: AtomicU64 = AtomicU64::new(0);
+/// The TSC when the upcall last found [`TIMER_PORT`] pending (0: not since cleared).
+pub static TIMER_TSC: AtomicU64 = AtomicU64::new(0);
 
 fn shared() -> Option<*mut SharedInfo> {
     match SHARED.load(Ordering::Relaxed) {
@@ -88,6 +93,11 @@ pub fn mask_port(port: u64, masked: bool) {
     }
 }
 
+/// Whether `port` is pending.
+pub fn is_pending(port: u64) -> bool {
+    word(false, port).is_some_and(|w| w.load(Ordering::SeqCst) & (1u64 << (port % 64)) != 0)
+}
+
 /// Clears `port`'s pending bit.
 pub fn clear_pending(port: u64) {
     if let Some(w) = word(false, port) {
@@ -107,9 +117,11 @@ pub extern "C" fn upcall() {
             AtomicU64::from_ptr(&raw mut (*p).vcpu_info[0].evtchn_pending_sel),
         )
     };
+    let tsc = crate::run::rdtsc();
     pending_flag.store(0, Ordering::SeqCst);
     let mut words = sel.swap(0, Ordering::SeqCst);
     let counted = COUNTED_PORT.load(Ordering::Relaxed);
+    let timer = TIMER_PORT.load(Ordering::Relaxed);
     while words != 0 {
         let w = u64::from(words.trailing_zeros());
         words &= words - 1;
@@ -123,6 +135,8 @@ pub extern "C" fn upcall() {
             ports &= ports - 1;
             if port == counted && counted != 0 {
                 UPCALLS.fetch_add(1, Ordering::Relaxed);
+            } else if port == timer && timer != 0 {
+                TIMER_TSC.store(tsc, Ordering::Relaxed);
             } else {
                 OTHER_EVENTS.fetch_add(1, Ordering::Relaxed);
             }
@@ -184,6 +198,62 @@ pub fn setup() -> Result<Loopback, Error> {
     }
     COUNTED_PORT.store(lb.receiver, Ordering::Relaxed);
     Ok(lb)
+}
+
+/// Binds `VIRQ_TIMER` to a new port (masked, not pending), whose upcalls record the TSC
+/// in [`TIMER_TSC`].
+pub fn bind_timer() -> Result<u64, Error> {
+    let mut bind = EvtchnBindVirq {
+        virq: Virq::Timer as u32,
+        vcpu: 0,
+        port: 0,
+    };
+    hypercall::event_channel_op(&mut bind).map_err(|e| Error::xen("evtchn_bind_virq(TIMER)", e))?;
+    let port = u64::from(bind.port);
+    mask_port(port, true);
+    clear_pending(port);
+    TIMER_PORT.store(port, Ordering::Relaxed);
+    Ok(port)
+}
+
+/// vCPU 0's pvclock record, read consistently (an even `version` that did not change).
+fn time_info() -> Option<VcpuTimeInfo> {
+    let p = shared()?;
+    // SAFETY: only the record's address is taken; the shared info page stays mapped.
+    let time = unsafe { &raw const (*p).vcpu_info[0].time };
+    loop {
+        // SAFETY: the record is in the mapped shared info page and the hypervisor rewrites
+        // it at any time: `version` is read atomically (odd while it is updated), the rest
+        // volatile, then `version` again to check that nothing changed in between.
+        let (v0, t, v1) = unsafe {
+            let version = AtomicU32::from_ptr((&raw const (*time).version).cast_mut());
+            let v0 = version.load(Ordering::Acquire);
+            let t = time.read_volatile();
+            fence(Ordering::Acquire);
+            (v0, t, version.load(Ordering::Acquire))
+        };
+        if v0 % 2 == 0 && v0 == v1 {
+            return Some(t);
+        }
+    }
+}
+
+/// System time in ns (pvclock) at TSC value `tsc`; 0 before the shared info page is
+/// mapped.
+pub fn tsc_to_ns(tsc: u64) -> u64 {
+    time_info().map_or(0, |t| {
+        stats::pvclock_ns(
+            t.system_time,
+            tsc.wrapping_sub(t.tsc_timestamp),
+            t.tsc_to_system_mul,
+            t.tsc_shift,
+        )
+    })
+}
+
+/// System time in ns now.
+pub fn now_ns() -> u64 {
+    tsc_to_ns(crate::run::rdtsc())
 }
 
 /// vCPU 0's pvclock record: `tsc_to_system_mul` and `tsc_shift`.

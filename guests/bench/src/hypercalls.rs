@@ -19,7 +19,8 @@ use crate::run::{Error, Spec, bench, bench_each, failed};
 /// Calls in the multicall benchmark.
 const MULTICALL_LEN: usize = 32;
 
-pub fn run() {
+/// Runs these benchmarks; returns the loopback channel (or why there is none).
+pub fn run() -> Result<Loopback, Error> {
     bench_each(Spec::new("loop_empty", 1000), |i| {
         core::hint::black_box(i);
         Ok(())
@@ -42,7 +43,8 @@ pub fn run() {
             .map(drop)
             .map_err(|e| Error::xen("mmuext_op(TLB_FLUSH_LOCAL)", e))
     });
-    match events::setup() {
+    let lb = events::setup();
+    match lb {
         Ok(lb) => {
             bench_masked_send(lb);
             bench_upcall(lb);
@@ -53,6 +55,7 @@ pub fn run() {
         }
     }
     bench_fpu();
+    lb
 }
 
 /// `xen_version(XENVER_version)`, the cheapest hypercall.

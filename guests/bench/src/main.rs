@@ -16,6 +16,14 @@
 //! the others still run. The command-line word `boot-only` makes it power off at once (for
 //! timing the boot).
 //!
+//! As a domU (built by the dom0 toolstack, `scripts/bench.sh`'s toolstack run) it measures
+//! the switch between domains, by its command-line word: `yield-peer` loops in
+//! `SCHEDOP_yield` until destroyed; `yield-alone` and `yield-switch` time `SCHEDOP_yield`
+//! (as `domu_yield_alone` and `domain_switch_roundtrip`), print `BENCH-DONE` and wait to be
+//! destroyed (so that the toolstack reads the output before the domain goes).
+//! Started while a `yield-peer` domain runs, each yield of `yield-switch` runs the other
+//! domain's loop once: two domain switches and two yields per operation.
+//!
 //! Safety: guest-abi's runtime assumptions hold (a PV guest started by the hypervisor, one
 //! vCPU); events stay masked except inside the event round-trip benchmark. `asm` says how
 //! its handlers cooperate with the Rust code; `pt` owns the spare pages that become page
@@ -37,6 +45,8 @@ mod run;
 #[cfg(any(target_os = "none", test))]
 mod stats;
 #[cfg(target_os = "none")]
+mod timing;
+#[cfg(target_os = "none")]
 mod user;
 
 /// Where the bootstrap region starts (`XEN_ELFNOTE_VIRT_BASE`).
@@ -45,14 +55,15 @@ const VIRT_BASE: u64 = 0xffff_ffff_8000_0000;
 
 #[cfg(target_os = "none")]
 mod guest {
+    use guest_abi::event_channel::EvtchnAllocUnbound;
     use guest_abi::runtime::hypercall;
     use guest_abi::sched::ShutdownReason;
     use guest_abi::version::XenVersionOp;
     use guest_abi::xen::StartInfo;
-    use guest_abi::{XenFeature, println};
+    use guest_abi::{DomId, EvtchnPort, XenFeature, println};
 
-    use crate::run::{Error, failed};
-    use crate::{VIRT_BASE, asm, events, hypercalls, mmu, stats, user};
+    use crate::run::{Error, Spec, bench_each, failed};
+    use crate::{VIRT_BASE, asm, events, hypercalls, mmu, stats, timing, user};
 
     guest_abi::xen_elf_notes! {
         guest_os: "bench",
@@ -69,11 +80,8 @@ mod guest {
 
     fn main(si: &'static StartInfo) {
         println!("bench: start, {} pages", si.nr_pages);
-        if si
-            .cmdline()
-            .split(|&b| b == b' ')
-            .any(|w| w == b"boot-only")
-        {
+        let word = |w: &[u8]| si.cmdline().split(|&b| b == b' ').any(|c| c == w);
+        if word(b"boot-only") {
             println!("bench: boot-only, powering off");
             hypercall::shutdown(ShutdownReason::Poweroff)
         }
@@ -84,13 +92,51 @@ mod guest {
             failed("setup", e);
         }
         info();
-
-        hypercalls::run();
-        mmu::run();
-        user::run();
-
+        if word(b"yield-peer") {
+            loop {
+                let _ = hypercall::sched_yield();
+            }
+        }
+        let domu_yield = if word(b"yield-alone") {
+            Some("domu_yield_alone")
+        } else if word(b"yield-switch") {
+            Some("domain_switch_roundtrip")
+        } else {
+            None
+        };
+        if let Some(name) = domu_yield {
+            bench_each(Spec::new(name, 200), |_| {
+                hypercall::sched_yield()
+                    .map(drop)
+                    .map_err(|e| Error::xen("sched_op(yield)", e))
+            });
+            println!("BENCH-DONE");
+            wait_forever();
+        } else {
+            let lb = hypercalls::run();
+            mmu::run();
+            user::run();
+            timing::run(lb);
+        }
         println!("BENCH-DONE");
         hypercall::shutdown(ShutdownReason::Poweroff)
+    }
+
+    /// Blocks until the domain is destroyed: `SCHEDOP_poll` on a port of its own that
+    /// nothing sends to (yields if there is none).
+    fn wait_forever() -> ! {
+        let mut alloc = EvtchnAllocUnbound {
+            dom: DomId::SELF.0,
+            remote_dom: 0,
+            port: 0,
+        };
+        let port = hypercall::event_channel_op(&mut alloc).map(|_| EvtchnPort(alloc.port));
+        loop {
+            let _ = match port {
+                Ok(port) => hypercall::sched_poll(&[port], 0),
+                Err(_) => hypercall::sched_yield(),
+            };
+        }
     }
 
     /// `BENCH-INFO`: the hypervisor's version and the TSC rate (1 GHz under icount).

@@ -116,7 +116,7 @@ pub fn bench(spec: Spec, mut run: impl FnMut(u32) -> Result<(), Error>) {
     };
     let guard = asm::guarded(&mut || result = timed());
     let result = guard.map_err(Error::Trap).and(result);
-    report(spec, result.map(|()| samples));
+    report(spec, "tsc", result.map(|()| samples));
 }
 
 /// [`bench`] for a body that performs one iteration (given its index).
@@ -129,17 +129,38 @@ pub fn bench_each(spec: Spec, mut body: impl FnMut(u32) -> Result<(), Error>) {
     });
 }
 
+/// Runs a benchmark whose repetitions are single measurements `sample()` (a warm-up, then
+/// [`REPS`] of them) in `unit`, and prints its line like [`bench`]'s.
+pub fn bench_samples(
+    name: &'static str,
+    unit: &str,
+    mut sample: impl FnMut() -> Result<u64, Error>,
+) {
+    let mut samples = [0u64; REPS];
+    let mut result = Ok(());
+    let mut timed = || -> Result<(), Error> {
+        sample()?;
+        for s in samples.iter_mut() {
+            *s = sample()?;
+        }
+        Ok(())
+    };
+    let guard = asm::guarded(&mut || result = timed());
+    let result = guard.map_err(Error::Trap).and(result);
+    report(Spec::new(name, 1), unit, result.map(|()| samples));
+}
+
 /// Prints the line of a benchmark that could not even be set up.
 pub fn failed(name: &str, err: Error) {
     println!("BENCH {name} error={err}");
 }
 
-fn report(spec: Spec, result: Result<[u64; REPS], Error>) {
+fn report(spec: Spec, unit: &str, result: Result<[u64; REPS], Error>) {
     match result {
         Ok(mut samples) => {
             let s = summarize(&mut samples).expect("REPS > 0");
             println!(
-                "BENCH {} median={} min={} max={} iters={} reps={} unit=tsc",
+                "BENCH {} median={} min={} max={} iters={} reps={} unit={unit}",
                 spec.name,
                 s.median,
                 s.min,

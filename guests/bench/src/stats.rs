@@ -44,6 +44,23 @@ pub fn tsc_khz(mul: u32, shift: i8) -> Option<u64> {
     })
 }
 
+/// The pvclock formula: system time `system_time` plus `delta` TSC ticks, scaled by
+/// `(delta << shift) * mul >> 32` (a right shift for a negative `shift`).
+pub fn pvclock_ns(system_time: u64, delta: u64, mul: u32, shift: i8) -> u64 {
+    let delta = if shift >= 0 {
+        delta << shift.min(63)
+    } else {
+        delta >> (-shift).min(63)
+    };
+    let scaled = (u128::from(delta) * u128::from(mul)) >> 32;
+    system_time.wrapping_add(scaled as u64)
+}
+
+/// How late `at` is against `deadline` (0 if early).
+pub fn lateness(at: u64, deadline: u64) -> u64 {
+    at.saturating_sub(deadline)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -69,6 +86,17 @@ mod tests {
         assert_eq!(per_op(1000, 3), 333);
         assert_eq!(per_op(1001, 2), 501);
         assert_eq!(per_op(7, 0), 7);
+    }
+
+    #[test]
+    fn pvclock_scales_and_shifts() {
+        // 1 GHz TSC: mul 2^31, shift 1 gives one ns per tick.
+        assert_eq!(pvclock_ns(1000, 250, 1 << 31, 1), 1250);
+        // 2 GHz: shift 0, half a ns per tick.
+        assert_eq!(pvclock_ns(0, 250, 1 << 31, 0), 125);
+        assert_eq!(pvclock_ns(0, 1000, 1 << 31, -1), 250);
+        assert_eq!(lateness(1500, 1000), 500);
+        assert_eq!(lateness(900, 1000), 0);
     }
 
     #[test]

@@ -19,11 +19,28 @@ use events::Events;
 /// The machine under the session: the hypervisor console and event channels.
 struct Console {
     events: Events,
+    /// `stamps` on the command line: each line of the session's output starts with
+    /// `@NS ` (pvclock system time in ns when its first byte was written), for
+    /// `scripts/bench.sh` to time the toolstack's operations.
+    stamps: bool,
+    /// The next byte written starts a line.
+    line_start: bool,
 }
 
 impl Machine for Console {
     fn write(&mut self, bytes: &[u8]) {
-        let _ = console::Console.write_bytes(bytes);
+        if !self.stamps {
+            let _ = console::Console.write_bytes(bytes);
+            return;
+        }
+        for piece in bytes.split_inclusive(|&b| b == b'\n') {
+            if self.line_start {
+                let stamp = alloc::format!("@{} ", self.events.now_ns());
+                let _ = console::Console.write_bytes(stamp.as_bytes());
+            }
+            let _ = console::Console.write_bytes(piece);
+            self.line_start = piece.ends_with(b"\n");
+        }
     }
 
     fn read(&mut self, buf: &mut [u8]) -> usize {
@@ -88,7 +105,13 @@ pub fn main(si: &'static StartInfo) {
     let files = archive(si);
     let cmdline = core::str::from_utf8(si.cmdline()).unwrap_or("");
     let script = session::script_path(cmdline).map(|path| (path, files.file(path)));
-    let mut s = Session::new(Toolstack::new(xen::Xen, files), Console { events });
+    let stamps = cmdline.split_ascii_whitespace().any(|w| w == "stamps");
+    let console = Console {
+        events,
+        stamps,
+        line_start: true,
+    };
+    let mut s = Session::new(Toolstack::new(xen::Xen, files), console);
     match script {
         Some((path, Ok(bytes))) => {
             println!("dom0: running the commands in {path}");
