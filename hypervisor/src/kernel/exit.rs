@@ -438,6 +438,8 @@ fn switch_to(m: &mut Machine, prev: VcpuRef, next: VcpuRef, now: u64) {
     let frame = unsafe { &mut *crate::arch::x86_64::entry::guest_frame() };
     crate::arch::x86_64::guest::set_fpu_trap(false);
     let prev_state = runstate_of(m.sched.run_state(prev));
+    // The guest GDT entries in the CPU's GDT are prev's (all of them if prev is gone).
+    let mut loaded_gdt_ents = crate::pv::vcpu::GDT_GUEST_FRAMES as u32 * 512;
     if let Some(d) = m.domain_mut(prev.domain.0) {
         let flag = runstate_update_flag(&d.info);
         if let Some(v) = d.vcpus.get_mut(prev.vcpu.0 as usize) {
@@ -445,6 +447,7 @@ fn switch_to(m: &mut Machine, prev: VcpuRef, next: VcpuRef, now: u64) {
             fpu::save(&mut v.fpu);
             // Its page tables are still the live ones.
             v.pv.runstate.change(prev_state, now);
+            loaded_gdt_ents = v.pv.gdt_ents;
             update_runstate_area(&mut v.pv, flag);
         }
     }
@@ -471,7 +474,7 @@ fn switch_to(m: &mut Machine, prev: VcpuRef, next: VcpuRef, now: u64) {
     };
     *frame = v.regs;
     fpu::restore(&v.fpu);
-    super::mmu::load_guest_gdt(&v.pv, crate::pv::vcpu::GDT_GUEST_FRAMES as u32 * 512);
+    super::mmu::load_guest_gdt(&v.pv, loaded_gdt_ents);
     crate::arch::x86_64::guest::load_mode(&v.pv);
     crate::arch::x86_64::guest::set_fs_base(v.pv.fs_base);
     // Guest user mappings are global: another domain's must not survive the switch.
