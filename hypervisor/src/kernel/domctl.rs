@@ -10,7 +10,9 @@ use crate::event::abi as eabi;
 use crate::event::channel::{Channel, EventChannels};
 use crate::hypercall::{DomainInfo, HcResult};
 use crate::mm::Mfn;
-use crate::mm::pv::{self as mmpv, DomainConfig, MmuextCmd, MmuextOp, VcpuMm};
+use crate::mm::pv::{
+    self as mmpv, DomainConfig, MmuextCmd, MmuextOp, Teardown, TeardownLimits, VcpuMm,
+};
 use crate::pv::guest_mem::{GuestMemory, is_canonical};
 use crate::pv::hypercall_page;
 use crate::pv::vcpu::{Callback, PvVcpu};
@@ -73,6 +75,9 @@ pub fn domctl(caller: &DomainInfo, arg: u64) -> HcResult {
             destroy(m, op.domain)?;
             false
         }
+        // A dying domain never runs again: pausing it changes nothing (Xen counts the pause
+        // and answers 0).
+        DomctlCmd::Pausedomain | DomctlCmd::Unpausedomain if dying(m, op.domain) => false,
         DomctlCmd::Pausedomain => {
             target(m, op.domain)?;
             m.sched
@@ -98,7 +103,7 @@ pub fn domctl(caller: &DomainInfo, arg: u64) -> HcResult {
         }
         DomctlCmd::MaxMem => {
             let mm: XenDomctlMaxMem = op.u.read().ok_or(XenError::Inval)?;
-            let dom = target(m, op.domain)?;
+            let dom = live_target(m, op.domain)?;
             let pages = mm.max_memkb / 4;
             let d = m.domain_mut(dom).ok_or(XenError::Srch)?;
             let mut mmu = MMU.lock();
@@ -111,7 +116,7 @@ pub fn domctl(caller: &DomainInfo, arg: u64) -> HcResult {
         }
         DomctlCmd::MaxVcpus => {
             let mv: XenDomctlMaxVcpus = op.u.read().ok_or(XenError::Inval)?;
-            let dom = target(m, op.domain)?;
+            let dom = live_target(m, op.domain)?;
             let d = m.domain_mut(dom).ok_or(XenError::Srch)?;
             // vCPUs are created with the domain (as in Xen 4.17); this only confirms the number.
             if mv.max != d.info.nr_vcpus {
@@ -121,21 +126,21 @@ pub fn domctl(caller: &DomainInfo, arg: u64) -> HcResult {
         }
         DomctlCmd::Setvcpucontext => {
             let vc: XenDomctlVcpucontext = op.u.read().ok_or(XenError::Inval)?;
-            let dom = target(m, op.domain)?;
+            let dom = live_target(m, op.domain)?;
             let ctxt: VcpuGuestContext = CurrentGuest.read_obj(vc.ctxt)?;
             set_vcpu_context(m, dom, vc.vcpu, &ctxt)?;
             false
         }
         DomctlCmd::Getvcpucontext => {
             let vc: XenDomctlVcpucontext = op.u.read().ok_or(XenError::Inval)?;
-            let dom = target(m, op.domain)?;
+            let dom = live_target(m, op.domain)?;
             let ctxt = vcpu_context(m, dom, vc.vcpu)?;
             CurrentGuest.write_obj(vc.ctxt, &ctxt)?;
             false
         }
         DomctlCmd::HypercallInit => {
             let gmfn: u64 = op.u.read().ok_or(XenError::Inval)?;
-            let dom = target(m, op.domain)?;
+            let dom = live_target(m, op.domain)?;
             hypercall_init(m, dom, Mfn(gmfn))?;
             false
         }
@@ -146,6 +151,22 @@ pub fn domctl(caller: &DomainInfo, arg: u64) -> HcResult {
         CurrentGuest.write_obj(arg, &op)?;
     }
     Ok(0)
+}
+
+/// Whether `dom` is being destroyed.
+fn dying(m: &Machine, dom: u16) -> bool {
+    m.index_of(dom)
+        .is_some_and(|i| m.domains[i].teardown.is_some())
+}
+
+/// Resolves the target of a domctl that changes a domain's state or memory: an existing domain
+/// other than dom0 itself that is not being destroyed (`EINVAL` for a dying one).
+fn live_target(m: &Machine, dom: u16) -> Result<u16, XenError> {
+    target(m, dom)?;
+    if dying(m, dom) {
+        return Err(XenError::Inval);
+    }
+    Ok(dom)
 }
 
 /// Resolves a domctl's target: an existing domain other than dom0 itself.
@@ -271,36 +292,65 @@ fn create(m: &mut Machine, requested: u16, c: &XenDomctlCreatedomain) -> Result<
         mm: d,
         shutdown: None,
         console_mid_line: false,
+        teardown: None,
     }));
     info!("Domain {id} created ({} vCPUs)", c.max_vcpus);
     Ok(id)
 }
 
-/// `XEN_DOMCTL_destroydomain`: closes its event channels, cancels its timers, takes it off the
-/// scheduler and gives every frame back to the pool.
+/// How much of a domain's memory one `destroydomain` call releases before the call is
+/// continued: frame records examined and frames released (as `REQUESTS_PER_PASS` bounds an
+/// MMU batch).
+const TEARDOWN_LIMITS: TeardownLimits = TeardownLimits {
+    records: 32 * 1024,
+    releases: 1024,
+};
+
+/// `XEN_DOMCTL_destroydomain`, Xen's `domain_kill`: the first call makes the domain dying
+/// (it is taken off the scheduler for good, its timers are cancelled and its event channels
+/// closed, so peers see their ends unbound), then each call releases a bounded part of its
+/// memory ([`TEARDOWN_LIMITS`]) and answers [`XenError::Restart`] while some is left: the
+/// hypercall is continued (re-executed by the caller) until the last call removes the domain
+/// and gives its shared-info frame back.
 fn destroy(m: &mut Machine, dom: u16) -> Result<(), XenError> {
     target(m, dom)?;
     if dom == m.current {
         return Err(XenError::Busy);
     }
     let eid = eabi::DomId(dom);
-    crate::event::ops::close_all(&mut m.events, eid);
-    m.events.domains.retain(|e| e.id != eid);
     let index = m.index_of(dom).ok_or(XenError::Srch)?;
-    let mut d = m.domains.remove(index);
-    for v in &d.vcpus {
-        m.timers.cancel_vcpu(vcpu_ref(eid, eabi::VcpuId(v.id)));
+    if m.domains[index].teardown.is_none() {
+        crate::event::ops::kill(&mut m.events, eid);
+        for v in &m.domains[index].vcpus {
+            m.timers.cancel_vcpu(vcpu_ref(eid, eabi::VcpuId(v.id)));
+        }
+        let _ = m.sched.remove_domain(eid);
+        m.domains[index].teardown = Some(Teardown::default());
     }
-    let _ = m.sched.remove_domain(eid);
-    let mut vmms: Vec<VcpuMm> = d.vcpus.iter_mut().filter_map(|v| v.pv.mm.take()).collect();
+    let d = &mut m.domains[index];
+    let mut teardown = d.teardown.unwrap_or_default();
+    let mut vmms: Vec<VcpuMm> = d.vcpus.iter().filter_map(|v| v.pv.mm).collect();
     let mut guard = MMU.lock();
     let mmu = guard.as_mut().ok_or(XenError::NoSys)?;
-    let report = honour(mmu.destroy_domain(d.mm, &mut vmms)).map_err(mm_errno)?;
-    if mmu.unshare_hypervisor_frame(d.shared_info).is_ok()
+    let step = mmu.destroy_domain_step(d.mm, &mut vmms, &mut teardown, TEARDOWN_LIMITS);
+    let done = honour(step).map_err(mm_errno)?;
+    for (v, vmm) in d.vcpus.iter_mut().filter(|v| v.pv.mm.is_some()).zip(vmms) {
+        v.pv.mm = Some(vmm);
+    }
+    d.teardown = Some(teardown);
+    let Some(report) = done else {
+        return Err(XenError::Restart);
+    };
+    // Nothing refers to its shared-info page once its event state is gone.
+    m.events.domains.retain(|e| e.id != eid);
+    let shared_info = d.shared_info;
+    if mmu.unshare_hypervisor_frame(shared_info).is_ok()
         && let Some(f) = FRAMES.lock().as_mut()
     {
-        let _ = f.free(d.shared_info);
+        let _ = f.free(shared_info);
     }
+    drop(guard);
+    m.domains.remove(index);
     info!(
         "Domain {dom} destroyed ({} frames freed, {} still referenced)",
         report.freed, report.still_referenced
@@ -329,6 +379,9 @@ fn domain_info_from(m: &Machine, from: u16) -> Option<XenDomctlGetdomaininfo> {
     }
     if m.sched.controller_paused(eid) {
         flags |= DominfFlags::PAUSED;
+    }
+    if d.teardown.is_some() {
+        flags |= DominfFlags::DYING;
     }
     let mut bits = flags.bits();
     if let Some(reason) = d.shutdown {
@@ -590,7 +643,7 @@ pub fn remote_shutdown(caller: &DomainInfo, arg: u64) -> HcResult {
         return Err(XenError::Inval);
     }
     let d = m.domain_mut(req.domain_id).ok_or(XenError::Srch)?;
-    if d.shutdown.is_none() {
+    if d.shutdown.is_none() && d.teardown.is_none() {
         d.shutdown = Some(reason);
         info!(
             "Domain {} shut down by dom0: {}",
