@@ -93,6 +93,7 @@ pub fn domctl(caller: &DomainInfo, arg: u64) -> HcResult {
                 .map_err(|_| XenError::Inval)?;
             let still = m.sched.controller_paused(eabi::DomId(op.domain));
             set_controller_paused(m, op.domain, still);
+            publish_time(m, op.domain);
             false
         }
         DomctlCmd::Getdomaininfo => {
@@ -179,6 +180,21 @@ fn target(m: &Machine, dom: u16) -> Result<u16, XenError> {
         });
     }
     Ok(dom)
+}
+
+/// Publishes the clock into every `vcpu_info` of `dom` and its wallclock again: the
+/// toolstack rewrites the whole shared info page while it builds the domain (as libxc does),
+/// which clears what `create` published. Xen refreshes the record whenever a vCPU is
+/// scheduled; here the record of a CPU changes only when it is restamped.
+fn publish_time(m: &Machine, dom: u16) {
+    let Some(i) = m.index_of(dom) else { return };
+    let d = &m.domains[i];
+    let shared = d.shared();
+    let record = m.clock.record();
+    for v in shared.vcpu_info.iter().take(d.vcpus.len()) {
+        crate::pvclock::publish(&v.time, &record, 0);
+    }
+    crate::pvclock::publish_wallclock(shared, crate::arch::x86_64::time::boot_wallclock(), 0);
 }
 
 fn set_controller_paused(m: &mut Machine, dom: u16, paused: bool) {
