@@ -168,6 +168,8 @@ pub struct Built {
     pub console_frame: Mfn,
     /// Its end of the console event channel.
     pub console_port: EvtchnPort,
+    /// The peer's port offered to it ([`build_linked`]), if any.
+    pub peer_port: Option<EvtchnPort>,
     /// Where everything went.
     pub layout: BootLayout,
 }
@@ -236,6 +238,23 @@ pub fn build<H: Hypervisor>(
     ramdisk: Option<&[u8]>,
     handle: XenDomainHandle,
 ) -> Result<Built, BuildError> {
+    build_linked(hv, config, kernel, ramdisk, handle, None)
+}
+
+/// [`build`], and with `peer`, an event channel between the new domain and `peer` (our
+/// extension, for `evtchn_peer`; there is no xenstore to publish one): after `createdomain`
+/// the builder allocates a port of `peer` that the new domain may bind
+/// (`EVTCHNOP_alloc_unbound` on the peer's behalf, which Xen allows dom0) and appends
+/// `remote=PEER port=PORT` to the new domain's command line, for it to
+/// `EVTCHNOP_bind_interdomain`.
+pub fn build_linked<H: Hypervisor>(
+    hv: &mut H,
+    config: &DomainConfig,
+    kernel: &[u8],
+    ramdisk: Option<&[u8]>,
+    handle: XenDomainHandle,
+    peer: Option<DomId>,
+) -> Result<Built, BuildError> {
     let image = KernelImage::parse(kernel).map_err(BuildError::Image)?;
     let nr_pages = config.memory_mib * PAGES_PER_MIB;
     let req = BootRequest {
@@ -269,12 +288,13 @@ pub fn build<H: Hypervisor>(
     let domid = hv
         .create_domain(&create)
         .map_err(|e| early("createdomain", e))?;
-    match fill(hv, domid, config, &image, layout, ramdisk) {
-        Ok((console_frame, console_port)) => Ok(Built {
+    match fill(hv, domid, config, &image, layout, ramdisk, peer) {
+        Ok((console_frame, console_port, peer_port)) => Ok(Built {
             domid,
             nr_pages,
             console_frame,
             console_port,
+            peer_port,
             layout,
         }),
         Err(Failed { op, error }) => Err(BuildError::Hypercall {
@@ -286,7 +306,8 @@ pub fn build<H: Hypervisor>(
     }
 }
 
-/// Steps 2 to 6 on a created domain; returns its console frame and port.
+/// Steps 2 to 6 on a created domain; returns its console frame and port, and the peer's
+/// port offered to it.
 fn fill<H: Hypervisor>(
     hv: &mut H,
     dom: DomId,
@@ -294,7 +315,8 @@ fn fill<H: Hypervisor>(
     image: &KernelImage<'_>,
     layout: BootLayout,
     ramdisk: Option<&[u8]>,
-) -> Result<(Mfn, EvtchnPort), Failed> {
+    peer: Option<DomId>,
+) -> Result<(Mfn, EvtchnPort, Option<EvtchnPort>), Failed> {
     hv.set_max_vcpus(dom, config.vcpus).op("max_vcpus")?;
     hv.set_max_mem(dom, config.maxmem_mib * 1024)
         .op("max_mem")?;
@@ -342,6 +364,21 @@ fn fill<H: Hypervisor>(
         .hv
         .evtchn_alloc_unbound(dom, DomId(0))
         .op("evtchn_alloc_unbound")?;
+    let mut cmdline = config.cmdline.clone();
+    let peer_port = match peer {
+        Some(peer) => {
+            let port = mem
+                .hv
+                .evtchn_alloc_unbound(peer, dom)
+                .op("evtchn_alloc_unbound for the peer")?;
+            if !cmdline.is_empty() {
+                cmdline.push(' ');
+            }
+            cmdline.push_str(&alloc::format!("remote={} port={}", peer.0, port.0));
+            Some(port)
+        }
+        None => None,
+    };
     let shared_info = mem
         .hv
         .domain_info(dom)
@@ -359,7 +396,7 @@ fn fill<H: Hypervisor>(
         // No xenstore: with store_evtchn 0 Linux uses its local xenstore mode.
         store_evtchn: EvtchnPort(0),
         console_evtchn: console_port,
-        cmdline: config.cmdline.as_bytes(),
+        cmdline: cmdline.as_bytes(),
     };
     let p2m = &mem.p2m;
     let start_info = layout.start_info(&params, |pfn| {
@@ -380,7 +417,7 @@ fn fill<H: Hypervisor>(
         .set_vcpu_context(dom, VcpuId(0), &context)
         .op("setvcpucontext")?;
     let console = layout.console.map_or(VirtAddr(0), |c| c.start);
-    Ok((mem.mfn(layout.pfn_of(console))?, console_port))
+    Ok((mem.mfn(layout.pfn_of(console))?, console_port, peer_port))
 }
 
 /// Writes every bootstrap page table, whole, from the layout's entries.

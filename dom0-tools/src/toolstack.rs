@@ -103,6 +103,8 @@ pub struct Created {
     pub id: DomId,
     /// Warnings from its configuration file, one line each.
     pub warnings: Vec<String>,
+    /// With `evtchn_peer`: the peer and its port offered to the new domain.
+    pub peer: Option<(DomId, EvtchnPort)>,
 }
 
 /// Why `create` failed. `Display` is one line.
@@ -134,6 +136,15 @@ pub enum CreateError {
         path: String,
         /// Why.
         error: LookupError,
+    },
+    /// The `evtchn_peer` the configuration names is not a running domain.
+    Peer {
+        /// The domain's name.
+        name: String,
+        /// The peer as written.
+        peer: String,
+        /// Why.
+        why: String,
     },
     /// A domain with that name exists.
     DuplicateName {
@@ -169,6 +180,10 @@ impl fmt::Display for CreateError {
                 id.0
             ),
             Self::Build { name, error } => write!(f, "cannot create domain '{name}': {error}"),
+            Self::Peer { name, peer, why } => write!(
+                f,
+                "cannot create domain '{name}': evtchn_peer '{peer}': {why}"
+            ),
         }
     }
 }
@@ -317,6 +332,14 @@ impl<H: Hypervisor, F: Files> Toolstack<H, F> {
             output.push('\n');
         }
         let name = self.table.name_of(created.id);
+        if let Some((peer, port)) = created.peer {
+            output.push_str(&alloc::format!(
+                "Event channel: port {} of domain {} ({}) offered to {name}\n",
+                port.0,
+                peer.0,
+                self.table.name_of(peer)
+            ));
+        }
         output.push_str(&alloc::format!(
             "Started domain {name} (id={})\n",
             created.id.0
@@ -362,26 +385,51 @@ impl<H: Hypervisor, F: Files> Toolstack<H, F> {
             .as_deref()
             .map(|r| find("ramdisk", r))
             .transpose()?;
-        let id = self.start(cfg, kernel_path, ramdisk_path)?;
+        let (id, peer) = self.start(cfg, kernel_path, ramdisk_path)?;
         Ok(Created {
             id,
             warnings: parsed.warnings,
+            peer,
         })
     }
 
-    /// Builds, connects and unpauses a domain, and records it.
+    /// The domain an `evtchn_peer` names: an existing domain, by name or id.
+    fn peer(&mut self, name: &str, peer: &str) -> Result<DomId, CreateError> {
+        let failed = |why: String| CreateError::Peer {
+            name: name.to_string(),
+            peer: peer.to_string(),
+            why,
+        };
+        let dom = cli::parse_dom(peer).map_err(|e| failed(e.0))?;
+        let id = self
+            .table
+            .resolve(&dom)
+            .ok_or_else(|| failed("no such domain".to_string()))?;
+        match self.hv.domain_info(id) {
+            Ok(_) => Ok(id),
+            Err(XenError::Srch) => Err(failed(alloc::format!("domain {} does not exist", id.0))),
+            Err(e) => Err(failed(alloc::format!("getdomaininfo: {e}"))),
+        }
+    }
+
+    /// Builds, connects and unpauses a domain, and records it; returns its id and, with
+    /// `evtchn_peer`, the peer and the peer's port offered to it.
     fn start(
         &mut self,
         config: DomainConfig,
         kernel_path: String,
         ramdisk_path: Option<String>,
-    ) -> Result<DomId, CreateError> {
+    ) -> Result<(DomId, Option<(DomId, EvtchnPort)>), CreateError> {
         if let Some(id) = self.table.by_name(&config.name) {
             return Err(CreateError::DuplicateName {
                 name: config.name,
                 id,
             });
         }
+        let peer = match config.evtchn_peer.as_deref() {
+            Some(p) => Some(self.peer(&config.name, p)?),
+            None => None,
+        };
         let read = |p: &str| {
             self.files.read(p).map_err(|error| CreateError::File {
                 path: p.to_string(),
@@ -398,7 +446,7 @@ impl<H: Hypervisor, F: Files> Toolstack<H, F> {
             name: name.to_string(),
             error,
         };
-        let built = builder::build(&mut self.hv, &config, kernel, ramdisk, handle)
+        let built = builder::build_linked(&mut self.hv, &config, kernel, ramdisk, handle, peer)
             .map_err(|e| failed(&config.name, e))?;
         let id = built.domid;
         let console = self
@@ -434,7 +482,7 @@ impl<H: Hypervisor, F: Files> Toolstack<H, F> {
         };
         // The name was checked above and nothing ran in between.
         let _ = self.table.insert(record);
-        Ok(id)
+        Ok((id, peer.zip(built.peer_port)))
     }
 
     /// Binds to the domain's console port and maps its ring.
@@ -726,7 +774,7 @@ impl<H: Hypervisor, F: Files> Toolstack<H, F> {
                     return alloc::format!("{head}; restarting failed: {e}");
                 }
                 match self.start(config, kernel, ramdisk) {
-                    Ok(new) => alloc::format!("{head}; restarting as domain {}", new.0),
+                    Ok((new, _)) => alloc::format!("{head}; restarting as domain {}", new.0),
                     Err(e) => alloc::format!("{head}; restarting failed: {e}"),
                 }
             }

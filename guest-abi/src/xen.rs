@@ -326,6 +326,22 @@ pub struct VcpuTimeInfo {
     pub pad1: [u8; 2],
 }
 
+impl VcpuTimeInfo {
+    /// The system time (nanoseconds since boot) at TSC value `tsc`, by the pvclock formula:
+    /// `system_time + ((tsc - tsc_timestamp) << tsc_shift) * tsc_to_system_mul >> 32`, the
+    /// shift being to the right when negative.
+    pub const fn system_time_at(&self, tsc: u64) -> u64 {
+        let delta = tsc.wrapping_sub(self.tsc_timestamp);
+        let shifted = if self.tsc_shift >= 0 {
+            delta << (self.tsc_shift as u32 & 63)
+        } else {
+            delta >> ((-(self.tsc_shift as i32)) as u32 & 63)
+        };
+        let scaled = ((shifted as u128 * self.tsc_to_system_mul as u128) >> 32) as u64;
+        self.system_time.wrapping_add(scaled)
+    }
+}
+
 /// `XEN_PVCLOCK_TSC_STABLE_BIT`: the TSC is stable across vCPUs.
 pub const XEN_PVCLOCK_TSC_STABLE_BIT: u8 = 1 << 0;
 /// `XEN_PVCLOCK_GUEST_STOPPED`: the guest was stopped.
@@ -434,6 +450,23 @@ mod tests {
         assert_eq!(si.cmdline(), b"hello");
         si.cmd_line = [b'x'; MAX_GUEST_CMDLINE];
         assert_eq!(si.cmdline().len(), MAX_GUEST_CMDLINE);
+    }
+
+    #[test]
+    fn pvclock_scales_the_tsc() {
+        let t = VcpuTimeInfo {
+            tsc_timestamp: 1000,
+            system_time: 5_000,
+            // 2 GHz: half a nanosecond per tick, as 0.5 << 32 after a shift of 0.
+            tsc_to_system_mul: 1 << 31,
+            ..VcpuTimeInfo::default()
+        };
+        assert_eq!(t.system_time_at(1000), 5_000);
+        assert_eq!(t.system_time_at(3000), 6_000);
+        let left = VcpuTimeInfo { tsc_shift: 1, ..t };
+        assert_eq!(left.system_time_at(3000), 7_000);
+        let right = VcpuTimeInfo { tsc_shift: -1, ..t };
+        assert_eq!(right.system_time_at(3000), 5_500);
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //! taken as a bare string (`name=web` works without quotes).
 //!
 //! Keys: `name`, `memory` and `maxmem` (MiB), `vcpus`, `kernel`, `ramdisk`, `cmdline`,
-//! `root`, `extra`, `on_poweroff`, `on_reboot`, `on_crash`, `on_watchdog`, `type` (only
+//! `root`, `extra`, `on_poweroff`, `on_reboot`, `on_crash`, `on_watchdog`, `evtchn_peer` (ours:
+//! see [`DomainConfig::evtchn_peer`]), `type` (only
 //! `"pv"`). Unknown keys give a warning, not an error. Defaults are libxl's: 32 MiB, maxmem
 //! = memory, one vCPU, `on_reboot = "restart"`, every other action `"destroy"`.
 
@@ -161,6 +162,9 @@ pub struct DomainConfig {
     pub on_crash: Action,
     /// `on_watchdog`.
     pub on_watchdog: Action,
+    /// `evtchn_peer` (an extension of ours): the domain, by name or id, that gets an event
+    /// channel to this one before it starts.
+    pub evtchn_peer: Option<String>,
 }
 
 /// A configuration and the warnings found reading it.
@@ -190,6 +194,7 @@ const KNOWN_KEYS: &[&str] = &[
     "on_crash",
     "on_watchdog",
     "type",
+    "evtchn_peer",
 ];
 
 /// Whether `name` is a valid domain name: 1 to [`MAX_NAME_LEN`] characters from
@@ -438,6 +443,9 @@ fn read_config<'a>(
         on_reboot: get("on_reboot").action("on_reboot", Action::Restart)?,
         on_crash: get("on_crash").action("on_crash", Action::Destroy)?,
         on_watchdog: get("on_watchdog").action("on_watchdog", Action::Destroy)?,
+        evtchn_peer: get("evtchn_peer")
+            .string("evtchn_peer")?
+            .filter(|p| !p.is_empty()),
     })
 }
 

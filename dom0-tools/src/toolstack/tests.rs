@@ -21,6 +21,8 @@ fn archive_bytes() -> Vec<u8> {
         ("etc/xen/nokernel.cfg", b"name = 'nk'\nkernel = 'missing'\n"),
         ("etc/xen/notelf.cfg", b"name = 'ne'\nkernel = '/boot/initrd'\n"),
         ("etc/xen/binary.cfg", b"name = 'x'\n\xff\n"),
+        ("etc/xen/ping.cfg", b"name = 'ping'\nmemory = 8\nkernel = 'hello'\ncmdline = 'role=ping'\n"),
+        ("etc/xen/pong.cfg", b"name = 'pong'\nmemory = 8\nkernel = 'hello'\ncmdline = 'role=pong'\nevtchn_peer = 'ping'\n"),
         ("etc/xen/hello", &kernel),
         ("boot/initrd", b"initrd contents, 40 bytes or so........"),
     ])
@@ -471,7 +473,8 @@ fn create_errors_are_typed() {
         created,
         Created {
             id: DomId(1),
-            warnings: Vec::new()
+            warnings: Vec::new(),
+            peer: None,
         }
     );
     assert_eq!(
@@ -526,4 +529,59 @@ fn create_errors_are_typed() {
             ..
         })
     ));
+}
+
+/// `evtchn_peer`: the peer gets an unbound port for the new domain, allocated before the new
+/// domain starts, and the new domain's command line says where it is.
+#[test]
+fn evtchn_peer_offers_a_port_of_the_peer() {
+    let bytes = archive_bytes();
+    let mut t = toolstack(&bytes);
+    let free = t.hypervisor().free_pages();
+    assert_eq!(
+        run_err(&mut t, "create /etc/xen/pong.cfg"),
+        "cannot create domain 'pong': evtchn_peer 'ping': no such domain"
+    );
+    assert_eq!(
+        run_err(&mut t, "create /etc/xen/pong.cfg evtchn_peer=42"),
+        "cannot create domain 'pong': evtchn_peer '42': domain 42 does not exist"
+    );
+    assert!(t.hypervisor().domains.is_empty());
+    run(&mut t, "create /etc/xen/ping.cfg");
+    let ping = t.domains().by_name("ping").unwrap();
+    let console = t.hypervisor().domains[&ping.0].unbound.clone();
+    let out = run(&mut t, "create /etc/xen/pong.cfg");
+    let pong = t.domains().by_name("pong").unwrap();
+    let offered = &t.hypervisor().domains[&ping.0].unbound;
+    assert_eq!(offered.len(), console.len() + 1);
+    let (port, remote) = offered[offered.len() - 1];
+    assert_eq!(remote, pong);
+    assert_eq!(
+        out,
+        alloc::format!(
+            "Parsing config from /etc/xen/pong.cfg\n\
+             Event channel: port {} of domain {} (ping) offered to pong\n\
+             Started domain pong (id={})\n",
+            port.0,
+            ping.0,
+            pong.0
+        )
+    );
+    let si = t.hypervisor().start_info(pong).unwrap();
+    assert_eq!(
+        si.cmdline(),
+        alloc::format!("role=pong remote={} port={}", ping.0, port.0).as_bytes()
+    );
+    // The peer by id works too; without a command line the words stand alone.
+    run(&mut t, "create /etc/xen/pong.cfg name=pong2 cmdline=''");
+    let pong2 = t.domains().by_name("pong2").unwrap();
+    let si = t.hypervisor().start_info(pong2).unwrap();
+    assert!(
+        si.cmdline()
+            .starts_with(alloc::format!("remote={} port=", ping.0).as_bytes())
+    );
+    for d in ["pong2", "pong", "ping"] {
+        run(&mut t, &alloc::format!("destroy {d}"));
+    }
+    assert_clean(&t, free);
 }

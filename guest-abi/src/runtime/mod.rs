@@ -24,6 +24,7 @@
 
 mod asm_cell;
 pub mod console;
+pub mod events;
 pub mod hypercall;
 
 pub use asm_cell::AsmCell;

@@ -150,6 +150,8 @@ pub struct EventChannels<T> {
     /// vCPUs blocked in `SCHEDOP_poll` (Xen's `poll_mask`).
     polling: VcpuSet,
     poll_target: [PollTarget; MAX_VCPUS],
+    /// The domain is being destroyed: no new port is allocated (Xen's `is_dying`).
+    dying: bool,
 }
 
 /// A domain's event channel configuration could not be built.
@@ -201,12 +203,23 @@ impl<T: ChannelStore> EventChannels<T> {
             virq_ports: [[0; NR_VIRQS]; MAX_VCPUS],
             polling: VcpuSet::EMPTY,
             poll_target: [PollTarget::Any; MAX_VCPUS],
+            dying: false,
         })
     }
 
     /// The domain's vCPU count.
     pub fn nr_vcpus(&self) -> u32 {
         self.nr_vcpus
+    }
+
+    /// Marks the domain dying: from now on no port can be allocated in it.
+    pub fn set_dying(&mut self) {
+        self.dying = true;
+    }
+
+    /// Whether the domain is dying.
+    pub fn is_dying(&self) -> bool {
+        self.dying
     }
 
     /// The highest port the domain may allocate.
@@ -262,6 +275,9 @@ impl<T: ChannelStore> EventChannels<T> {
     /// Xen's `get_free_port`: the lowest free port, making its bucket valid if needed. The
     /// port stays `Free` until the caller binds it.
     pub fn find_free_port(&mut self) -> Result<Port, EvtchnError> {
+        if self.dying {
+            return Err(EvtchnError::Dying);
+        }
         let limit = self.max_port as usize + 1;
         let chans = self.chans.as_ref();
         if let Some(p) = (0..self.valid.min(limit)).find(|&p| chans[p].state == ChannelState::Free)

@@ -41,6 +41,8 @@ pub enum EvtchnError {
     PirqUnsupported,
     /// FIFO ABI operations are not implemented; guests fall back to 2-level (`-ENOSYS`).
     Unsupported,
+    /// The domain that would get the new port is being destroyed (`-EINVAL`).
+    Dying,
 }
 
 impl EvtchnError {
@@ -55,7 +57,8 @@ impl EvtchnError {
             | Self::InvalidVirq(_)
             | Self::GlobalVirqOffVcpu0
             | Self::FixedVcpu(_)
-            | Self::NotPaused(_) => Errno::EINVAL,
+            | Self::NotPaused(_)
+            | Self::Dying => Errno::EINVAL,
             Self::VirqBound => Errno::EEXIST,
             Self::NoFreePort => Errno::ENOSPC,
             Self::NotPermitted | Self::PirqUnsupported => Errno::EPERM,
@@ -87,6 +90,7 @@ impl core::fmt::Display for EvtchnError {
             Self::NotPaused(d) => write!(f, "domain {} is not paused", d.0),
             Self::PirqUnsupported => write!(f, "physical irqs are not supported"),
             Self::Unsupported => write!(f, "operation not supported"),
+            Self::Dying => write!(f, "the domain is dying"),
         }
     }
 }

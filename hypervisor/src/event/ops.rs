@@ -405,6 +405,19 @@ pub fn reset<D: Domains>(doms: &mut D, caller: Caller, dom: DomId) -> Result<(),
     Ok(())
 }
 
+/// The event side of destroying `dom` (Xen's `evtchn_destroy`): marks it dying, so that no
+/// port can be allocated in it any more (`alloc_unbound` naming it, or anything it would bind,
+/// fails with `-EINVAL`), and closes every port. The domain stays in the registry until it is
+/// gone for good; meanwhile other domains see what Xen shows them: their ends of its channels
+/// are unbound again (sends there are dropped) and binding to its old ports fails with
+/// `-EINVAL`.
+pub fn kill<D: Domains>(doms: &mut D, dom: DomId) {
+    if let Some(ev) = doms.events(dom) {
+        ev.channels.set_dying();
+    }
+    close_all(doms, dom);
+}
+
 /// Closes every port of `dom`, as when the domain is destroyed: afterwards no other domain's
 /// port points at it.
 pub fn close_all<D: Domains>(doms: &mut D, dom: DomId) {

@@ -633,6 +633,42 @@ fn other_domains_need_privilege() {
 }
 
 #[test]
+fn a_dying_domain_gets_no_port_and_its_peers_are_unbound() {
+    let mut f = Fake::new(&[DomId(0), A, B]);
+    // A channel between A and B set up by dom0, as the toolstack does.
+    let pa = alloc_unbound(&mut f, dom0(), A, B).unwrap();
+    let (pb, _) = bind_interdomain(&mut f, me(B), A, pa).unwrap();
+    let offered = alloc_unbound(&mut f, dom0(), A, B).unwrap();
+    let waiting = alloc_unbound(&mut f, me(B), DomId::SELF, A).unwrap();
+    kill(&mut f, A);
+    assert!(f.dom(A).ev.is_dying());
+    assert!(!f.dom(B).ev.is_dying());
+    for p in [pa, offered] {
+        assert_eq!(f.state(A, p), ChannelState::Free);
+    }
+    assert_eq!(f.state(B, pb), ChannelState::Unbound { remote: A });
+    // Xen's get_free_port refuses a dying domain with EINVAL, whoever asks.
+    assert_eq!(err(alloc_unbound(&mut f, dom0(), A, B)), Errno::EINVAL);
+    // Its old ports are closed: nothing to bind to; sends to it are dropped.
+    assert_eq!(
+        err(bind_interdomain(&mut f, me(B), A, offered)),
+        Errno::EINVAL
+    );
+    let wake = send(&mut f, me(B), pb).unwrap();
+    assert!(wake.is_empty());
+    assert!(!f.pending(A, pa));
+    // Status still answers (closed) while the domain exists, for dom0.
+    assert_eq!(
+        status(&mut f, dom0(), A, pa).unwrap().state,
+        StatusState::Closed
+    );
+    // B's port waiting for A stays as it is, and B can close it.
+    assert_eq!(f.state(B, waiting), ChannelState::Unbound { remote: A });
+    close(&mut f, me(B), waiting).unwrap();
+    check(&mut f);
+}
+
+#[test]
 fn reset_closes_everything_and_unbinds_peers() {
     let mut f = Fake::new(&[A, B]);
     for s in STARTS {

@@ -199,6 +199,17 @@ fn continue_later<M: GuestMemory, H: Host>(ctx: &mut Ctx<'_, M, H>, args: [u64; 
     ctx.regs_loaded = true;
 }
 
+/// Stores the result of a hypercall handled outside [`handle`] (`domctl`, `sysctl`) in `rax`;
+/// [`XenError::Restart`] instead makes the guest re-execute the call with the same arguments
+/// (Xen's continuation of a preempted `destroydomain`).
+pub fn complete(regs: &mut Regs, result: HcResult) {
+    if result == Err(XenError::Restart) {
+        regs.rip = regs.rip.wrapping_sub(SYSCALL_INSN_LEN);
+    } else {
+        regs.rax = encode(result);
+    }
+}
+
 /// Runs one hypercall. `in_multicall` refuses the calls a multicall may not contain.
 pub fn dispatch<M: GuestMemory, H: Host>(
     ctx: &mut Ctx<'_, M, H>,
@@ -269,5 +280,21 @@ mod tests {
         assert_eq!(f.regs.rax, 1, "the hypercall number stays");
         assert_eq!((f.regs.rdi, f.regs.rsi), (0x1000 + 160, 15 | 0x8000_0000));
         assert_eq!(f.regs.r10, 0x7ff0, "other arguments kept");
+    }
+
+    #[test]
+    fn a_restarted_domctl_is_re_executed_as_it_was() {
+        let mut regs = crate::regs::Regs {
+            rax: 36,
+            rdi: 0x5000,
+            rip: 0x40_1002,
+            ..Default::default()
+        };
+        super::complete(&mut regs, Err(guest_abi::XenError::Restart));
+        assert_eq!((regs.rax, regs.rdi, regs.rip), (36, 0x5000, 0x40_1000));
+        super::complete(&mut regs, Err(guest_abi::XenError::Inval));
+        assert_eq!((regs.rax as i64, regs.rip), (-22, 0x40_1000));
+        super::complete(&mut regs, Ok(0));
+        assert_eq!(regs.rax, 0);
     }
 }

@@ -10,7 +10,7 @@ use crate::event::shared::{DomainShared, SharedInfo};
 use crate::hypercall::DomainInfo;
 use crate::hypercall::event::{Sched, Timers};
 use crate::mm::Mfn;
-use crate::mm::pv::DomainRef;
+use crate::mm::pv::{DomainRef, Teardown};
 use crate::pv::vcpu::PvVcpu;
 use crate::pvclock::PvClock;
 use crate::regs::Regs;
@@ -61,6 +61,9 @@ pub struct Domain {
     pub shutdown: Option<ShutdownReason>,
     /// Whether a line of its console output is in progress (for the `(dN)` prefix).
     pub console_mid_line: bool,
+    /// Its teardown, once `destroydomain` has started it: the domain is dying, off the
+    /// scheduler and without event channels, and never runs again.
+    pub teardown: Option<Teardown>,
 }
 
 impl Domain {

@@ -11,7 +11,9 @@ use crate::event::channel::{Channel, EventChannels};
 use crate::event::shared::DomainShared;
 use crate::hypercall::{DomainInfo, HcResult};
 use crate::mm::Mfn;
-use crate::mm::pv::{self as mmpv, DomainConfig, MmuextCmd, MmuextOp, VcpuMm};
+use crate::mm::pv::{
+    self as mmpv, DomainConfig, MmuextCmd, MmuextOp, Teardown, TeardownLimits, VcpuMm,
+};
 use crate::pv::guest_mem::{GuestMemory, is_canonical};
 use crate::pv::hypercall_page;
 use crate::pv::vcpu::{Callback, PvVcpu};
@@ -74,6 +76,9 @@ pub fn domctl(caller: &DomainInfo, arg: u64) -> HcResult {
             destroy(m, op.domain)?;
             false
         }
+        // A dying domain never runs again: pausing it changes nothing (Xen counts the pause
+        // and answers 0).
+        DomctlCmd::Pausedomain | DomctlCmd::Unpausedomain if dying(m, op.domain) => false,
         DomctlCmd::Pausedomain => {
             target(m, op.domain)?;
             m.sched
@@ -89,6 +94,7 @@ pub fn domctl(caller: &DomainInfo, arg: u64) -> HcResult {
                 .map_err(|_| XenError::Inval)?;
             let still = m.sched.controller_paused(eabi::DomId(op.domain));
             set_controller_paused(m, op.domain, still);
+            publish_time(m, op.domain);
             false
         }
         DomctlCmd::Getdomaininfo => {
@@ -99,7 +105,7 @@ pub fn domctl(caller: &DomainInfo, arg: u64) -> HcResult {
         }
         DomctlCmd::MaxMem => {
             let mm: XenDomctlMaxMem = op.u.read().ok_or(XenError::Inval)?;
-            let dom = target(m, op.domain)?;
+            let dom = live_target(m, op.domain)?;
             let pages = mm.max_memkb / 4;
             let d = m.domain_mut(dom).ok_or(XenError::Srch)?;
             let mut mmu = MMU.lock();
@@ -112,7 +118,7 @@ pub fn domctl(caller: &DomainInfo, arg: u64) -> HcResult {
         }
         DomctlCmd::MaxVcpus => {
             let mv: XenDomctlMaxVcpus = op.u.read().ok_or(XenError::Inval)?;
-            let dom = target(m, op.domain)?;
+            let dom = live_target(m, op.domain)?;
             let d = m.domain_mut(dom).ok_or(XenError::Srch)?;
             // vCPUs are created with the domain (as in Xen 4.17); this only confirms the number.
             if mv.max != d.info.nr_vcpus {
@@ -122,21 +128,21 @@ pub fn domctl(caller: &DomainInfo, arg: u64) -> HcResult {
         }
         DomctlCmd::Setvcpucontext => {
             let vc: XenDomctlVcpucontext = op.u.read().ok_or(XenError::Inval)?;
-            let dom = target(m, op.domain)?;
+            let dom = live_target(m, op.domain)?;
             let ctxt: VcpuGuestContext = CurrentGuest.read_obj(vc.ctxt)?;
             set_vcpu_context(m, dom, vc.vcpu, &ctxt)?;
             false
         }
         DomctlCmd::Getvcpucontext => {
             let vc: XenDomctlVcpucontext = op.u.read().ok_or(XenError::Inval)?;
-            let dom = target(m, op.domain)?;
+            let dom = live_target(m, op.domain)?;
             let ctxt = vcpu_context(m, dom, vc.vcpu)?;
             CurrentGuest.write_obj(vc.ctxt, &ctxt)?;
             false
         }
         DomctlCmd::HypercallInit => {
             let gmfn: u64 = op.u.read().ok_or(XenError::Inval)?;
-            let dom = target(m, op.domain)?;
+            let dom = live_target(m, op.domain)?;
             hypercall_init(m, dom, Mfn(gmfn))?;
             false
         }
@@ -149,6 +155,22 @@ pub fn domctl(caller: &DomainInfo, arg: u64) -> HcResult {
     Ok(0)
 }
 
+/// Whether `dom` is being destroyed.
+fn dying(m: &Machine, dom: u16) -> bool {
+    m.index_of(dom)
+        .is_some_and(|i| m.domains[i].teardown.is_some())
+}
+
+/// Resolves the target of a domctl that changes a domain's state or memory: an existing domain
+/// other than dom0 itself that is not being destroyed (`EINVAL` for a dying one).
+fn live_target(m: &Machine, dom: u16) -> Result<u16, XenError> {
+    target(m, dom)?;
+    if dying(m, dom) {
+        return Err(XenError::Inval);
+    }
+    Ok(dom)
+}
+
 /// Resolves a domctl's target: an existing domain other than dom0 itself.
 fn target(m: &Machine, dom: u16) -> Result<u16, XenError> {
     if dom == 0 || m.index_of(dom).is_none() {
@@ -159,6 +181,21 @@ fn target(m: &Machine, dom: u16) -> Result<u16, XenError> {
         });
     }
     Ok(dom)
+}
+
+/// Publishes the clock into every `vcpu_info` of `dom` and its wallclock again: the
+/// toolstack rewrites the whole shared info page while it builds the domain (as libxc does),
+/// which clears what `create` published. Xen refreshes the record whenever a vCPU is
+/// scheduled; here the record of a CPU changes only when it is restamped.
+fn publish_time(m: &Machine, dom: u16) {
+    let Some(i) = m.index_of(dom) else { return };
+    let d = &m.domains[i];
+    let shared = d.shared();
+    let record = m.clock.record();
+    for v in shared.vcpu_info.iter().take(d.vcpus.len()) {
+        crate::pvclock::publish(&v.time, &record, 0);
+    }
+    crate::pvclock::publish_wallclock(shared, crate::arch::x86_64::time::boot_wallclock(), 0);
 }
 
 fn set_controller_paused(m: &mut Machine, dom: u16, paused: bool) {
@@ -273,47 +310,78 @@ fn create(m: &mut Machine, requested: u16, c: &XenDomctlCreatedomain) -> Result<
         mm: d,
         shutdown: None,
         console_mid_line: false,
+        teardown: None,
     }));
     info!("Domain {id} created ({} vCPUs)", c.max_vcpus);
     Ok(id)
 }
 
-/// `XEN_DOMCTL_destroydomain`: closes its event channels, cancels its timers, takes it off the
-/// scheduler and gives every frame back to the pool.
+/// How much of a domain's memory one `destroydomain` call releases before the call is
+/// continued: frame records examined and frames released (as `REQUESTS_PER_PASS` bounds an
+/// MMU batch).
+const TEARDOWN_LIMITS: TeardownLimits = TeardownLimits {
+    records: 32 * 1024,
+    releases: 1024,
+};
+
+/// `XEN_DOMCTL_destroydomain`, Xen's `domain_kill`: the first call makes the domain dying
+/// (it is taken off the scheduler for good, its timers are cancelled and its event channels
+/// closed, so peers see their ends unbound), then each call releases a bounded part of its
+/// memory ([`TEARDOWN_LIMITS`]) and answers [`XenError::Restart`] while some is left: the
+/// hypercall is continued (re-executed by the caller) until the last call removes the domain
+/// and gives its shared-info frame back.
 fn destroy(m: &mut Machine, dom: u16) -> Result<(), XenError> {
     target(m, dom)?;
     if dom == m.current {
         return Err(XenError::Busy);
     }
     let eid = eabi::DomId(dom);
-    crate::event::ops::close_all(&mut m.events, eid);
-    let mut moved_infos: Vec<u64> = Vec::new();
-    if let Some(e) = m.events.domains.iter().find(|e| e.id == eid) {
-        moved_infos.extend(e.shared.all_moved().map(|v| v.mfn));
-    }
-    m.events.domains.retain(|e| e.id != eid);
     let index = m.index_of(dom).ok_or(XenError::Srch)?;
-    let mut d = m.domains.remove(index);
-    for v in &d.vcpus {
-        m.timers.cancel_vcpu(vcpu_ref(eid, eabi::VcpuId(v.id)));
+    let first = m.domains[index].teardown.is_none();
+    let mut moved_infos: Vec<u64> = Vec::new();
+    if first {
+        if let Some(e) = m.events.domains.iter().find(|e| e.id == eid) {
+            moved_infos.extend(e.shared.all_moved().map(|v| v.mfn));
+        }
+        crate::event::ops::kill(&mut m.events, eid);
+        for v in &m.domains[index].vcpus {
+            m.timers.cancel_vcpu(vcpu_ref(eid, eabi::VcpuId(v.id)));
+        }
+        let _ = m.sched.remove_domain(eid);
+        m.domains[index].teardown = Some(Teardown::default());
     }
-    let _ = m.sched.remove_domain(eid);
-    let mut vmms: Vec<VcpuMm> = d.vcpus.iter_mut().filter_map(|v| v.pv.mm.take()).collect();
+    let d = &mut m.domains[index];
+    let mut teardown = d.teardown.unwrap_or_default();
+    let mut vmms: Vec<VcpuMm> = d.vcpus.iter().filter_map(|v| v.pv.mm).collect();
     let mut guard = MMU.lock();
     let mmu = guard.as_mut().ok_or(XenError::NoSys)?;
-    // The references the hypervisor holds on the domain's own frames go first, so that the
-    // frames are freed with the rest.
-    for v in &d.vcpus {
-        super::mmu::release_vcpu_frames(mmu, &v.pv);
+    if first {
+        // The references the hypervisor holds on the domain's own frames go first, so that
+        // the frames are freed with the rest.
+        for v in &d.vcpus {
+            super::mmu::release_vcpu_frames(mmu, &v.pv);
+        }
+        for mfn in moved_infos {
+            honour(mmu.put_page_and_type(Mfn(mfn)));
+        }
     }
-    for mfn in moved_infos {
-        honour(mmu.put_page_and_type(Mfn(mfn)));
+    let step = mmu.destroy_domain_step(d.mm, &mut vmms, &mut teardown, TEARDOWN_LIMITS);
+    let done = honour(step).map_err(mm_errno)?;
+    for (v, vmm) in d.vcpus.iter_mut().filter(|v| v.pv.mm.is_some()).zip(vmms) {
+        v.pv.mm = Some(vmm);
     }
-    let report = honour(mmu.destroy_domain(d.mm, &mut vmms)).map_err(mm_errno)?;
+    d.teardown = Some(teardown);
+    let Some(report) = done else {
+        return Err(XenError::Restart);
+    };
+    // Nothing refers to its shared-info page once its event state is gone.
+    m.events.domains.retain(|e| e.id != eid);
     super::mmu::free_shared_frame(mmu, d.shared_info);
     for &f in d.info.grant_frames.frames() {
         super::mmu::free_shared_frame(mmu, Mfn(f));
     }
+    drop(guard);
+    m.domains.remove(index);
     info!(
         "Domain {dom} destroyed ({} frames freed, {} still referenced)",
         report.freed, report.still_referenced
@@ -342,6 +410,9 @@ fn domain_info_from(m: &Machine, from: u16) -> Option<XenDomctlGetdomaininfo> {
     }
     if m.sched.controller_paused(eid) {
         flags |= DominfFlags::PAUSED;
+    }
+    if d.teardown.is_some() {
+        flags |= DominfFlags::DYING;
     }
     let mut bits = flags.bits();
     if let Some(reason) = d.shutdown {
@@ -603,7 +674,7 @@ pub fn remote_shutdown(caller: &DomainInfo, arg: u64) -> HcResult {
         return Err(XenError::Inval);
     }
     let d = m.domain_mut(req.domain_id).ok_or(XenError::Srch)?;
-    if d.shutdown.is_none() {
+    if d.shutdown.is_none() && d.teardown.is_none() {
         d.shutdown = Some(reason);
         info!(
             "Domain {} shut down by dom0: {}",

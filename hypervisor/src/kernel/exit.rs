@@ -122,7 +122,7 @@ extern "C" fn guest_syscall(regs: &mut Regs) {
             } else {
                 super::domctl::sysctl(&caller, regs.rdi)
             };
-            regs.rax = hypercall::encode(result);
+            hypercall::complete(regs, result);
             finish(
                 regs,
                 Handled {

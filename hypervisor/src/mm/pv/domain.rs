@@ -153,6 +153,51 @@ pub struct DestroyReport {
     pub still_referenced: u64,
 }
 
+/// Passes over the frame table a teardown makes: pins, then allocation references.
+const TEARDOWN_PHASES: u8 = 2;
+
+/// Where a domain's teardown stands between two passes of
+/// [`FrameTable::destroy_domain_step`]: which phase, the next frame record to examine, and
+/// what the domain owned when it started.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Teardown {
+    started: bool,
+    phase: u8,
+    next: u64,
+    before: u64,
+}
+
+impl Teardown {
+    /// Whether the first pass has run (the domain is dying).
+    pub fn started(&self) -> bool {
+        self.started
+    }
+
+    fn report(&self, remaining: u64) -> DestroyReport {
+        DestroyReport {
+            freed: self.before.saturating_sub(remaining),
+            still_referenced: remaining,
+        }
+    }
+}
+
+/// How much one pass of a teardown may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TeardownLimits {
+    /// Frame records examined, at most.
+    pub records: u64,
+    /// Frames released (a pin or an allocation reference dropped), at most.
+    pub releases: u64,
+}
+
+impl TeardownLimits {
+    /// No limit: the whole teardown in one pass.
+    pub const UNLIMITED: Self = Self {
+        records: u64::MAX,
+        releases: u64::MAX,
+    };
+}
+
 impl<S: FrameStore, P: FramePool, M: M2pTable, const D: usize> FrameTable<S, P, M, D> {
     /// Creates the memory state of domain `id`.
     pub fn create_domain(
@@ -379,35 +424,79 @@ impl<S: FrameStore, P: FramePool, M: M2pTable, const D: usize> FrameTable<S, P, 
         true
     }
 
-    /// Destroys domain `d`: drops its vCPUs' base pointers, unpins its tables (which devalidates
-    /// them all, since linear page tables are refused), and releases its allocation references,
-    /// returning to the pool every frame nobody else references. `vcpus` are all its vCPUs.
+    /// Destroys domain `d` in one go: [`destroy_domain_step`](Self::destroy_domain_step)
+    /// without limits. `vcpus` are all its vCPUs.
     pub fn destroy_domain(
         &mut self,
         d: DomainRef,
         vcpus: &mut [VcpuMm],
     ) -> Outcome<Result<DestroyReport, PvMmError>> {
-        let result = self.destroy(d, vcpus);
+        let mut teardown = Teardown::default();
+        let result = self
+            .teardown_step(d, vcpus, &mut teardown, TeardownLimits::UNLIMITED)
+            .and_then(|done| done.ok_or(PvMmError::BadArgument));
         self.outcome(result)
     }
 
-    fn destroy(&mut self, d: DomainRef, vcpus: &mut [VcpuMm]) -> Result<DestroyReport, PvMmError> {
-        let dom = self.domain_mut(d)?;
-        dom.dying = true;
-        let before = dom.tot_pages;
-        for vcpu in vcpus.iter_mut().filter(|v| v.domain == d.id) {
-            for mfn in [vcpu.kernel_table.take(), vcpu.user_table.take()]
-                .into_iter()
-                .flatten()
-            {
-                self.put_ref_and_type(mfn);
+    /// One bounded pass of destroying domain `d` (Xen's `domain_relinquish_resources`, which
+    /// `XEN_DOMCTL_destroydomain` continues until it is done). The first pass marks the domain
+    /// dying (it gets no new frames and pins nothing from then on) and drops its vCPUs' base
+    /// pointers and LDTs; then each pass examines at most `limits.records` frame records and
+    /// releases at most `limits.releases` frames, resuming where `teardown` says the last one
+    /// stopped: first every pin is dropped (which devalidates every table, since linear page
+    /// tables are refused), then every allocation reference, so that every frame nobody else
+    /// references returns to the pool. Returns `Some(report)` when the domain is gone, `None`
+    /// when another pass is needed. `vcpus` are all its vCPUs; `teardown` starts as
+    /// [`Teardown::default`] and must be passed again unchanged to each later pass.
+    pub fn destroy_domain_step(
+        &mut self,
+        d: DomainRef,
+        vcpus: &mut [VcpuMm],
+        teardown: &mut Teardown,
+        limits: TeardownLimits,
+    ) -> Outcome<Result<Option<DestroyReport>, PvMmError>> {
+        let result = self.teardown_step(d, vcpus, teardown, limits);
+        self.outcome(result)
+    }
+
+    fn teardown_step(
+        &mut self,
+        d: DomainRef,
+        vcpus: &mut [VcpuMm],
+        t: &mut Teardown,
+        limits: TeardownLimits,
+    ) -> Result<Option<DestroyReport>, PvMmError> {
+        match self.domain_mut(d) {
+            Ok(dom) if !t.started => {
+                dom.dying = true;
+                t.before = dom.tot_pages;
+                t.started = true;
+                for vcpu in vcpus.iter_mut().filter(|v| v.domain == d.id) {
+                    for mfn in [vcpu.kernel_table.take(), vcpu.user_table.take()]
+                        .into_iter()
+                        .flatten()
+                    {
+                        self.put_ref_and_type(mfn);
+                    }
+                    vcpu.set_ldt(0, 0);
+                }
             }
-            vcpu.set_ldt(0, 0);
+            Ok(_) => {}
+            // Its accounting went with its last frame (`uncharge`): nothing is left to do.
+            Err(_) if t.started => return Ok(Some(t.report(0))),
+            Err(e) => return Err(e),
         }
-        // Unpinning first devalidates every table (they form an acyclic graph rooted at pins
-        // and base pointers), so that dropping the allocation references frees the frames.
-        for drop_pins in [true, false] {
-            for mfn in (0..self.store.frame_limit()).map(Mfn) {
+        let limit = self.store.frame_limit();
+        let (mut records, mut releases) = (0u64, 0u64);
+        while t.phase < TEARDOWN_PHASES {
+            let drop_pins = t.phase == 0;
+            while t.next < limit {
+                if records >= limits.records || releases >= limits.releases {
+                    return Ok(None);
+                }
+                let mfn = Mfn(t.next);
+                t.next += 1;
+                records += 1;
                 let f = *self.store.info(mfn);
                 if f.owner != d.id {
                     continue;
@@ -415,21 +504,22 @@ impl<S: FrameStore, P: FramePool, M: M2pTable, const D: usize> FrameTable<S, P, 
                 if drop_pins && f.is_pinned() {
                     self.store.info_mut(mfn).set_pinned(false);
                     self.put_ref_and_type(mfn);
+                    releases += 1;
                 } else if !drop_pins && f.is_allocated() {
                     self.store.info_mut(mfn).set_allocated(false);
                     self.put_ref(mfn);
+                    releases += 1;
                 }
             }
+            t.phase += 1;
+            t.next = 0;
         }
         // The accounting goes with the last frame (`uncharge`), or now if there was none.
         let remaining = self.domain(d).map_or(0, |dom| dom.tot_pages);
-        if remaining == 0 {
+        if remaining == 0 && self.domain(d).is_ok() {
             self.domains[usize::from(d.slot)] = None;
         }
-        Ok(DestroyReport {
-            freed: before - remaining,
-            still_referenced: remaining,
-        })
+        Ok(Some(t.report(remaining)))
     }
 
     /// Shares a hypervisor frame (not in the pool, record free) with `owner`, a domain or

@@ -60,7 +60,10 @@ mod types;
 #[cfg(test)]
 mod tests;
 
-pub use domain::{DestroyReport, DomainConfig, DomainMm, DomainRef, MAX_EXTENT_ORDER, VcpuMm};
+pub use domain::{
+    DestroyReport, DomainConfig, DomainMm, DomainRef, MAX_EXTENT_ORDER, Teardown, TeardownLimits,
+    VcpuMm,
+};
 pub use entry::{
     ACCESSED, ADDR_MASK, AVAIL, AVAIL_HIGH, DIRTY, FLAGS_MASK, GLOBAL, GNTTAB, GUEST_KERNEL,
     HYPERVISOR_SLOT_FIRST, HYPERVISOR_SLOT_LAST, NX, PAT, PCD, PRESENT, PSE, PWT, RW,

@@ -357,6 +357,19 @@ impl World {
         self.note(o).unwrap()
     }
 
+    /// One bounded pass of destroying `dom`.
+    pub fn destroy_step(
+        &mut self,
+        dom: Dom,
+        teardown: &mut Teardown,
+        limits: TeardownLimits,
+    ) -> Result<Option<DestroyReport>, PvMmError> {
+        let o = self
+            .ft
+            .destroy_domain_step(dom.d, &mut self.vcpus, teardown, limits);
+        self.note(o)
+    }
+
     /// Checks every invariant from scratch.
     pub fn check(&self) {
         super::model::check(&self.ft, &self.vcpus);

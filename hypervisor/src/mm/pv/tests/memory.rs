@@ -192,3 +192,116 @@ fn domain_table() {
     );
     assert!(w.ft.check_privileged(d2).is_err());
 }
+
+/// A domain with pinned and loaded tables, mapped data and an LDT, for teardown tests.
+fn busy_domain(w: &mut World, id: u16) -> Dom {
+    let d = w.domain(id, domu(64));
+    let t = w.running_tree(d);
+    let data = w.alloc(d, 30);
+    for (i, &m) in data.iter().enumerate() {
+        w.update(d, t.l1, i, pte(m, P | RW)).unwrap();
+    }
+    w.update(d, t.l1, 29, 0).unwrap();
+    w.pin(d, Level::L1, data[29]).unwrap();
+    w.ext(d, MmuextCmd::SetLdt, 0x1000, 4).unwrap();
+    w.check();
+    d
+}
+
+#[test]
+fn bounded_teardown_ends_where_the_whole_one_does() {
+    let limits = TeardownLimits {
+        records: 7,
+        releases: 3,
+    };
+    let mut whole = World::new(160);
+    let d = busy_domain(&mut whole, 1);
+    let want = whole.destroy(d);
+    let free_after = whole.ft.pool().free.len();
+
+    let mut w = World::new(160);
+    let d = busy_domain(&mut w, 1);
+    let mut t = Teardown::default();
+    assert!(!t.started());
+    let mut passes = 0;
+    let report = loop {
+        let free_before = w.ft.pool().free.len();
+        let done = w.destroy_step(d, &mut t, limits).unwrap();
+        passes += 1;
+        assert!(t.started());
+        // Each released frame frees at most itself and, through devalidation, the tables
+        // below it: a tree of four here.
+        assert!(
+            w.ft.pool().free.len() - free_before <= 4 * 3,
+            "pass {passes}"
+        );
+        w.check();
+        if let Some(r) = done {
+            break r;
+        }
+        // Dying between passes (its accounting goes with its last frame, possibly before
+        // the scan ends): no new frames, its vCPU holds no table any more.
+        if let Ok(dom) = w.ft.domain(d.d) {
+            assert!(dom.is_dying());
+            let mut list = VecList::new(vec![0]);
+            assert_eq!(w.ft.populate_physmap(d.d, 1, 0, &mut list).result, 0);
+        }
+        assert_eq!(w.vcpus[d.vcpu].kernel_table(), None);
+        assert_eq!(w.vcpus[d.vcpu].ldt(), (0, 0));
+        assert!(passes < 1000, "the teardown does not end");
+    };
+    assert_eq!(report, want);
+    // 36 releases (two pins, 34 allocations), 3 a pass; the scan stops early once the
+    // domain's last frame has gone.
+    assert!(passes >= 36 / 3, "{passes} passes");
+    assert_eq!(w.ft.pool().free.len(), free_after);
+    assert!(w.ft.lookup(d.d.id()).is_none());
+    // A pass after the end finds nothing left to do.
+    assert_eq!(w.destroy_step(d, &mut t, limits), Ok(Some(report)));
+}
+
+#[test]
+fn a_teardown_that_never_started_needs_the_domain() {
+    let mut w = World::new(32);
+    let d = w.domain(1, domu(4));
+    w.destroy(d);
+    let mut t = Teardown::default();
+    assert_eq!(
+        w.destroy_step(d, &mut t, TeardownLimits::UNLIMITED),
+        Err(PvMmError::NoSuchDomain(d.d.id()))
+    );
+}
+
+#[test]
+fn frames_mapped_elsewhere_outlive_a_bounded_teardown() {
+    let mut w = World::new(128);
+    let d0 = w.domain(0, dom0(32));
+    let t0 = w.running_tree(d0);
+    let du = busy_domain(&mut w, 1);
+    let [page] = w.frames(du);
+    let fd_u = u32::from(du.d.id().0);
+    w.update_as(d0, fd_u, t0.l1.addr() + 8, pte(page, P | RW))
+        .unwrap();
+    let limits = TeardownLimits {
+        records: 16,
+        releases: 2,
+    };
+    let mut t = Teardown::default();
+    let report = loop {
+        let done = w.destroy_step(du, &mut t, limits).unwrap();
+        w.check();
+        if let Some(r) = done {
+            break r;
+        }
+        // dom0 may still map the dying domain's frames between passes, and let go again.
+        w.update_as(d0, fd_u, t0.l1.addr() + 16, pte(page, P))
+            .unwrap();
+        w.update(d0, t0.l1, 2, 0).unwrap();
+    };
+    assert_eq!(report.still_referenced, 1);
+    assert!(w.ft.lookup(du.d.id()).is_some());
+    w.update(d0, t0.l1, 1, 0).unwrap();
+    assert_eq!(w.info(page).owner(), None);
+    assert!(w.ft.lookup(du.d.id()).is_none());
+    w.check();
+}
