@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Installs what the scripts need: QEMU >= 8, GRUB's BIOS image tools, xorriso, mtools,
-# Xen's public headers (libxen-dev), and the Rust target from rust-toolchain.toml.
+# Installs what the scripts need: QEMU >= 8, GRUB's BIOS image tools and its Xen PV port
+# (grub-xen-bin, the third-party test kernel), xorriso, mtools, Xen's public headers
+# (libxen-dev), and the Rust target from rust-toolchain.toml.
 # Sourced by the other scripts; safe to run again (does nothing when all is present).
 set -euo pipefail
 
-DEPS_PACKAGES=(grub-pc-bin grub-common xorriso mtools libxen-dev gcc)
+DEPS_PACKAGES=(grub-pc-bin grub-xen-bin grub-common xorriso mtools libxen-dev gcc)
 QEMU_MIN_MAJOR=8
 
 deps_have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }

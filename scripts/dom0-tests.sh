@@ -13,10 +13,11 @@
 # default 100); bad input answered by one error line each with dom0 still running;
 # guests/crash reported and reaped while another domain keeps running; pause, unpause,
 # shutdown and the on_poweroff/on_reboot actions; two domUs (guests/pingpong) exchanging
-# events over a channel the toolstack set up (evtchn_peer); typing on the console (echo,
-# backspace, attaching to a console and Ctrl-]).
+# events over a channel the toolstack set up (evtchn_peer); GRUB's Xen PV port
+# (scripts/grub-pv.sh), a third-party kernel, reaching its verdict; typing on the console
+# (echo, backspace, attaching to a console and Ctrl-]).
 # DOM0_CASES="NAME ..." runs only the cases named (lifecycle repeat errors crash policy
-# pingpong interactive).
+# pingpong grub interactive).
 # Prints PASS/FAIL per case and "N passed, N failed"; exits non-zero if any case failed.
 # Serial logs are kept in TARGET_DIR/dom0-tests/.
 set -uo pipefail
@@ -28,7 +29,7 @@ on=ours
 case "${1:-}" in
     "") ;;
     --xen) on=xen ;;
-    *) sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+    *) sed -n '2,23p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac
 rounds=${DOM0_ROUNDS:-100}
 
@@ -168,6 +169,23 @@ create /etc/xen/pong.cfg name=lonely evtchn_peer=nobody
 sleep 1
 info
 EOF
+
+cat > "$work/test/grub.script" <<'EOF'
+create /test/grub.cfg
+sleep 10
+list
+info
+EOF
+cat > "$work/test/grub.cfg" <<'EOF'
+# GRUB's Xen PV port (scripts/grub-pv.sh): a third-party PV64 kernel with its verdict.
+name = "grub"
+kernel = "/test/grub-pv"
+memory = 32
+EOF
+scripts/grub-pv.sh "$work/test/grub-pv" || {
+    echo "FAIL grub-pv image"
+    exit 1
+}
 
 cargo build -q --release -p dom0-tools --bin dom0 --target x86_64-unknown-none || {
     echo "FAIL build"
@@ -422,7 +440,19 @@ expect "dom0: end of /test/pingpong.script"
 no_trouble
 end_case
 
-# 7. Typing on the serial console (our hypervisor only: Xen takes boot-time input itself).
+# 7. A third-party Xen PV kernel: GRUB's Xen port as a domU (console ring, grant table,
+# xenstore ring answered by the toolstack) runs its script and powers off.
+boot grub 120 script=/test/grub.script
+expect "grub-pv: hello from GRUB on Xen PV" # after GRUB's colour codes
+expect_count 1 '^\[grub\] grub-pv: PASS$'
+expect_count 1 '^Domain [0-9]+ \(grub\) has shut down, reason code 0 \(poweroff\); destroying$'
+expect_answer list "Name +ID[^\n]+\nDomain-0 [^\n]+"
+reject "error:"
+expect "dom0: end of /test/grub.script"
+no_trouble
+end_case
+
+# 8. Typing on the serial console (our hypervisor only: Xen takes boot-time input itself).
 if [ "$on" = ours ] && wanted interactive; then
     # Typed once dom0 is ready (earlier, the bytes would reach the firmware or GRUB).
     typed='infx\x7fo\rcreate /etc/xen/sleeper.cfg\rwait-for sleeper "waiting to be"\r'

@@ -55,7 +55,7 @@ end_case() {
     fi
 }
 
-cargo build -q --release -p hypervisor -p hello -p selftest --target x86_64-unknown-none || { echo "FAIL build"; exit 1; }
+cargo build -q --release -p hypervisor -p hello -p crash -p selftest --target x86_64-unknown-none || { echo "FAIL build"; exit 1; }
 target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 hello="$target_dir/x86_64-unknown-none/release/hello"
 selftest="$target_dir/x86_64-unknown-none/release/selftest"
@@ -180,6 +180,23 @@ expect "FATAL: unexpected exception 8 (#DF double fault)"
 expect "same address"
 reject "should have faulted"
 end_case
+
+# scripts/boot-domu.sh: a kernel as a domU under dom0's toolstack; its exit status is the
+# domain's verdict (0 powered off, 1 crashed).
+for domu in "hello 0" "crash 1"; do
+    set -- $domu
+    case_name=boot-domu-$1
+    case_log="$work/$case_name.log"
+    case_errors=()
+    BOOT_NO_BUILD=1 DOMU_SECONDS=3 BOOT_LOG="$case_log" \
+        scripts/boot-domu.sh "$target_dir/x86_64-unknown-none/release/$1" >/dev/null 2>&1
+    domu_status=$?
+    [ -f "$case_log" ] || : > "$case_log"
+    [ "$domu_status" -eq "$2" ] || case_errors+=("exit status $domu_status, want $2")
+    expect "Started domain domu (id="
+    expect "Hardware domain 0 shut down: SHUTDOWN_poweroff"
+    end_case
+done
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -168,6 +168,8 @@ pub struct Built {
     pub console_frame: Mfn,
     /// Its end of the console event channel.
     pub console_port: EvtchnPort,
+    /// The machine frame of its xenstore ring, if the layout has one.
+    pub store_frame: Option<Mfn>,
     /// The peer's port offered to it ([`build_linked`]), if any.
     pub peer_port: Option<EvtchnPort>,
     /// Where everything went.
@@ -289,11 +291,12 @@ pub fn build_linked<H: Hypervisor>(
         .create_domain(&create)
         .map_err(|e| early("createdomain", e))?;
     match fill(hv, domid, config, &image, layout, ramdisk, peer) {
-        Ok((console_frame, console_port, peer_port)) => Ok(Built {
+        Ok((console_frame, store_frame, console_port, peer_port)) => Ok(Built {
             domid,
             nr_pages,
             console_frame,
             console_port,
+            store_frame,
             peer_port,
             layout,
         }),
@@ -316,7 +319,7 @@ fn fill<H: Hypervisor>(
     layout: BootLayout,
     ramdisk: Option<&[u8]>,
     peer: Option<DomId>,
-) -> Result<(Mfn, EvtchnPort, Option<EvtchnPort>), Failed> {
+) -> Result<(Mfn, Option<Mfn>, EvtchnPort, Option<EvtchnPort>), Failed> {
     hv.set_max_vcpus(dom, config.vcpus).op("max_vcpus")?;
     hv.set_max_mem(dom, config.maxmem_mib * 1024)
         .op("max_mem")?;
@@ -417,7 +420,16 @@ fn fill<H: Hypervisor>(
         .set_vcpu_context(dom, VcpuId(0), &context)
         .op("setvcpucontext")?;
     let console = layout.console.map_or(VirtAddr(0), |c| c.start);
-    Ok((mem.mfn(layout.pfn_of(console))?, console_port, peer_port))
+    let store = match layout.xenstore {
+        Some(s) => Some(mem.mfn(layout.pfn_of(s.start))?),
+        None => None,
+    };
+    Ok((
+        mem.mfn(layout.pfn_of(console))?,
+        store,
+        console_port,
+        peer_port,
+    ))
 }
 
 /// Writes every bootstrap page table, whole, from the layout's entries.

@@ -129,6 +129,43 @@ impl<P: Deref<Target = Page>> AtomicRing<P> {
     }
 }
 
+/// Word and byte access to any page shared with a guest, for ring protocols other than the
+/// console's (the xenstore ring).
+pub trait SharedPage {
+    /// Loads the 32-bit word at byte `offset` (4-aligned).
+    fn load_u32(&self, offset: usize) -> u32;
+    /// Stores the 32-bit word at byte `offset` (4-aligned).
+    fn store_u32(&self, offset: usize, value: u32);
+    /// Loads the byte at `offset`.
+    fn load_u8(&self, offset: usize) -> u8;
+    /// Stores the byte at `offset`.
+    fn store_u8(&self, offset: usize, byte: u8);
+    /// A barrier.
+    fn fence(&self, kind: Barrier);
+}
+
+impl<P: Deref<Target = Page>> SharedPage for AtomicRing<P> {
+    fn load_u32(&self, offset: usize) -> u32 {
+        self.word(offset).load(Ordering::Relaxed)
+    }
+
+    fn store_u32(&self, offset: usize, value: u32) {
+        self.word(offset).store(value, Ordering::Relaxed);
+    }
+
+    fn load_u8(&self, offset: usize) -> u8 {
+        self.load_byte(offset)
+    }
+
+    fn store_u8(&self, offset: usize, byte: u8) {
+        self.store_byte(offset, byte);
+    }
+
+    fn fence(&self, kind: Barrier) {
+        ConsoleRing::barrier(self, kind);
+    }
+}
+
 impl<P: Deref<Target = Page>> ConsoleRing for AtomicRing<P> {
     fn load_index(&self, index: RingIndex) -> u32 {
         self.word(index.offset()).load(Ordering::Relaxed)
@@ -224,6 +261,9 @@ pub struct Console<R> {
     pub ring: R,
     /// dom0's local port bound to the domain's console port.
     pub port: EvtchnPort,
+    /// The domain's xenstore ring frame and its (empty) store, serviced with the console
+    /// (the page is mapped only while it is serviced: dom0's mapping slots are few).
+    pub store: Option<(guest_abi::Mfn, crate::xenstore::StoreServer)>,
     partial: Vec<u8>,
     history: Vec<u8>,
 }
@@ -234,6 +274,7 @@ impl<R: ConsoleRing> Console<R> {
         Self {
             ring,
             port,
+            store: None,
             partial: Vec::new(),
             history: Vec::new(),
         }

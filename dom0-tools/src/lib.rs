@@ -39,5 +39,6 @@ pub mod files;
 pub mod hv;
 pub mod requests;
 pub mod toolstack;
+pub mod xenstore;
 
 pub use toolstack::{CreateError, Created, InputResult, Reply, ToolError, Toolstack, Wait};

@@ -451,6 +451,12 @@ impl<H: Hypervisor, F: Files> Toolstack<H, F> {
         let id = built.domid;
         let console = self
             .connect(id, built.console_frame, built.console_port)
+            .map(|mut c| {
+                c.store = built
+                    .store_frame
+                    .map(|f| (f, crate::xenstore::StoreServer::default()));
+                c
+            })
             .and_then(|c| match self.hv.unpause_domain(id) {
                 Ok(()) => Ok(c),
                 Err(e) => {
@@ -624,6 +630,12 @@ impl<H: Hypervisor, F: Files> Toolstack<H, F> {
             };
             if c.poll(name, attached, sink) {
                 let _ = self.hv.evtchn_send(c.port);
+            }
+            if let Some((frame, server)) = c.store.as_mut()
+                && let Ok(page) = self.hv.map_console(DomId(id), *frame)
+            {
+                server.service(&page);
+                self.hv.unmap_console(page);
             }
         }
         if self.held.len() > HELD_OUTPUT {
