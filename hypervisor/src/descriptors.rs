@@ -74,6 +74,18 @@ pub const fn tss(base: u64, limit: u32) -> [u64; 2] {
     [low, base >> 32]
 }
 
+/// An LDT descriptor (two slots) for an LDT at `base` with `limit`.
+pub const fn ldt(base: u64, limit: u32) -> [u64; 2] {
+    let limit = limit as u64;
+    let low = (limit & 0xffff)
+        | ((base & 0xff_ffff) << 16)
+        | (0x2 << 40) // type: LDT
+        | PRESENT
+        | (((limit >> 16) & 0xf) << 48)
+        | (((base >> 24) & 0xff) << 56);
+    [low, base >> 32]
+}
+
 /// A 64-bit interrupt gate (two slots) entering `handler` through code `selector`, on IST stack
 /// `ist` (0 = none), callable by software `int` from privilege `dpl` and above.
 pub const fn interrupt_gate(handler: u64, selector: u16, ist: u8, dpl_ring: u8) -> [u64; 2] {
@@ -191,6 +203,18 @@ mod tests {
         assert_eq!((lo >> 16) & 0xff_ffff, 0x12_3456);
         assert_eq!((lo >> 56) & 0xff, 0x00);
         assert_eq!((lo >> 40) & 0xf, 0x9);
+        assert!(!decode(lo).user);
+    }
+
+    #[test]
+    fn ldt_descriptor_is_a_present_system_segment() {
+        let [lo, hi] = ldt(0xffff_8280_01ab_c000, 0xffff);
+        assert_eq!(hi, 0xffff_8280);
+        assert_eq!(lo & 0xffff, 0xffff);
+        assert_eq!((lo >> 16) & 0xff_ffff, 0xab_c000);
+        assert_eq!((lo >> 56) & 0xff, 0x01);
+        assert_eq!((lo >> 40) & 0xf, 0x2, "type LDT");
+        assert_ne!(lo & (1 << 47), 0, "present");
         assert!(!decode(lo).user);
     }
 

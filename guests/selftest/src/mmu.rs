@@ -286,10 +286,91 @@ pub fn run(r: &mut Report, si: &StartInfo, on_ours: bool) {
     machphys(r, &s, foreign);
     base_ptr_refused(r, &mut pad, &s);
     switch(r, &s);
+    ldt(r, &mut pad);
     r.check_eq(
         "mmu.domain still running after the refusals",
         hypercall::xen_version(),
         Ok((4, 17)),
+    );
+}
+
+/// A data descriptor (DPL 3, byte granular) with `limit`.
+const fn ldt_data(limit: u64) -> u64 {
+    (limit & 0xffff)
+        | (((limit >> 16) & 0xf) << 48)
+        | (0x3 << 40)
+        | (1 << 44)
+        | (3 << 45)
+        | (1 << 47)
+}
+
+/// `lsl` of `selector`: its limit, if the descriptor is usable from here.
+fn segment_limit(selector: u64) -> Option<u64> {
+    let limit: u64;
+    let ok: u8;
+    // SAFETY: `lsl` reads the descriptor tables and sets ZF; it never faults on a bad
+    // selector and changes no memory.
+    unsafe {
+        core::arch::asm!(
+            "lsl {l}, {s}",
+            "setz {ok}",
+            s = in(reg) selector,
+            l = out(reg) limit,
+            ok = out(reg_byte) ok,
+            options(nostack),
+        );
+    }
+    (ok != 0).then_some(limit)
+}
+
+/// `MMUEXT_SET_LDT`: a read-only page of descriptors becomes the LDT (its entries are seen
+/// through LDT selectors), `update_descriptor` changes one, and an empty LDT drops them.
+fn ldt(r: &mut Report, pad: &mut Padding<'_>) {
+    /// LDT entry 1, RPL 3.
+    const SEL: u64 = (1 << 3) | 4 | 3;
+    /// LDT entry 0, RPL 3.
+    const SEL0: u64 = 4 | 3;
+    let page = pad.take();
+    page.write(1, ldt_data(0x1234));
+    let set = |base: u64, entries: u64| {
+        let op = MmuextOp {
+            cmd: MmuextCmd::SetLdt as u32,
+            _hole: 0,
+            arg1: base,
+            arg2: entries,
+        };
+        let mut done = 0;
+        // SAFETY: the LDT is a padding page of this module's, mapped read-only, or none.
+        unsafe { hypercall::mmuext_op(&[op], &mut done, DomId::SELF) }
+    };
+    r.check_eq("mmu.LDT page mapped read-only", page.remap(RO), Ok(0));
+    r.check(
+        "mmu.SET_LDT: its entries through LDT selectors",
+        ok("MMUEXT_SET_LDT", set(page.va, 2))
+            .and_then(|_| eq("limit of entry 1", segment_limit(SEL).unwrap_or(0), 0x1234))
+            .and_then(|_| ensure(segment_limit(SEL0).is_none(), "empty entry 0 usable")),
+    );
+    // SAFETY: one descriptor of this module's LDT page, checked by the hypervisor.
+    let updated = unsafe {
+        call(
+            Hypercall::UpdateDescriptor,
+            [page.slot(1), ldt_data(0x5678), 0, 0, 0],
+        )
+    };
+    r.check(
+        "mmu.update_descriptor in the LDT",
+        ok("update_descriptor", updated)
+            .and_then(|_| eq("new limit", segment_limit(SEL).unwrap_or(0), 0x5678)),
+    );
+    r.check(
+        "mmu.SET_LDT to none",
+        ok("MMUEXT_SET_LDT", set(0, 0))
+            .and_then(|_| ensure(segment_limit(SEL).is_none(), "entry still usable")),
+    );
+    r.check_eq(
+        "mmu.former LDT page maps read-write again",
+        page.remap(RW),
+        Ok(0),
     );
 }
 

@@ -358,8 +358,9 @@ fn destroy(m: &mut Machine, dom: u16) -> Result<(), XenError> {
     if first {
         // The references the hypervisor holds on the domain's own frames go first, so that
         // the frames are freed with the rest.
-        for v in &d.vcpus {
+        for v in d.vcpus.iter_mut() {
             super::mmu::release_vcpu_frames(mmu, &v.pv);
+            super::mmu::release_ldt(mmu, &mut v.pv);
         }
         for mfn in moved_infos {
             honour(mmu.put_page_and_type(Mfn(mfn)));

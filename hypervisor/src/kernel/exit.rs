@@ -475,6 +475,7 @@ fn switch_to(m: &mut Machine, prev: VcpuRef, next: VcpuRef, now: u64) {
     *frame = v.regs;
     fpu::restore(&v.fpu);
     super::mmu::load_guest_gdt(&v.pv, loaded_gdt_ents);
+    super::mmu::load_guest_ldt(&v.pv);
     crate::arch::x86_64::guest::load_mode(&v.pv);
     crate::arch::x86_64::guest::set_fs_base(v.pv.fs_base);
     // Guest user mappings are global: another domain's must not survive the switch.

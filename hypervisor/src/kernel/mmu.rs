@@ -260,7 +260,7 @@ fn apply(effect: Effect, vcpu: &mut PvVcpu) -> Result<(), PvMmError> {
                 crate::arch::x86_64::guest::load_mode(vcpu);
             }
         }
-        // The LDT is not yet given to guests (no descriptor pages are mapped for it).
+        // Carried out after the batch, which holds the MMU (`set_ldt`).
         Effect::LoadLdt { .. } => {}
         Effect::FlushCache { .. } => {
             // SAFETY: wbinvd only writes back and invalidates caches.
@@ -394,9 +394,16 @@ pub fn hypercall(
                 })
             });
             // An unreadable vCPU bitmap is -EINVAL here (Xen's answer for mmuext_op).
+            let mut new_ldt = None;
             let batch = honour(mmu.mmuext_op(me, &mut vmm, a3 as u16, ops, |e| {
+                if let Effect::LoadLdt { base, entries } = e {
+                    new_ldt = Some((base, entries));
+                }
                 apply(e, vcpu).map_err(|_| PvMmError::BadArgument)
             }));
+            if let Some((base, entries)) = new_ldt {
+                set_ldt(mmu, me, vcpu, base, entries);
+            }
             vcpu.mm = Some(vmm);
             vcpu.user_table = vmm.user_table();
             let size = size_of::<guest_abi::xen::MmuextOp>() as u64;
@@ -514,7 +521,8 @@ pub fn free_shared_frame(mmu: &mut Mmu, mfn: Mfn) {
     }
 }
 
-/// Drops the references a vCPU's GDT holds on its frames (when its domain is destroyed).
+/// Drops the references a vCPU's GDT holds on its frames (when its domain is destroyed, or
+/// a new GDT replaces it).
 pub fn release_vcpu_frames(mmu: &mut Mmu, vcpu: &PvVcpu) {
     for &f in vcpu
         .gdt_frames
@@ -523,6 +531,68 @@ pub fn release_vcpu_frames(mmu: &mut Mmu, vcpu: &PvVcpu) {
     {
         honour(mmu.put_page_and_type(Mfn(f)));
     }
+}
+
+/// Drops the references the vCPU's LDT holds and leaves it without one.
+pub fn release_ldt(mmu: &mut Mmu, vcpu: &mut PvVcpu) {
+    let pages = (vcpu.ldt_ents as usize * 8).div_ceil(PAGE_SIZE as usize);
+    for f in vcpu.ldt_frames.iter_mut().take(pages) {
+        if *f != 0 {
+            honour(mmu.put_page_and_type(Mfn(*f)));
+        }
+        *f = 0;
+    }
+    vcpu.ldt_ents = 0;
+}
+
+/// The frame mapped at guest address `va` under the L4 `l4`, if any.
+fn frame_at(mmu: &Mmu, l4: Mfn, va: u64) -> Option<Mfn> {
+    const ADDR: u64 = 0x000f_ffff_ffff_f000;
+    let (l1, slot) = mmu.walk(l4, va)?;
+    let e = mmu.store().read_entry(l1, slot);
+    (e & 1 != 0).then_some(Mfn((e & ADDR) >> 12))
+}
+
+/// `MMUEXT_SET_LDT` carried out: each page of the new LDT, found through the vCPU's kernel
+/// page tables, takes a descriptor-page type reference (which validates its descriptors) and
+/// is copied into the CPU's LDT. A page that is not mapped or cannot be a descriptor page
+/// stays empty, so loading a selector from it faults, as it does on Xen (which maps LDT pages
+/// on first use).
+fn set_ldt(mmu: &mut Mmu, me: mmpv::DomainRef, vcpu: &mut PvVcpu, base: u64, entries: u32) {
+    use crate::pv::vcpu::LDT_FRAMES;
+    release_ldt(mmu, vcpu);
+    let pages = (entries as usize * 8)
+        .div_ceil(PAGE_SIZE as usize)
+        .min(LDT_FRAMES);
+    for i in 0..pages {
+        let va = base.wrapping_add((i as u64) * PAGE_SIZE);
+        let frame = vcpu.kernel_table.and_then(|l4| frame_at(mmu, l4, va));
+        vcpu.ldt_frames[i] = match frame {
+            Some(f) if honour(mmu.get_page_and_type(me, f, PageType::SegDesc)).is_ok() => f.0,
+            _ => 0,
+        };
+    }
+    vcpu.ldt_ents = entries;
+    load_guest_ldt(vcpu);
+}
+
+/// Copies the vCPU's LDT into the CPU's and loads it (or loads none).
+pub fn load_guest_ldt(vcpu: &PvVcpu) {
+    let total = vcpu.ldt_ents as usize;
+    let mut entries = [0u64; 512];
+    for (i, &frame) in vcpu.ldt_frames.iter().take(total.div_ceil(512)).enumerate() {
+        for (j, e) in entries.iter_mut().enumerate() {
+            *e = if frame == 0 {
+                0
+            } else {
+                // SAFETY: a descriptor page of the guest's (RAM, direct-mapped, held with a
+                // descriptor-page type reference); word reads.
+                unsafe { frame_words(Mfn(frame)).add(j).read_volatile() }
+            };
+        }
+        crate::arch::x86_64::gdt::load_ldt_entries_at(i * 512, &entries);
+    }
+    crate::arch::x86_64::gdt::activate_ldt(vcpu.ldt_ents);
 }
 
 /// `set_gdt(frames, entries)`: the guest's GDT, validated as descriptor pages.
@@ -603,6 +673,9 @@ fn update_descriptor(
         .any(|&f| f == mfn.0)
     {
         load_guest_gdt(vcpu, vcpu.gdt_ents);
+    }
+    if vcpu.ldt_ents != 0 && vcpu.ldt_frames.contains(&mfn.0) {
+        load_guest_ldt(vcpu);
     }
     Ok(0)
 }

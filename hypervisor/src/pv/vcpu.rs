@@ -64,6 +64,11 @@ pub struct PvVcpu {
     pub gdt_frames: [u64; GDT_GUEST_FRAMES],
     /// Number of guest GDT entries (0: only the hypervisor's flat selectors).
     pub gdt_ents: u32,
+    /// The frames of the guest's LDT (`MMUEXT_SET_LDT`), each holding a descriptor-page type
+    /// reference, 0 where the page was not mapped or could not be a descriptor page.
+    pub ldt_frames: [u64; LDT_FRAMES],
+    /// Number of LDT entries (0: no LDT).
+    pub ldt_ents: u32,
     /// Time spent running, runnable, blocked and offline.
     pub runstate: crate::pv::runstate::RunstateClock,
     /// Where the guest mirrors its runstate.
@@ -72,6 +77,9 @@ pub struct PvVcpu {
 
 /// Frames a guest GDT may span: the 14 pages below the hypervisor's reserved entries.
 pub const GDT_GUEST_FRAMES: usize = 14;
+
+/// Frames an LDT may span: 8192 entries.
+pub const LDT_FRAMES: usize = 16;
 
 impl Default for PvVcpu {
     fn default() -> Self {
@@ -99,6 +107,8 @@ impl Default for PvVcpu {
             mm: None,
             gdt_frames: [0; GDT_GUEST_FRAMES],
             gdt_ents: 0,
+            ldt_frames: [0; LDT_FRAMES],
+            ldt_ents: 0,
             runstate: Default::default(),
             runstate_area: Default::default(),
         }

@@ -5,8 +5,8 @@
 
 use super::percpu::{CpuLocal, Stack};
 use crate::descriptors::{
-    self, FIRST_RESERVED_GDT_ENTRY, GDT_LIMIT, HYPERVISOR_CS, HYPERVISOR_DS, RESERVED_GDT_ENTRIES,
-    TSS_SELECTOR,
+    self, FIRST_RESERVED_GDT_ENTRY, GDT_LIMIT, HYPERVISOR_CS, HYPERVISOR_DS, LDT_SELECTOR,
+    RESERVED_GDT_ENTRIES, TSS_SELECTOR,
 };
 use x86_64::VirtAddr;
 use x86_64::instructions::segmentation::{CS, DS, ES, SS, Segment};
@@ -98,6 +98,43 @@ pub fn clear_guest_entries(from: usize, to: usize) {
     if from < to {
         part[from..to].fill(0);
     }
+}
+
+#[repr(C, align(4096))]
+struct Ldt([u64; LDT_ENTRIES]);
+
+/// Entries the LDT may have.
+pub const LDT_ENTRIES: usize = 8192;
+
+/// The running vCPU's LDT, copied from its descriptor pages (as the guest GDT is).
+static LDT: CpuLocal<Ldt> = CpuLocal::new(Ldt([0; LDT_ENTRIES]));
+
+/// Writes LDT descriptors starting at entry `at`.
+pub fn load_ldt_entries_at(at: usize, entries: &[u64]) {
+    // SAFETY: interrupts are off on this CPU and the LDT is read by the hardware only when a
+    // selector is loaded, after the caller returns.
+    let ldt = unsafe { &mut (*LDT.get()).0 };
+    let end = at.saturating_add(entries.len()).min(LDT_ENTRIES);
+    if at < end {
+        ldt[at..end].copy_from_slice(&entries[..end - at]);
+    }
+}
+
+/// Makes the first `entries` LDT entries the CPU's LDT (none if 0).
+pub fn activate_ldt(entries: u32) {
+    let entries = (entries as usize).min(LDT_ENTRIES);
+    let selector = if entries == 0 {
+        0
+    } else {
+        let desc = descriptors::ldt(LDT.get() as u64, (entries * 8 - 1) as u32);
+        let slot = FIRST_RESERVED_GDT_ENTRY + descriptors::slot(LDT_SELECTOR);
+        // SAFETY: as for the guest part: interrupts off, and the slot is the LDT's own.
+        unsafe { (&mut (*GDT.get()).0)[slot..slot + 2].copy_from_slice(&desc) };
+        LDT_SELECTOR
+    };
+    // SAFETY: the selector is 0 or the LDT descriptor just written, which describes the
+    // static LDT table.
+    unsafe { core::arch::asm!("lldt {0:x}", in(reg) selector, options(nostack, preserves_flags)) };
 }
 
 /// Top of the ring-0 stack that guest exits land on (`TSS.rsp0`).
