@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # Installs what the scripts need: QEMU >= 8, GRUB's BIOS image tools and its Xen PV port
 # (grub-xen-bin, the third-party test kernel), xorriso, mtools, Xen's public headers
-# (libxen-dev), and the Rust target from rust-toolchain.toml.
+# (libxen-dev), C and C++ compilers (the ABI probe, libFuzzer), the Rust target from
+# rust-toolchain.toml, and for the fuzz targets cargo-fuzz (deps_install_fuzz).
 # Sourced by the other scripts; safe to run again (does nothing when all is present).
+# Run directly, it installs all of it.
 set -euo pipefail
 
-DEPS_PACKAGES=(grub-pc-bin grub-xen-bin grub-common xorriso mtools libxen-dev gcc)
+DEPS_PACKAGES=(grub-pc-bin grub-xen-bin grub-common xorriso mtools libxen-dev gcc g++)
+# cargo-fuzz, built from crates.io with the pinned toolchain (no nightly needed: the
+# targets run without a sanitizer, scripts/fuzz.sh).
+DEPS_CARGO_FUZZ_VERSION=0.13.2
 QEMU_MIN_MAJOR=8
 
 deps_have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
@@ -79,6 +84,19 @@ deps_install_rust() {
     )
 }
 
+# cargo-fuzz, unless some version is there already: `cargo install` puts it in
+# ~/.cargo/bin (CARGO_HOME), where later runs find it.
+deps_install_fuzz() {
+    local top
+    top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+    (
+        cd "$top"
+        cargo fuzz --version >/dev/null 2>&1 && exit 0
+        echo "deps: installing cargo-fuzz $DEPS_CARGO_FUZZ_VERSION (cargo install)" >&2
+        cargo install --locked --quiet cargo-fuzz --version "$DEPS_CARGO_FUZZ_VERSION"
+    )
+}
+
 deps_all() { deps_install_system && deps_install_rust; }
 
-if [ "${BASH_SOURCE[0]}" = "$0" ]; then deps_all; fi
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then deps_all && deps_install_fuzz; fi

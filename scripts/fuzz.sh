@@ -1,20 +1,26 @@
 #!/usr/bin/env bash
-# Runs the cargo-fuzz targets in fuzz/ (libFuzzer, nightly toolchain), each for SECONDS.
+# Runs the cargo-fuzz targets in fuzz/ (libFuzzer), each for SECONDS.
 #
 #   scripts/fuzz.sh [SECONDS] [TARGET...]      # default: 60 seconds, every target
 #
 # Environment:
+#   FUZZ_SANITIZER  none (default): the pinned stable toolchain (rust-toolchain.toml) builds
+#                 the targets with libFuzzer's coverage instrumentation and no sanitizer, so
+#                 no nightly is needed (scripts/test.sh runs it this way); address (or any
+#                 other cargo-fuzz sanitizer): `cargo +nightly`, as `-Zsanitizer` needs
 #   FUZZ_JOBS     targets run at the same time (default 1)
 #   FUZZ_WORK     where the growing corpora, logs and crash artifacts go
 #                 (default target-attack/fuzz-work); the seed corpus fuzz/corpus/TARGET is
 #                 read, never written
 #   FUZZ_ARGS     extra libFuzzer options
 #
-# Prints, per target, the executions, the coverage (edges) and the corpus size libFuzzer
-# reports, and ends with "N passed, N failed" (a target fails when it finds a crash; the
-# reproducer is in FUZZ_WORK/artifacts/TARGET/, to replay with
-# `cargo +nightly fuzz run TARGET FILE`). Exit status 0 when no target crashed, 1 otherwise,
-# 4 when cargo-fuzz or the nightly toolchain is missing.
+# Each run starts by running the seeds and the reproducers of crashes found before
+# (fuzz/regressions/TARGET/). Prints, per target, the executions, the coverage (edges) and
+# the corpus size libFuzzer reports, and ends with "N passed, N failed" (a target fails when
+# it finds a crash; the reproducer is in FUZZ_WORK/artifacts/TARGET/, to replay with the
+# `cargo fuzz run` command printed). Exit status 0 when no target crashed, 1 otherwise, 4
+# when cargo-fuzz (scripts/deps.sh installs it) or, for a sanitizer, the nightly toolchain
+# is missing, or a target does not build.
 set -uo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -24,26 +30,34 @@ work=${FUZZ_WORK:-$root/target-attack/fuzz-work}
 jobs=${FUZZ_JOBS:-1}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$root/target-attack}
 
-if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
-    echo "fuzz.sh: needs the nightly toolchain and cargo-fuzz (cargo install cargo-fuzz)" >&2
-    exit 4
-fi
+sanitizer=${FUZZ_SANITIZER:-none}
+# How to call cargo-fuzz: the pinned toolchain without a sanitizer, nightly with one.
+fuzz=(cargo fuzz)
+[ "$sanitizer" = none ] || fuzz=(cargo +nightly fuzz)
 
 cd "$root/fuzz" || exit 4
+if ! "${fuzz[@]}" --version >/dev/null 2>&1; then
+    echo "fuzz.sh: needs cargo-fuzz (scripts/deps.sh installs it)$([ "$sanitizer" = none ] ||
+        echo " and, for FUZZ_SANITIZER=$sanitizer, the nightly toolchain")" >&2
+    exit 4
+fi
 if [ $# -gt 0 ]; then
     targets=("$@")
 else
-    mapfile -t targets < <(cargo +nightly fuzz list)
+    mapfile -t targets < <("${fuzz[@]}" list)
 fi
-cargo +nightly fuzz build -O >&2 || exit 4
+"${fuzz[@]}" build -O -s "$sanitizer" >&2 || exit 4
 mkdir -p "$work"
 
 # Runs one target; its log is $work/TARGET.log.
 run_one() {
-    local t=$1 corpus="$work/corpus/$t" art="$work/artifacts/$t/"
+    local t=$1 corpus="$work/corpus/$t" art="$work/artifacts/$t/" seeds
     mkdir -p "$corpus" "$art" "$root/fuzz/corpus/$t"
+    # libFuzzer adds to the first directory and only reads the others.
+    seeds=("$root/fuzz/corpus/$t")
+    [ -d "$root/fuzz/regressions/$t" ] && seeds+=("$root/fuzz/regressions/$t")
     # shellcheck disable=SC2086 # FUZZ_ARGS is a list of options
-    cargo +nightly fuzz run -O "$t" "$corpus" "$root/fuzz/corpus/$t" -- \
+    "${fuzz[@]}" run -O -s "$sanitizer" "$t" "$corpus" "${seeds[@]}" -- \
         -max_total_time="$seconds" -rss_limit_mb=4096 -timeout=20 -print_final_stats=1 \
         -artifact_prefix="$art" ${FUZZ_ARGS:-} >"$work/$t.log" 2>&1
 }
@@ -70,7 +84,8 @@ for i in "${!targets[@]}"; do
         echo "PASS fuzz.$t: ${seconds}s, ${execs:-?} runs, ${cov:-?} edges, corpus ${corp:-?}"
     else
         failed=$((failed + 1))
-        echo "FAIL fuzz.$t: crash after ${execs:-?} runs; reproducer in $work/artifacts/$t/, log $log"
+        echo "FAIL fuzz.$t: crash after ${execs:-?} runs; reproducer in $work/artifacts/$t/, log $log;" \
+            "replay: (cd fuzz && ${fuzz[*]} run -O -s $sanitizer $t FILE)"
     fi
 done
 echo "$passed passed, $failed failed"

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs every test: formatting, lints (host and bare-metal), host unit tests, then the QEMU
+# Runs every test: formatting, lints (host and bare-metal), host unit tests, every fuzz
+# target for a short time (env TEST_FUZZ_SECONDS, default 20 each), then the QEMU
 # integration tests on our hypervisor and the reference tests on real Xen.
 set -euo pipefail
 
@@ -8,6 +9,7 @@ cd "$root"
 # shellcheck source=scripts/deps.sh
 source scripts/deps.sh
 deps_all
+deps_install_fuzz
 
 step() { printf '\n==> %s\n' "$*"; }
 
@@ -19,6 +21,9 @@ step "clippy (bare metal)"
 cargo clippy --workspace --target x86_64-unknown-none -- -D warnings
 step "host unit tests"
 cargo test --workspace
+fuzz_seconds=${TEST_FUZZ_SECONDS:-20}
+step "fuzz targets, ${fuzz_seconds} s each (pinned toolchain, no sanitizer)"
+bash scripts/fuzz.sh "$fuzz_seconds"
 step "QEMU integration tests"
 bash scripts/qemu-tests.sh
 # Further QEMU suites, each with its own timeouts and assertions.

@@ -48,6 +48,9 @@ pub trait Machine {
     /// Whether [`Self::wait`] reports `VIRQ_DOM_EXC` (if not, the session checks the
     /// domains every [`DOM_EXC_FALLBACK_MS`]).
     fn has_dom_exc(&self) -> bool;
+    /// Without waiting: whether `VIRQ_DOM_EXC` fired since the last [`Self::wait`] (and
+    /// takes it).
+    fn take_dom_exc(&mut self) -> bool;
 }
 
 /// What to do after a command.
@@ -187,7 +190,9 @@ impl<H: Hypervisor, F: Files, M: Machine> Session<H, F, M> {
     fn service(&mut self, fired: bool) {
         let now = self.machine.now_ms();
         let check = if self.machine.has_dom_exc() {
-            fired
+            // Also a shutdown that came while no wait ran: commands back to back (a
+            // `wait-for` whose text is already there does not wait) would leave it pending.
+            fired | self.machine.take_dom_exc()
         } else {
             let due = now >= self.next_check_ms;
             if due {

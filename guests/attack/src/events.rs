@@ -88,7 +88,7 @@ pub fn run(r: &mut Report) {
         err(XenError::NoEnt),
     );
     let mut inter = EvtchnBindInterdomain {
-        remote_dom: 77,
+        remote_dom: crate::privs::NO_DOMAIN,
         _hole: 0,
         remote_port: 1,
         local_port: 0,

@@ -18,6 +18,12 @@
 //! others: the domain must crash and the hypervisor must stay up (the boot script checks how
 //! the machine stopped).
 //!
+//! `repeat=N` runs the case list N times (without it, once; `scripts/dom0-tests.sh` keeps the
+//! guest busy this way while domains come and go next to it): each pass starts with
+//! `attack: pass K of N`; the cases that give frames away (a scratch page, the shared_info
+//! frame) run in the first pass only, and the last case (giving back the running L4) once,
+//! after the last pass. The counts cover every pass.
+//!
 //! Safety: guest-abi's runtime assumptions hold (a PV guest started by the hypervisor, one
 //! vCPU, events masked for the whole run). `traps` says how its assembly handlers and the
 //! `asm!` blocks that provoke traps cooperate; `mem` says which pages the cases may remap.
@@ -75,6 +81,17 @@ mod guest {
             domu: asked(b"domu"),
         };
         let fatal = words().find_map(|w| w.strip_prefix(b"fatal="));
+        let repeat = words().find_map(|w| w.strip_prefix(b"repeat="));
+        let passes = match repeat {
+            None => 1,
+            Some(n) => match parse_count(n) {
+                Some(n) => n,
+                None => {
+                    println!("FAIL attack.setup: bad repeat= count");
+                    hypercall::shutdown(ShutdownReason::Crash)
+                }
+            },
+        };
         println!(
             "attack: start, {} pages, expecting {}{}",
             si.nr_pages,
@@ -95,12 +112,17 @@ mod guest {
             traps::fatal(name);
             hypercall::shutdown(ShutdownReason::Poweroff);
         }
-        mmu::run(&mut r, si);
-        desc::run(&mut r);
-        privs::run(&mut r);
-        traps::run(&mut r);
-        args::run(&mut r);
-        events::run(&mut r);
+        for pass in 1..=passes {
+            if repeat.is_some() {
+                println!("attack: pass {pass} of {passes}");
+            }
+            mmu::run(&mut r, si, pass == 1);
+            desc::run(&mut r);
+            privs::run(&mut r);
+            traps::run(&mut r);
+            args::run(&mut r);
+            events::run(&mut r);
+        }
         mmu::release_running_l4(&mut r);
         println!("attack: {} cases", r.cases());
         let ok = r.finish();
@@ -114,6 +136,12 @@ mod guest {
             if ok { "" } else { " (with failures)" }
         );
         hypercall::shutdown(ShutdownReason::Poweroff)
+    }
+
+    /// A decimal count from 1 to 10000.
+    fn parse_count(digits: &[u8]) -> Option<u32> {
+        let n = core::str::from_utf8(digits).ok()?.parse::<u32>().ok()?;
+        (1..=10_000).contains(&n).then_some(n)
     }
 }
 

@@ -12,8 +12,9 @@ use guest_abi::{DomId, XenError};
 
 use crate::report::{OK, Report, Want, err};
 
-/// A domain that does not exist.
-const NO_DOMAIN: u16 = 77;
+/// A domain that does not exist: far above the ids a toolstack hands out (ours takes the
+/// lowest free one, Xen counts up), so that domains created next to this guest never take it.
+pub const NO_DOMAIN: u16 = 32000;
 /// `DOMID_XEN`.
 const DOMID_XEN: u64 = 0x7ff2;
 

@@ -81,6 +81,11 @@ impl Events {
         for &p in ports {
             self.take_pending(p);
         }
+        self.take_dom_exc()
+    }
+
+    /// Clears `VIRQ_DOM_EXC`'s pending bit; returns whether it was set.
+    pub fn take_dom_exc(&self) -> bool {
         self.dom_exc.is_some_and(|p| self.take_pending(p))
     }
 

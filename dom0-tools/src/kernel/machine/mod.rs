@@ -58,6 +58,10 @@ impl Machine for Console {
     fn has_dom_exc(&self) -> bool {
         self.events.dom_exc_port().is_some()
     }
+
+    fn take_dom_exc(&mut self) -> bool {
+        self.events.take_dom_exc()
+    }
 }
 
 /// The ramdisk: where the hypervisor mapped module 1.

@@ -117,6 +117,8 @@ struct Terminal {
     now: u64,
     waits: u32,
     dom_exc: bool,
+    /// `VIRQ_DOM_EXC` is pending (fired while no `wait` ran).
+    dom_exc_pending: bool,
 }
 
 impl Machine for Terminal {
@@ -144,6 +146,9 @@ impl Machine for Terminal {
     }
     fn has_dom_exc(&self) -> bool {
         self.dom_exc
+    }
+    fn take_dom_exc(&mut self) -> bool {
+        core::mem::take(&mut self.dom_exc_pending)
     }
 }
 
@@ -259,6 +264,16 @@ fn without_dom_exc_the_domains_are_checked_every_half_second() {
     s.run_script("sleep 2");
     // Checked after the first tick (10 ms), then at 510, 1010 and 1510 ms.
     assert_eq!(s.next_check_ms, 1510 + DOM_EXC_FALLBACK_MS);
+}
+
+#[test]
+fn a_dom_exc_pending_from_before_is_taken_by_a_wait_for_that_does_not_wait() {
+    let (mut s, _) = session(&[]);
+    // A domain stopped while commands ran back to back; `wait-for 0` is done at once.
+    s.machine().dom_exc_pending = true;
+    s.run_script("wait-for 0");
+    assert_eq!(s.machine().waits, 0);
+    assert!(!s.machine().dom_exc_pending);
 }
 
 #[test]
