@@ -14,7 +14,7 @@ use guest_abi::{DomId, Hypercall};
 use hypervisor::event::abi as eabi;
 use hypervisor::event::channel::{Channel, EventChannels};
 use hypervisor::event::ops::{DomainEvents, Domains};
-use hypervisor::event::shared::SharedInfo;
+use hypervisor::event::shared::{DomainShared, MovedVcpuInfo, SharedInfo, VcpuInfo};
 use hypervisor::hypercall::event::{Sched, Timers, World};
 use hypervisor::hypercall::{Action, Ctx, DomainInfo, HcResult, Host, handle};
 use hypervisor::pv::guest_mem::{check_guest_range, is_canonical};
@@ -49,7 +49,10 @@ impl Domains for Doms {
 }
 
 struct FakeHost {
-    shared: &'static SharedInfo,
+    shared: DomainShared,
+    /// Where `VCPUOP_register_vcpu_info` moves vCPU 0's `vcpu_info` (freed with the run).
+    moved: &'static VcpuInfo,
+    next_frame: u64,
     doms: Doms,
     sched: Sched,
     timers: Timers,
@@ -78,8 +81,34 @@ impl Host for FakeHost {
         assert!(is_canonical(base), "FS base {base:#x}");
     }
     fn set_fpu_trap(&mut self, _: bool) {}
-    fn shared(&self) -> &'static SharedInfo {
+    fn shared(&self) -> &DomainShared {
+        &self.shared
+    }
+    fn register_vcpu_info(
+        &mut self,
+        vcpu: u32,
+        mfn: u64,
+        offset: u32,
+    ) -> Result<(), guest_abi::XenError> {
+        assert!(
+            offset <= 4096 - 64 && offset % 8 == 0,
+            "offset {offset} passed the checks"
+        );
+        let moved = MovedVcpuInfo {
+            mfn,
+            info: self.moved,
+        };
         self.shared
+            .relocate(eabi::VcpuId(vcpu), moved)
+            .then_some(())
+            .ok_or(guest_abi::XenError::Inval)
+    }
+    fn alloc_shared_frame(&mut self, _: DomId) -> Option<u64> {
+        self.next_frame += 1;
+        Some(self.next_frame)
+    }
+    fn m2p_frames(&self) -> (u64, u64) {
+        (0x400, 0x300)
     }
     fn world(&mut self) -> World<'_, Doms> {
         World {
@@ -159,8 +188,12 @@ fuzz_target!(|data: &[u8]| {
     let me = vcpu_ref(eabi::DomId(0), eabi::VcpuId(0));
     sched.add_domain(me.domain).expect("room for a domain");
     sched.add_vcpu(me, CpuId(0), true).expect("room for a vCPU");
+    let moved_box = Box::into_raw(Box::new(VcpuInfo::default()));
     let mut host = FakeHost {
-        shared,
+        shared: DomainShared::new(shared),
+        // SAFETY: freed at the end of this run, after everything that borrows it is dropped.
+        moved: unsafe { &*moved_box },
+        next_frame: 0x5000,
         doms: Doms {
             channels: EventChannels::new(
                 vec![Channel::FREE; EventChannels::<Vec<Channel>>::storage_len(4095)],
@@ -192,6 +225,7 @@ fuzz_target!(|data: &[u8]| {
         nr_vcpus: 1,
         vm_assist: 0,
         handle: [0; 16],
+        grant_frames: Default::default(),
     };
     let mut regs = Regs {
         cs: 0xe033,
@@ -231,8 +265,10 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     drop(host);
-    // SAFETY: allocated above; `host` (the only holder of `shared`) is gone.
+    // SAFETY: allocated above; `host` (the only holder of `shared` and `moved`) is gone.
     drop(unsafe { Box::from_raw(shared_box) });
+    // SAFETY: as above.
+    drop(unsafe { Box::from_raw(moved_box) });
 });
 
 /// Nothing the guest registers may name the hypervisor.
