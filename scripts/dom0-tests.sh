@@ -473,8 +473,8 @@ if selected pingpong; then
     offered=$(sed -n 's/^Event channel: port \([0-9]*\) .*/\1/p' "$case_log")
     expect_answer "create /etc/xen/pong.cfg" \
         "Parsing config from /etc/xen/pong.cfg
-    Event channel: port [0-9]+ of domain ${ping_id:-?} \\(ping\\) offered to pong
-    Started domain pong \\(id=[0-9]+\\)"
+Event channel: port [0-9]+ of domain ${ping_id:-?} \\(ping\\) offered to pong
+Started domain pong \\(id=[0-9]+\\)"
     expect "to port ${offered:-?} of domain ${ping_id:-?}"
     expect "[ping] ping: port ${offered:-?} is for domain ${pong_id:-?}"
     expect_count 1 '^\[ping\] ping: got pong 10/10$'
