@@ -71,13 +71,16 @@ domu_ramdisk() {
     for hv in ours xen; do
         local words=domu
         [ "$hv" = xen ] && words="domu xen"
-        printf 'name = "attack"\nkernel = "/boot/attack"\nmemory = 32\ncmdline = "%s"\n' \
+        # Kept after powering off, so that each wait-for below still finds it (one for a
+        # domain that is gone waits its full 60 s).
+        printf 'name = "attack"\nkernel = "/boot/attack"\nmemory = 32\ncmdline = "%s"\non_poweroff = "preserve"\n' \
             "$words" >"$dir/attack-$hv.cfg"
     done
     {
         echo "create /etc/xen/attack.cfg"
-        # wait-for gives up after 60 s; the guest needs a few minutes under TCG.
+        # wait-for gives up after 60 s; the guest may need a few minutes under TCG.
         for _ in 1 2 3 4 5 6; do echo 'wait-for attack "attack: powering off"'; done
+        echo "destroy attack"
         echo "sleep 2"
         echo "list"
     } >"$dir/script"
