@@ -229,7 +229,8 @@ printf 'name = "attack"\nkernel = "/boot/attack"\nmemory = 32\ncmdline = "%s"\no
     echo info
 } > "$work/test/churn.script"
 
-cargo build -q --release -p dom0-tools --bin dom0 -p attack --target x86_64-unknown-none || {
+cargo build -q --release -p dom0-tools --bin dom0 --target x86_64-unknown-none &&
+    cargo build -q --release -p attack --target x86_64-unknown-none || {
     echo "FAIL build"
     exit 1
 }
