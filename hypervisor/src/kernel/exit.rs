@@ -77,7 +77,16 @@ fn with_current<R>(
     } = m;
     let vcpu_id = *current_vcpu;
     let dom = &mut *domains[index];
-    let Some(event_slot) = events.domains.iter().position(|e| e.id.0 == dom.info.id.0) else {
+    // Domains and their event states are added and removed together, so the slot is
+    // normally the domain's own index; the search is the fallback.
+    let id = dom.info.id.0;
+    let same_slot = events.domains.get(index).is_some_and(|e| e.id.0 == id);
+    let slot = if same_slot {
+        Some(index)
+    } else {
+        events.domains.iter().position(|e| e.id.0 == id)
+    };
+    let Some(event_slot) = slot else {
         let id = dom.info.id.0;
         drop(machine);
         error!("the running domain d{id} has no event state");
