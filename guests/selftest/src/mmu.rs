@@ -23,7 +23,7 @@ use guest_abi::{DomId, PAGE_SHIFT, PAGE_SIZE, VirtAddr, XenError, println};
 
 use crate::check::{Report, Why, ensure, eq, ok};
 use crate::domain;
-use crate::traps::provoke;
+use crate::traps::{emulate, provoke};
 
 /// Where the new address space maps its test page: L4 slot 32, L3/L2/L1 slot 0. The
 /// bootstrap tables map nothing there.
@@ -286,11 +286,93 @@ pub fn run(r: &mut Report, si: &StartInfo, on_ours: bool) {
     machphys(r, &s, foreign);
     base_ptr_refused(r, &mut pad, &s);
     switch(r, &s);
+    ptwr(r, &s);
     ldt(r, &mut pad);
     r.check_eq(
         "mmu.domain still running after the refusals",
         hypercall::xen_version(),
         Ok((4, 17)),
+    );
+}
+
+/// An L1 entry without the bits the hypervisor adds to a 64-bit PV guest's entries: `USER`
+/// (its kernel runs in ring 3) and Xen's software bit 52 for guest-kernel mappings.
+fn as_written(entry: u64) -> u64 {
+    entry & !((1 << 52) | PteFlags::USER.bits())
+}
+
+/// Writes `value` to `va` with a plain `mov`; whether it trapped, and the trap's vector.
+fn mov_to(va: u64, value: u64) -> Option<u64> {
+    let o = emulate!("mov qword ptr [{p}], {v}"; p = in(reg) va, v = in(reg) value);
+    (o.traps != 0).then_some(o.frame.vector)
+}
+
+/// Writable page tables: with `VMASST_TYPE_writable_pagetables`, plain writes through the
+/// read-only mapping of one of our L1 tables (pinned on its own) are done for us, as
+/// `mmu_update` would do them, and refused ones raise a page fault.
+fn ptwr(r: &mut Report, s: &Space) {
+    use guest_abi::xen::{VmAssistCmd, VmAssistType};
+    const SLOT: usize = 3;
+    let at = s.l1.va + 8 * SLOT as u64;
+    let assist = |cmd| hypercall::vm_assist(cmd, VmAssistType::WritablePagetables);
+    let pinned =
+        s.l1.remap(RO)
+            .and_then(|_| ext(MmuextCmd::PinL1Table, s.l1.mfn));
+    r.check_eq("mmu.ptwr L1 read-only and pinned", pinned, Ok(0));
+    if pinned.is_err() {
+        return;
+    }
+    r.check_eq(
+        "mmu.ptwr enable writable_pagetables",
+        assist(VmAssistCmd::Enable),
+        Ok(0),
+    );
+    let b = s.b.entry(RO);
+    r.check(
+        "mmu.ptwr mov into a read-only L1",
+        ensure(mov_to(at, b).is_none(), "the write faulted")
+            .and_then(|_| eq("entry", as_written(s.l1.read(SLOT)), b)),
+    );
+    let old: u64;
+    let o = emulate!("xchg qword ptr [{p}], {v}"; p = in(reg) at, v = inout(reg) 0u64 => old);
+    r.check(
+        "mmu.ptwr xchg returns the old entry",
+        ensure(o.traps == 0, "the write faulted")
+            .and_then(|_| eq("returned", as_written(old), b))
+            .and_then(|_| eq("entry", s.l1.read(SLOT), 0)),
+    );
+    let a = s.a.entry(RO);
+    let seen: u64;
+    let o = emulate!("lock cmpxchg qword ptr [{p}], {v}"; p = in(reg) at, v = in(reg) a,
+        inout("rax") 0u64 => seen);
+    r.check(
+        "mmu.ptwr lock cmpxchg",
+        ensure(o.traps == 0, "the write faulted")
+            .and_then(|_| eq("rax", seen, 0))
+            .and_then(|_| eq("entry", as_written(s.l1.read(SLOT)), a)),
+    );
+    r.check(
+        "mmu.ptwr writable mapping of a page table: #PF",
+        eq("vector", mov_to(at, s.l1.entry(RW)).unwrap_or(0), 14)
+            .and_then(|_| eq("entry", as_written(s.l1.read(SLOT)), a)),
+    );
+    r.check_eq("mmu.ptwr clear the entry", mov_to(at, 0), None);
+    r.check_eq(
+        "mmu.ptwr disable writable_pagetables",
+        assist(VmAssistCmd::Disable),
+        Ok(0),
+    );
+    // Xen emulates these writes for 64-bit PV guests whether or not the assist is on.
+    r.check(
+        "mmu.ptwr with the assist off: still done",
+        ensure(mov_to(at, b).is_none(), "the write faulted")
+            .and_then(|_| eq("entry", as_written(s.l1.read(SLOT)), b))
+            .and_then(|_| ensure(mov_to(at, 0).is_none(), "clearing it faulted")),
+    );
+    r.check_eq(
+        "mmu.ptwr L1 unpinned and read-write again",
+        ext(MmuextCmd::UnpinTable, s.l1.mfn).and_then(|_| s.l1.remap(RW)),
+        Ok(0),
     );
 }
 

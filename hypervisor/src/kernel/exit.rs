@@ -26,6 +26,9 @@ use x86_64::registers::control::Cr2;
 
 use crate::arch::x86_64::uaccess::CurrentGuest;
 
+/// Page-fault error code bits: the page was present and the access a write.
+const PF_PRESENT_WRITE: u64 = 0b11;
+
 /// Set by the timer interrupt: the next return to a guest goes through the scheduler.
 static NEED_RESCHED: AtomicBool = AtomicBool::new(false);
 
@@ -190,7 +193,7 @@ fn user_syscall(regs: &mut Regs, vcpu: &mut PvVcpu, host: &mut KernelHost<'_>) -
 /// An exception or interrupt that arrived while a guest ran.
 pub fn guest_trap(regs: &mut Regs) {
     let vector = regs.vector as u8;
-    let handled = with_current(|vcpu, vcpu_id, _, host| {
+    let handled = with_current(|vcpu, vcpu_id, domain, host| {
         let action = match vector {
             // Interrupts are the hypervisor's; the guest just resumes (after the scheduler).
             2 | 32..=255 => Action::Resume,
@@ -202,6 +205,15 @@ pub fn guest_trap(regs: &mut Regs) {
             }
             7 => {
                 crate::arch::x86_64::guest::set_fpu_trap(false);
+                Action::Resume
+            }
+            // A write to a read-only mapping of one of the guest's own L1 tables, from its
+            // kernel: done on its behalf (Xen's ptwr, which for 64-bit PV guests does not
+            // wait for VMASST_TYPE_writable_pagetables).
+            14 if vcpu.kernel_mode
+                && regs.error_code & PF_PRESENT_WRITE == PF_PRESENT_WRITE
+                && super::mmu::ptwr(regs, vcpu, domain, Cr2::read_raw()) =>
+            {
                 Action::Resume
             }
             14 => {

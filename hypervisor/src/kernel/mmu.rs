@@ -521,6 +521,68 @@ pub fn free_shared_frame(mmu: &mut Mmu, mfn: Mfn) {
     }
 }
 
+/// Writable page tables (Xen's ptwr): a guest kernel's write at `fault_va` through a
+/// read-only mapping of one of its own L1 tables is decoded (`pv::ptwr`) and the entry it
+/// would leave is applied with the checks of `mmu_update`. Returns whether it was; if not, the
+/// page fault goes to the guest as it was, registers untouched.
+pub fn ptwr(
+    regs: &mut crate::regs::Regs,
+    vcpu: &PvVcpu,
+    domain: &DomainInfo,
+    fault_va: u64,
+) -> bool {
+    use crate::pv::ptwr::{Bases, emulate};
+    const ADDR: u64 = 0x000f_ffff_ffff_f000;
+    let Some(l4) = vcpu.kernel_table else {
+        return false;
+    };
+    let mut bytes = [0u8; 15];
+    let n = crate::pv::emulate::fetch(&mut CurrentGuest, regs.rip, &mut bytes);
+    let mut guard = MMU.lock();
+    let Some(mmu) = guard.as_mut() else {
+        return false;
+    };
+    let Some(me) = mmu.lookup(DomId(domain.id.0)) else {
+        return false;
+    };
+    let Some((l1, slot)) = mmu.walk(l4, fault_va) else {
+        return false;
+    };
+    let pte = mmu.store().read_entry(l1, slot);
+    if pte & 0b11 != 0b01 {
+        // Not present, or writable: not a write to a read-only mapping.
+        return false;
+    }
+    let table = Mfn((pte & ADDR) >> 12);
+    let is_own_l1 = mmu
+        .frame(table)
+        .is_some_and(|f| f.owner() == Some(me.id()) && f.page_type() == PageType::L1);
+    if !is_own_l1 {
+        return false;
+    }
+    let at = (fault_va & 0xfff) / 8;
+    let old = mmu.store().read_entry(table, at as usize);
+    let bases = Bases {
+        fs: vcpu.fs_base,
+        gs: vcpu.active_gs_base(),
+    };
+    let Ok(done) = emulate(&bytes[..n], regs, bases, fault_va, old) else {
+        return false;
+    };
+    if let Some(new) = done.new_entry {
+        let req = MmuUpdate {
+            ptr: table.addr() + at * 8,
+            val: new,
+        };
+        let batch = honour(mmu.mmu_update(me, u32::from(DomId::SELF.0), [Ok(req)]));
+        if batch.result.is_err() {
+            return false;
+        }
+    }
+    *regs = done.regs;
+    true
+}
+
 /// Drops the references a vCPU's GDT holds on its frames (when its domain is destroyed, or
 /// a new GDT replaces it).
 pub fn release_vcpu_frames(mmu: &mut Mmu, vcpu: &PvVcpu) {

@@ -7,5 +7,6 @@ pub mod cpuid;
 pub mod emulate;
 pub mod guest_mem;
 pub mod hypercall_page;
+pub mod ptwr;
 pub mod runstate;
 pub mod vcpu;
