@@ -103,6 +103,9 @@ impl Host for FakeHost {
             .then_some(())
             .ok_or(guest_abi::XenError::Inval)
     }
+    fn read_descriptor(&self, _: &PvVcpu, _: u16) -> Option<u64> {
+        None
+    }
     fn alloc_shared_frame(&mut self, _: DomId) -> Option<u64> {
         self.next_frame += 1;
         Some(self.next_frame)

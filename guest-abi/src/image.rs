@@ -216,12 +216,11 @@ pub struct XenNotes<'a> {
     pub count: usize,
 }
 
-fn note_string(ty: ElfNoteType, desc: &[u8]) -> Result<&[u8], ImageError> {
-    let nul = desc
-        .iter()
-        .position(|&b| b == 0)
-        .ok_or(ImageError::BadNote(ty))?;
-    Ok(&desc[..nul])
+/// A string note: up to its first NUL, or the whole description when it has none (Linux's
+/// `FEATURES` note leaves the NUL to the note's zero padding, which Xen's loader reads).
+fn note_string(_ty: ElfNoteType, desc: &[u8]) -> Result<&[u8], ImageError> {
+    let end = desc.iter().position(|&b| b == 0).unwrap_or(desc.len());
+    Ok(&desc[..end])
 }
 
 fn note_number(ty: ElfNoteType, desc: &[u8]) -> Result<u64, ImageError> {

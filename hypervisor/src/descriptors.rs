@@ -138,6 +138,17 @@ pub struct SegmentInfo {
     pub user: bool,
 }
 
+/// The base of `desc` if ring 3 may load it into a data segment register (present, a code or
+/// data segment, DPL 3, readable if code); `None` if loading it would fault.
+pub const fn loadable_data_base(desc: u64) -> Option<u64> {
+    const READABLE_CODE: u64 = 1 << 41;
+    let info = decode(desc);
+    if !info.present || !info.user || info.dpl != 3 || (info.code && desc & READABLE_CODE == 0) {
+        return None;
+    }
+    Some(((desc >> 16) & 0xff_ffff) | (((desc >> 56) & 0xff) << 24))
+}
+
 /// Decodes the fields of a code/data descriptor.
 pub const fn decode(desc: u64) -> SegmentInfo {
     SegmentInfo {
@@ -204,6 +215,20 @@ mod tests {
         assert_eq!((lo >> 56) & 0xff, 0x00);
         assert_eq!((lo >> 40) & 0xf, 0x9);
         assert!(!decode(lo).user);
+    }
+
+    #[test]
+    fn loadable_data_base_reads_the_base_of_ring3_segments() {
+        let with_base = data(3) | ((0x34_5000 & 0xff_ffff) << 16) | (0x12 << 56);
+        assert_eq!(loadable_data_base(with_base), Some(0x1234_5000));
+        assert_eq!(loadable_data_base(data(3)), Some(0));
+        assert_eq!(loadable_data_base(data(0)), None, "DPL 0");
+        assert_eq!(loadable_data_base(0), None, "not present");
+        assert_eq!(
+            loadable_data_base(tss(0x1000, 0x67)[0]),
+            None,
+            "system segment"
+        );
     }
 
     #[test]

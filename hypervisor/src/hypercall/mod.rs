@@ -49,6 +49,8 @@ pub trait Host {
     /// (`VCPUOP_register_vcpu_info` once its arguments are checked): the frame must take a
     /// writable type reference, which is kept; the time record is published there.
     fn register_vcpu_info(&mut self, vcpu: u32, mfn: u64, offset: u32) -> Result<(), XenError>;
+    /// The descriptor `selector` names in the vCPU's GDT or LDT, if there is one.
+    fn read_descriptor(&self, vcpu: &PvVcpu, selector: u16) -> Option<u64>;
     /// Allocates a zeroed frame shared with domain `dom` (mappable writable by it, never a
     /// page table), as a grant-table frame; `None` when memory is short.
     fn alloc_shared_frame(&mut self, dom: DomId) -> Option<u64>;

@@ -67,6 +67,11 @@ impl Host for FakeHost {
             .then_some(())
             .ok_or(XenError::Inval)
     }
+    fn read_descriptor(&self, _vcpu: &PvVcpu, selector: u16) -> Option<u64> {
+        // One data segment with base 0x1234_5000 at GDT entry 5 (selector 0x2b).
+        let desc = crate::descriptors::data(3) | (0x34_5000 << 16) | (0x12 << 56);
+        (selector & !3 == 0x28).then_some(desc)
+    }
     fn alloc_shared_frame(&mut self, _dom: DomId) -> Option<u64> {
         self.next_shared_frame += 1;
         Some(self.next_shared_frame)

@@ -147,12 +147,18 @@ pub fn set_segment_base<M: GuestMemory, H: Host>(
         SEGBASE_GS_USER => ctx.vcpu.gs_base_user = base,
         SEGBASE_GS_KERNEL => ctx.vcpu.gs_base_kernel = base,
         SEGBASE_GS_USER_SEL => {
-            // Loading a flat or null selector into the user GS leaves its base at zero.
+            // Xen loads the selector into the user's GS and keeps the base it yields: the
+            // descriptor's base, or 0 for a null selector or one that cannot be loaded (Xen
+            // loads the null selector instead), and the call succeeds either way.
             let sel = base as u16;
-            if sel & !3 != 0 && sel | 3 != guest_abi::arch::FLAT_RING3_DS32 {
-                return Err(XenError::Inval);
-            }
-            ctx.vcpu.gs_base_user = 0;
+            ctx.vcpu.gs_base_user = if sel & !3 == 0 {
+                0
+            } else {
+                ctx.host
+                    .read_descriptor(ctx.vcpu, sel | 3)
+                    .and_then(crate::descriptors::loadable_data_base)
+                    .unwrap_or(0)
+            };
         }
         _ => return Err(XenError::Inval),
     }
@@ -421,6 +427,21 @@ mod tests {
             call(&mut f, Hypercall::SetSegmentBase, [9, 0, 0, 0, 0]),
             Err(XenError::Inval)
         );
+        // SEGBASE_GS_USER_SEL: the base of the selector's descriptor; 0 for the null selector
+        // or one that does not load, and the call succeeds either way (Xen loads null then).
+        let user_sel = |f: &mut Fixture, sel: u64| {
+            f.vcpu.gs_base_user = 0xdead;
+            let r = call(f, Hypercall::SetSegmentBase, [3, sel, 0, 0, 0]);
+            (r, f.vcpu.gs_base_user)
+        };
+        assert_eq!(user_sel(&mut f, 0x2b), (Ok(0), 0x1234_5000));
+        assert_eq!(
+            user_sel(&mut f, 0x28),
+            (Ok(0), 0x1234_5000),
+            "RPL raised to 3"
+        );
+        assert_eq!(user_sel(&mut f, 0), (Ok(0), 0));
+        assert_eq!(user_sel(&mut f, 0x33), (Ok(0), 0), "no such descriptor");
 
         assert_eq!(
             call(&mut f, Hypercall::SetDebugreg, [0, 0x40_0000, 0, 0, 0]),

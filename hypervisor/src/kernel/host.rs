@@ -111,6 +111,10 @@ impl Host for KernelHost<'_> {
         Ok(())
     }
 
+    fn read_descriptor(&self, vcpu: &PvVcpu, selector: u16) -> Option<u64> {
+        super::mmu::read_descriptor(vcpu, selector)
+    }
+
     fn alloc_shared_frame(&mut self, dom: DomId) -> Option<u64> {
         super::mmu::alloc_shared_frame(dom.0).map(|m| m.0)
     }

@@ -583,6 +583,32 @@ pub fn ptwr(
     true
 }
 
+/// The descriptor `selector` names in the vCPU's GDT (its own entries or the hypervisor's
+/// reserved page) or LDT, if there is one.
+pub fn read_descriptor(vcpu: &PvVcpu, selector: u16) -> Option<u64> {
+    use crate::descriptors::{FIRST_RESERVED_GDT_ENTRY, reserved_gdt_page};
+    let index = usize::from(selector >> 3);
+    let (frames, entries): (&[u64], usize) = if selector & 4 != 0 {
+        (&vcpu.ldt_frames, vcpu.ldt_ents as usize)
+    } else if index >= FIRST_RESERVED_GDT_ENTRY {
+        return reserved_gdt_page()
+            .get(index - FIRST_RESERVED_GDT_ENTRY)
+            .copied();
+    } else {
+        (&vcpu.gdt_frames, vcpu.gdt_ents as usize)
+    };
+    if index >= entries {
+        return None;
+    }
+    let frame = *frames.get(index / 512)?;
+    if frame == 0 {
+        return None;
+    }
+    // SAFETY: a descriptor page of the guest's, held with a descriptor-page type reference
+    // while it is in the table (RAM, direct-mapped); one word is read.
+    Some(unsafe { frame_words(Mfn(frame)).add(index % 512).read_volatile() })
+}
+
 /// Drops the references a vCPU's GDT holds on its frames (when its domain is destroyed, or
 /// a new GDT replaces it).
 pub fn release_vcpu_frames(mmu: &mut Mmu, vcpu: &PvVcpu) {
