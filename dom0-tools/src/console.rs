@@ -15,8 +15,25 @@
 //! so; nothing a guest writes can make it panic or loop.
 //!
 //! Output is split into lines and shown as `[name] line`, except for the domain the console
-//! is attached to (`console DOM`), whose bytes pass through unchanged. Ctrl-] (0x1d, as in
-//! xl) detaches.
+//! is attached to (`console DOM`), whose bytes pass through unchanged (it is the user's own
+//! terminal session with that guest, as with `xl console`). Ctrl-] (0x1d, as in xl)
+//! detaches.
+//!
+//! In `[name] line` form the guest shares the operator's terminal with dom0 and the other
+//! domains, so its bytes are shown, not obeyed ([`escape_line`]): printable ASCII and TAB as
+//! they are, every other byte (CR, ESC and the other control bytes, DEL, and every byte from
+//! 0x80, which covers C1 controls such as the one-byte CSI 0x9b and all of UTF-8) as the four
+//! characters `\xHH`. A CR just before the LF of a CRLF line end is dropped. A guest can then
+//! neither move the cursor to overwrite a line, nor erase one, nor print something that reads
+//! as another domain's or dom0's line.
+//!
+//! # Bounds
+//!
+//! Whatever the guest writes, per domain: dom0 holds at most [`MAX_LINE`] bytes of an
+//! unfinished line and [`HISTORY`] bytes of recent output ([`Console::held_bytes`],
+//! [`HELD_MAX`] in all); one [`Console::poll`] reads at most one ring
+//! (`XenconsInterface::OUT_SIZE`, 2048 bytes) and writes at most [`poll_output_max`] bytes;
+//! one [`Console::input`] writes at most one ring (`IN_SIZE`, 1024 bytes).
 
 use alloc::vec::Vec;
 use core::mem::offset_of;
@@ -32,6 +49,35 @@ pub const ESCAPE: u8 = 0x1d;
 pub const MAX_LINE: usize = 1024;
 /// How much of a domain's recent output is kept for `wait-for`.
 pub const HISTORY: usize = 16 * 1024;
+/// Most bytes a [`Console`] holds ([`Console::held_bytes`] never exceeds it).
+pub const HELD_MAX: usize = MAX_LINE + HISTORY;
+
+/// Most bytes one [`Console::poll`] of a domain called `name_len` bytes writes: every byte of
+/// a ring and of an unfinished line escaped (4 bytes each), a `[name] ` prefix and a newline
+/// for each line (a ring of newlines, the unfinished line and the broken-ring note), and the
+/// note's text.
+pub const fn poll_output_max(name_len: usize) -> usize {
+    let ring = XenconsInterface::OUT_SIZE as usize;
+    4 * (ring + MAX_LINE) + (ring + 2) * (name_len + 4) + 64
+}
+
+/// Writes `line` as text that cannot drive a terminal: printable ASCII (0x20 to 0x7e) and
+/// TAB as they are, every other byte as `\xHH` (lower-case hex).
+pub fn escape_line(line: &[u8], out: &mut Vec<u8>) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for &b in line {
+        if b == b'\t' || (0x20..0x7f).contains(&b) {
+            out.push(b);
+        } else {
+            out.extend_from_slice(&[
+                b'\\',
+                b'x',
+                HEX[usize::from(b >> 4)],
+                HEX[usize::from(b & 15)],
+            ]);
+        }
+    }
+}
 
 /// One of the ring's four indexes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -280,8 +326,9 @@ impl<R: ConsoleRing> Console<R> {
         }
     }
 
-    /// Drains the ring. Complete lines go to `out` as `[name] line\n` (or, when
-    /// `attached`, every byte as it is). Returns whether the guest must be notified.
+    /// Drains the ring. Complete lines go to `out` as `[name] line\n`, escaped with
+    /// [`escape_line`] (or, when `attached`, every byte as it is). Writes at most
+    /// [`poll_output_max`]`(name.len())` bytes. Returns whether the guest must be notified.
     pub fn poll(&mut self, name: &str, attached: bool, out: &mut Vec<u8>) -> bool {
         let drained = drain_output(&self.ring);
         let bytes = match &drained {
@@ -309,6 +356,9 @@ impl<R: ConsoleRing> Console<R> {
             if b == b'\n' {
                 self.emit_line(name, out);
             } else {
+                if self.partial.capacity() == 0 {
+                    self.partial.reserve_exact(MAX_LINE);
+                }
                 self.partial.push(b);
                 if self.partial.len() >= MAX_LINE {
                     self.flush(name, out);
@@ -330,16 +380,27 @@ impl<R: ConsoleRing> Console<R> {
             self.partial.pop();
         }
         out.extend_from_slice(alloc::format!("[{name}] ").as_bytes());
-        out.append(&mut self.partial);
+        escape_line(&self.partial, out);
+        self.partial.clear();
         out.push(b'\n');
     }
 
     fn remember(&mut self, bytes: &[u8]) {
-        self.history.extend_from_slice(bytes);
-        if self.history.len() > HISTORY {
-            let cut = self.history.len() - HISTORY / 2;
+        let bytes = &bytes[bytes.len().saturating_sub(HISTORY / 2)..];
+        if self.history.capacity() == 0 {
+            self.history.reserve_exact(HISTORY);
+        }
+        if self.history.len() + bytes.len() > HISTORY {
+            // Keep the last HISTORY / 2 bytes, old and new together.
+            let cut = (self.history.len() + bytes.len() - HISTORY / 2).min(self.history.len());
             self.history.drain(..cut);
         }
+        self.history.extend_from_slice(bytes);
+    }
+
+    /// Bytes of dom0 memory this console holds (allocated capacity), at most [`HELD_MAX`].
+    pub fn held_bytes(&self) -> usize {
+        self.partial.capacity() + self.history.capacity()
     }
 
     /// Whether `text` appears in the recent output (the last [`HISTORY`] / 2 bytes at
@@ -428,6 +489,68 @@ mod tests {
         guest_print(&c.ring, b": \x1b[1m");
         c.poll("web", true, &mut out);
         assert_eq!(out, b"login: \x1b[1m");
+    }
+
+    /// A guest's bytes cannot forge a line of dom0 or of another domain, nor hide text.
+    #[test]
+    fn control_bytes_are_shown_not_obeyed() {
+        let mut c = Console::new(ring(), EvtchnPort(5));
+        let mut out = Vec::new();
+        let cases: [(&[u8], &str); 7] = [
+            (b"ok\r[dom0] fake\n", "[web] ok\\x0d[dom0] fake\n"),
+            (b"\x1b[2K\x1b[1Ghidden\n", "[web] \\x1b[2K\\x1b[1Ghidden\n"),
+            (b"\x9b2Kc1 csi\n", "[web] \\x9b2Kc1 csi\n"),
+            (
+                "caf\u{e9} \u{202e}txt\n".as_bytes(),
+                "[web] caf\\xc3\\xa9 \\xe2\\x80\\xaetxt\n",
+            ),
+            (
+                b"bell\x07 del\x7f nul\0 bs\x08\n",
+                "[web] bell\\x07 del\\x7f nul\\x00 bs\\x08\n",
+            ),
+            (b"tab\tkept, CRLF end\r\n", "[web] tab\tkept, CRLF end\n"),
+            (b"back\\slash\n", "[web] back\\slash\n"),
+        ];
+        for (printed, shown) in cases {
+            out.clear();
+            guest_print(&c.ring, printed);
+            c.poll("web", false, &mut out);
+            assert_eq!(text(&out), shown);
+            assert!(
+                out.iter()
+                    .all(|&b| b == b'\t' || b == b'\n' || (0x20..0x7f).contains(&b))
+            );
+        }
+        // Attached, the bytes pass through raw: the user's own session with the guest.
+        out.clear();
+        guest_print(&c.ring, b"\x1b[2K\r\x9b");
+        c.poll("web", true, &mut out);
+        assert_eq!(out, b"\x1b[2K\r\x9b");
+    }
+
+    #[test]
+    fn held_memory_is_bounded() {
+        let mut c = Console::new(ring(), EvtchnPort(5));
+        let mut out = Vec::new();
+        for i in 0..200u32 {
+            let line: Vec<u8> = (0..2048u32)
+                .map(|j| if (i + j) % 1500 == 0 { b'\n' } else { 0x9b })
+                .collect();
+            guest_print(&c.ring, &line);
+            out.clear();
+            c.poll("name", false, &mut out);
+            assert!(out.len() <= poll_output_max(4));
+            assert!(c.held_bytes() <= HELD_MAX, "{}", c.held_bytes());
+        }
+        assert_eq!(c.held_bytes(), HELD_MAX);
+        // The worst output: a ring of newlines after an unfinished line of escapes.
+        let mut c = Console::new(ring(), EvtchnPort(5));
+        guest_print(&c.ring, &[0x1b; MAX_LINE - 1]);
+        c.poll("n", false, &mut out);
+        out.clear();
+        c.ring.store_index(RingIndex::OutProd, 1_000_000);
+        c.poll("n", false, &mut out);
+        assert!(out.len() <= poll_output_max(1), "{}", out.len());
     }
 
     #[test]
@@ -558,7 +681,8 @@ mod tests {
             }
             let mut out = Vec::new();
             c.poll("x", false, &mut out);
-            prop_assert!(out.len() <= 6 * XenconsInterface::OUT_SIZE as usize + 100);
+            prop_assert!(out.len() <= poll_output_max(1));
+            prop_assert!(c.held_bytes() <= HELD_MAX);
             prop_assert!(c.input(&data) <= data.len());
             c.poll("x", true, &mut out);
         }
