@@ -53,6 +53,8 @@ struct FakeHost {
     /// Where `VCPUOP_register_vcpu_info` moves vCPU 0's `vcpu_info` (freed with the run).
     moved: &'static VcpuInfo,
     next_frame: u64,
+    /// Counts `preempt_check` calls: every third one asks for a continuation.
+    preempt_checks: u32,
     doms: Doms,
     sched: Sched,
     timers: Timers,
@@ -126,11 +128,14 @@ impl Host for FakeHost {
     fn now_ns(&self) -> u64 {
         1_000_000
     }
+    fn preempt_check(&mut self) -> bool {
+        self.preempt_checks += 1;
+        self.preempt_checks.is_multiple_of(3)
+    }
     fn mmu_hypercall(
         &mut self,
         _: Hypercall,
         _: &mut [u64; 5],
-        _: bool,
         _: &mut PvVcpu,
         _: &mut DomainInfo,
     ) -> HcResult {
@@ -197,6 +202,7 @@ fuzz_target!(|data: &[u8]| {
         // SAFETY: freed at the end of this run, after everything that borrows it is dropped.
         moved: unsafe { &*moved_box },
         next_frame: 0x5000,
+        preempt_checks: 0,
         doms: Doms {
             channels: EventChannels::new(
                 vec![Channel::FREE; EventChannels::<Vec<Channel>>::storage_len(4095)],

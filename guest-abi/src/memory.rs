@@ -5,6 +5,12 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 use crate::macros::xen_enum;
 
+/// `memory_op`'s `cmd` carries the sub-op in its low bits (`MEMOP_CMD_MASK`) and, for a
+/// continued reservation call, the extents already done above them (`MEMOP_EXTENT_SHIFT`).
+pub const MEMOP_CMD_MASK: u64 = (1 << MEMOP_EXTENT_SHIFT) - 1;
+/// `MEMOP_EXTENT_SHIFT`.
+pub const MEMOP_EXTENT_SHIFT: u32 = 6;
+
 xen_enum! {
     /// `memory_op` sub-ops.
     pub enum MemoryOp: u32, prefix "XENMEM_" {

@@ -74,6 +74,9 @@ pub struct Options {
     pub noreboot: bool,
     /// Deliberately crash after boot (`panic-test[=fault|panic|stack]`).
     pub panic_test: Option<PanicTest>,
+    /// Print the longest exit per kind when dom0 shuts down (`exit-times`; the debug key `e`
+    /// prints it at any time).
+    pub exit_times: bool,
 }
 
 impl Default for Options {
@@ -84,6 +87,7 @@ impl Default for Options {
             dom0_mem: Dom0Mem::default(),
             noreboot: false,
             panic_test: None,
+            exit_times: false,
         }
     }
 }
@@ -145,12 +149,13 @@ impl Options {
                 },
                 ("noreboot", None) | ("no-reboot", None) => opts.noreboot = true,
                 ("reboot", None) => opts.noreboot = false,
+                ("exit-times", None) => opts.exit_times = true,
                 ("panic-test", None) => opts.panic_test = Some(PanicTest::Fault),
                 ("panic-test", Some("fault")) => opts.panic_test = Some(PanicTest::Fault),
                 ("panic-test", Some("panic")) => opts.panic_test = Some(PanicTest::Panic),
                 ("panic-test", Some("stack")) => opts.panic_test = Some(PanicTest::StackOverflow),
                 ("console" | "loglvl" | "dom0_mem" | "panic-test", _)
-                | ("noreboot" | "no-reboot" | "reboot", Some(_)) => warn(bad),
+                | ("noreboot" | "no-reboot" | "reboot" | "exit-times", Some(_)) => warn(bad),
                 _ => warn(CmdlineWarning::Unknown(word)),
             }
         }

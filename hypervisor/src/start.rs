@@ -86,6 +86,8 @@ extern "C" fn kernel_main(magic: u32, mbi_phys: u32) -> ! {
     let opts = Options::parse(cmdline, |w| warn!("{w}"));
     log::set_level(opts.loglvl);
     power::set_noreboot(opts.noreboot);
+    hypervisor::kernel::exit::PRINT_EXIT_TIMES
+        .store(opts.exit_times, core::sync::atomic::Ordering::Relaxed);
     if !opts.serial_console {
         serial::disable();
     }

@@ -1,5 +1,9 @@
-//! `console_io`: the hypervisor console. Any domain may write (a domU's lines are prefixed by
-//! the console backend with its id); only dom0 may read.
+//! `console_io`: the hypervisor console, dom0's alone (a domU gets `-EPERM`, as from Xen's
+//! release build: a domU's console is its ring, served by dom0's console backend).
+//!
+//! A write copies the guest's buffer out in [`CHUNK`]-byte pieces; once the exit has run for
+//! its time ([`Host::preempt_check`]) the rest is a continuation, so even a count of 4 GiB
+//! never keeps the CPU for long.
 
 use super::{Ctx, HcResult, Host};
 use crate::pv::guest_mem::GuestMemory;
@@ -9,12 +13,16 @@ use guest_abi::xen::ConsoleIoCmd;
 /// Bytes copied per step, so a long write never needs a large buffer.
 const CHUNK: usize = 128;
 
+/// `console_io(cmd, count, buffer)`; a preempted write leaves the rest in `args` and answers
+/// [`XenError::Restart`].
 pub fn console_io<M: GuestMemory, H: Host>(
     ctx: &mut Ctx<'_, M, H>,
-    cmd: u64,
-    count: u64,
-    buffer: u64,
+    args: &mut [u64; 5],
 ) -> HcResult {
+    let [cmd, count, buffer, ..] = *args;
+    if !ctx.domain.privileged {
+        return Err(XenError::Perm);
+    }
     let cmd = u32::try_from(cmd).map_err(|_| XenError::NoSys)?;
     let count = count as u32 as u64;
     match ConsoleIoCmd::try_from(cmd)? {
@@ -22,6 +30,11 @@ pub fn console_io<M: GuestMemory, H: Host>(
             let mut chunk = [0u8; CHUNK];
             let mut done = 0u64;
             while done < count {
+                if done > 0 && ctx.host.preempt_check() {
+                    args[1] = count - done;
+                    args[2] = buffer.wrapping_add(done);
+                    return Err(XenError::Restart);
+                }
                 let n = (count - done).min(CHUNK as u64) as usize;
                 ctx.mem.read(buffer.wrapping_add(done), &mut chunk[..n])?;
                 ctx.host.console_write(ctx.domain.id, &chunk[..n]);
@@ -30,9 +43,6 @@ pub fn console_io<M: GuestMemory, H: Host>(
             Ok(0)
         }
         ConsoleIoCmd::Read => {
-            if !ctx.domain.privileged {
-                return Err(XenError::Perm);
-            }
             let mut chunk = [0u8; CHUNK];
             let n = ctx
                 .host
@@ -70,6 +80,47 @@ mod tests {
             call(&mut f, Hypercall::ConsoleIo, [7, 8, 0x1000, 0, 0]),
             Err(XenError::NoSys)
         );
+    }
+
+    #[test]
+    fn a_long_write_is_continued_where_it_stopped() {
+        let mut f = Fixture::new();
+        let text: std::vec::Vec<u8> = (0..1000u32).map(|i| b'a' + (i % 26) as u8).collect();
+        f.mem.write_bytes(0x1000, &text);
+        f.regs.rip = 0x40_1002;
+        // The exit's time is up at every second check: one 128-byte chunk, then a second.
+        f.host.preempt_every = 2;
+        assert_eq!(
+            call(&mut f, Hypercall::ConsoleIo, [0, 1000, 0x1000, 0, 0]),
+            Ok(18),
+            "rax keeps the hypercall number"
+        );
+        assert_eq!(f.host.console, &text[..256]);
+        assert_eq!(f.regs.rip, 0x40_1000, "back on the syscall");
+        assert_eq!((f.regs.rdi, f.regs.rsi, f.regs.rdx), (0, 744, 0x1100));
+        // Re-executed as the guest would, until done.
+        f.host.preempt_every = 0;
+        let args = [f.regs.rdi, f.regs.rsi, f.regs.rdx, 0, 0];
+        assert_eq!(call(&mut f, Hypercall::ConsoleIo, args), Ok(0));
+        assert_eq!(f.host.console, text);
+    }
+
+    #[test]
+    fn a_domu_may_not_use_the_console() {
+        let mut f = Fixture::new();
+        f.domain.privileged = false;
+        f.mem.write_bytes(0x1000, b"hello");
+        for cmd in [0, 1, 7] {
+            assert_eq!(
+                call(
+                    &mut f,
+                    Hypercall::ConsoleIo,
+                    [cmd, 0xffff_ffff, 0x1000, 0, 0]
+                ),
+                Err(XenError::Perm)
+            );
+        }
+        assert!(f.host.console.is_empty());
     }
 
     #[test]

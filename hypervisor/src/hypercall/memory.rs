@@ -4,11 +4,8 @@
 use super::{Ctx, HcResult, Host};
 use crate::pv::guest_mem::GuestMemory;
 use guest_abi::arch::{MACH2PHYS_NR_ENTRIES, MACH2PHYS_VIRT_END, MACH2PHYS_VIRT_START};
-use guest_abi::memory::{MemoryOp, XenMachphysMapping, XenMachphysMfnList};
+use guest_abi::memory::{MEMOP_CMD_MASK, MemoryOp, XenMachphysMapping, XenMachphysMfnList};
 use guest_abi::{DomId, XenError};
-
-/// The sub-op is in the low bits of `cmd`; the rest carries a continuation's progress.
-const MEMOP_CMD_MASK: u64 = 0x3f;
 
 /// Resolves a `domid_t` argument to the caller itself, or refuses it.
 fn own_domain<M: GuestMemory, H: Host>(ctx: &mut Ctx<'_, M, H>, arg: u64) -> Result<(), XenError> {
@@ -23,7 +20,12 @@ fn own_domain<M: GuestMemory, H: Host>(ctx: &mut Ctx<'_, M, H>, arg: u64) -> Res
     }
 }
 
-pub fn memory_op<M: GuestMemory, H: Host>(ctx: &mut Ctx<'_, M, H>, cmd: u64, arg: u64) -> HcResult {
+/// `memory_op(cmd, arg)`; the reservation sub-ops may be continued, with `args` rewritten.
+pub fn memory_op<M: GuestMemory, H: Host>(
+    ctx: &mut Ctx<'_, M, H>,
+    args: &mut [u64; 5],
+) -> HcResult {
+    let [cmd, arg, ..] = *args;
     let op = MemoryOp::try_from((cmd & MEMOP_CMD_MASK) as u32)?;
     match op {
         MemoryOp::MaximumRamPage => Ok(ctx.host.max_mfn()),
@@ -50,13 +52,10 @@ pub fn memory_op<M: GuestMemory, H: Host>(ctx: &mut Ctx<'_, M, H>, cmd: u64, arg
         MemoryOp::MemoryMap => Err(XenError::NoSys),
         MemoryOp::IncreaseReservation
         | MemoryOp::DecreaseReservation
-        | MemoryOp::PopulatePhysmap => ctx.host.mmu_hypercall(
-            guest_abi::Hypercall::MemoryOp,
-            &mut [cmd, arg, 0, 0, 0],
-            false,
-            ctx.vcpu,
-            ctx.domain,
-        ),
+        | MemoryOp::PopulatePhysmap => {
+            ctx.host
+                .mmu_hypercall(guest_abi::Hypercall::MemoryOp, args, ctx.vcpu, ctx.domain)
+        }
         _ => Err(XenError::NoSys),
     }
 }

@@ -8,6 +8,7 @@
 
 mod console;
 pub mod event;
+pub mod exit_times;
 pub mod grant;
 mod memory;
 mod multicall;
@@ -63,17 +64,19 @@ pub trait Host {
     fn max_mfn(&self) -> u64;
     /// Nanoseconds of system time.
     fn now_ns(&self) -> u64;
+    /// Whether this exit has run long enough that a long hypercall must stop at its next
+    /// preemption point and continue later ([`exit_times::PREEMPT_TICKS`]).
+    fn preempt_check(&mut self) -> bool;
     /// The memory-management hypercalls (`mmu_update`, `mmuext_op`, `update_va_mapping*`,
     /// and the reservation sub-ops of `memory_op`), which the machine's PV MMU handles.
     ///
-    /// When `preemptible` and the batch is long, the handler may do part of it, rewrite `args`
-    /// to describe the rest (Xen's continuation) and answer [`XenError::Restart`]: the guest
-    /// then re-executes the call with those arguments.
+    /// When the batch is long, the handler may do part of it, rewrite `args` to describe the
+    /// rest (Xen's continuation) and answer [`XenError::Restart`]: the guest then re-executes
+    /// the call with those arguments.
     fn mmu_hypercall(
         &mut self,
         nr: Hypercall,
         args: &mut [u64; 5],
-        preemptible: bool,
         vcpu: &mut PvVcpu,
         domain: &mut DomainInfo,
     ) -> HcResult;
@@ -180,11 +183,14 @@ pub fn encode(result: HcResult) -> u64 {
     }
 }
 
-/// Handles the hypercall in the caller's registers and stores its result in `rax`.
+/// Handles the hypercall in the caller's registers and stores its result in `rax`, or makes
+/// the guest re-execute it with the arguments of what is left (a continuation).
 pub fn handle<M: GuestMemory, H: Host>(ctx: &mut Ctx<'_, M, H>) {
-    let call = Call::from_regs(ctx.regs);
-    let result = dispatch(ctx, call, false);
-    if !ctx.regs_loaded {
+    let mut call = Call::from_regs(ctx.regs);
+    let result = dispatch(ctx, &mut call, false);
+    if result == Err(XenError::Restart) {
+        continue_later(ctx, call.args);
+    } else if !ctx.regs_loaded {
         ctx.regs.rax = encode(result);
     }
 }
@@ -213,9 +219,12 @@ pub fn complete(regs: &mut Regs, result: HcResult) {
 }
 
 /// Runs one hypercall. `in_multicall` refuses the calls a multicall may not contain.
+///
+/// A call that stopped part-way answers [`XenError::Restart`] with `call.args` rewritten to
+/// describe what is left; the caller makes the guest re-execute it (Xen's continuation).
 pub fn dispatch<M: GuestMemory, H: Host>(
     ctx: &mut Ctx<'_, M, H>,
-    call: Call,
+    call: &mut Call,
     in_multicall: bool,
 ) -> HcResult {
     let Some(nr) = u32::try_from(call.nr).ok().and_then(Hypercall::from_raw) else {
@@ -223,7 +232,7 @@ pub fn dispatch<M: GuestMemory, H: Host>(
     };
     let [a0, a1, a2, _a3, _a4] = call.args;
     match nr {
-        Hypercall::ConsoleIo => console::console_io(ctx, a0, a1, a2),
+        Hypercall::ConsoleIo => console::console_io(ctx, &mut call.args),
         Hypercall::XenVersion => version::xen_version(ctx, a0, a1),
         Hypercall::SchedOp => sched::sched_op(ctx, a0, a1),
         Hypercall::EventChannelOp => event::event_channel_op(ctx, a0, a1),
@@ -239,7 +248,7 @@ pub fn dispatch<M: GuestMemory, H: Host>(
         Hypercall::PhysdevOp => traps::physdev_op(ctx, a0, a1),
         Hypercall::VmAssist => traps::vm_assist(ctx, a0, a1),
         Hypercall::VcpuOp => vcpu::vcpu_op(ctx, a0, a1, a2),
-        Hypercall::MemoryOp => memory::memory_op(ctx, a0, a1),
+        Hypercall::MemoryOp => memory::memory_op(ctx, &mut call.args),
         Hypercall::GrantTableOp => grant::grant_table_op(ctx, a0, a1, a2),
         Hypercall::MmuUpdate
         | Hypercall::MmuextOp
@@ -247,18 +256,11 @@ pub fn dispatch<M: GuestMemory, H: Host>(
         | Hypercall::UpdateVaMappingOtherdomain
         | Hypercall::SetGdt
         | Hypercall::UpdateDescriptor => {
-            let mut args = call.args;
-            let result = ctx
-                .host
-                .mmu_hypercall(nr, &mut args, !in_multicall, ctx.vcpu, ctx.domain);
-            if result == Err(XenError::Restart) && !in_multicall {
-                continue_later(ctx, args);
-                return Ok(0);
-            }
-            result
+            ctx.host
+                .mmu_hypercall(nr, &mut call.args, ctx.vcpu, ctx.domain)
         }
         Hypercall::Multicall if in_multicall => Err(XenError::Inval),
-        Hypercall::Multicall => multicall::multicall(ctx, a0, a1),
+        Hypercall::Multicall => multicall::multicall(ctx, &mut call.args),
         Hypercall::Iret => traps::iret(ctx),
         _ => Err(XenError::NoSys),
     }

@@ -3,6 +3,11 @@
 //! does what Xen does: the guest resumes from the `iret` frame (the entry's result is its
 //! `rax`) and the rest of the batch is skipped. Processing also stops after an entry that
 //! shuts down, blocks or crashes.
+//!
+//! A multicall is bounded in time as every hypercall is: between entries, once the exit has
+//! run for its time ([`Host::preempt_check`]), the rest of the list is a continuation; an
+//! entry that is itself continued (a long `mmu_update`) gets its rewritten arguments stored
+//! back in the guest's entry, and the multicall continues from that entry, as Xen does.
 
 use super::{Action, Call, Ctx, HcResult, Host, dispatch, encode};
 use crate::pv::guest_mem::GuestMemory;
@@ -12,22 +17,39 @@ use guest_abi::xen::MulticallEntry;
 /// Size of one `multicall_entry`.
 const ENTRY_SIZE: u64 = size_of::<MulticallEntry>() as u64;
 
+/// Offset of `args` in a `multicall_entry`.
+const ARGS_OFFSET: u64 = 16;
+
+/// `multicall(list, count)`; when preempted, `args` describe the entries left and the answer
+/// is [`XenError::Restart`].
 pub fn multicall<M: GuestMemory, H: Host>(
     ctx: &mut Ctx<'_, M, H>,
-    list: u64,
-    count: u64,
+    args: &mut [u64; 5],
 ) -> HcResult {
+    let [list, count, ..] = *args;
     let count = count as u32 as u64;
+    let continue_from = |args: &mut [u64; 5], i: u64| {
+        args[0] = list.wrapping_add(i * ENTRY_SIZE);
+        args[1] = count - i;
+        Err(XenError::Restart)
+    };
     for i in 0..count {
+        if i > 0 && ctx.host.preempt_check() {
+            return continue_from(args, i);
+        }
         let at = list.checked_add(i * ENTRY_SIZE).ok_or(XenError::Fault)?;
-        let mut entry: MulticallEntry = ctx.mem.read_obj(at)?;
+        let entry: MulticallEntry = ctx.mem.read_obj(at)?;
         let a = entry.args;
-        let call = Call {
+        let mut call = Call {
             nr: entry.op,
             args: [a[0], a[1], a[2], a[3], a[4]],
         };
-        entry.result = encode(dispatch(ctx, call, true));
-        ctx.mem.write_obj(at + 8, &entry.result)?;
+        let result = dispatch(ctx, &mut call, true);
+        if result == Err(XenError::Restart) {
+            ctx.mem.write_obj(at + ARGS_OFFSET, &call.args)?;
+            return continue_from(args, i);
+        }
+        ctx.mem.write_obj(at + 8, &encode(result))?;
         if ctx.regs_loaded || (ctx.action != Action::Resume && ctx.action != Action::Yield) {
             break;
         }
@@ -48,6 +70,69 @@ mod tests {
             result: 0xdead,
             args,
         }
+    }
+
+    fn result(f: &mut Fixture, i: u64) -> u64 {
+        u64::from_le_bytes(f.mem.read_bytes(0x1008 + i * 64, 8).try_into().unwrap())
+    }
+
+    #[test]
+    fn a_long_list_is_continued_between_entries() {
+        let mut f = Fixture::new();
+        let list = [entry(Hypercall::XenVersion, [0; 6]); 5];
+        f.mem.write_bytes(0x1000, list.as_bytes());
+        f.regs.rip = 0x40_1002;
+        f.host.preempt_every = 3;
+        // Entries 0..3 run (the checks before entries 1, 2 say go on, before 3 stop).
+        assert_eq!(
+            call(&mut f, Hypercall::Multicall, [0x1000, 5, 0, 0, 0]),
+            Ok(13)
+        );
+        assert_eq!(
+            (f.regs.rdi, f.regs.rsi, f.regs.rip),
+            (0x1000 + 3 * 64, 2, 0x40_1000)
+        );
+        assert_eq!(result(&mut f, 2), 0x4_0011);
+        assert_eq!(result(&mut f, 3), 0xdead, "not run yet");
+        f.host.preempt_every = 0;
+        let rest = f.regs.rdi;
+        assert_eq!(
+            call(&mut f, Hypercall::Multicall, [rest, 2, 0, 0, 0]),
+            Ok(0)
+        );
+        assert_eq!(result(&mut f, 4), 0x4_0011);
+    }
+
+    #[test]
+    fn an_entry_that_is_continued_keeps_its_progress_in_the_list() {
+        let mut f = Fixture::new();
+        // 25 requests: the fake MMU does 10 per pass.
+        let list = [
+            entry(Hypercall::XenVersion, [0; 6]),
+            entry(Hypercall::MmuUpdate, [0x2000, 25, 0, 0x7ff0, 0, 0]),
+        ];
+        f.mem.write_bytes(0x1000, list.as_bytes());
+        f.regs.rip = 0x40_1002;
+        call(&mut f, Hypercall::Multicall, [0x1000, 2, 0, 0, 0]).unwrap();
+        assert_eq!(
+            (f.regs.rdi, f.regs.rsi),
+            (0x1040, 1),
+            "continued at entry 1"
+        );
+        let args = f.mem.read_bytes(0x1040 + 16, 16);
+        assert_eq!(
+            args,
+            [
+                (0x2000u64 + 160).to_le_bytes(),
+                (15u64 | 0x8000_0000).to_le_bytes()
+            ]
+            .concat()
+        );
+        assert_eq!(result(&mut f, 1), 0xdead);
+        for _ in 0..2 {
+            call(&mut f, Hypercall::Multicall, [0x1040, 1, 0, 0, 0]).unwrap();
+        }
+        assert_eq!(result(&mut f, 1), 0, "done after the third pass");
     }
 
     #[test]

@@ -27,6 +27,10 @@ pub struct FakeHost {
     pub timers: Timers,
     pub now: u64,
     pub next_shared_frame: u64,
+    /// `preempt_check` answers yes every this many calls (0: never).
+    pub preempt_every: u32,
+    /// How many times `preempt_check` was asked.
+    pub preempt_checks: u32,
 }
 
 /// One domain (id 0, one vCPU) as event channels see it.
@@ -110,11 +114,14 @@ impl Host for FakeHost {
     fn now_ns(&self) -> u64 {
         self.now
     }
+    fn preempt_check(&mut self) -> bool {
+        self.preempt_checks += 1;
+        self.preempt_every != 0 && self.preempt_checks.is_multiple_of(self.preempt_every)
+    }
     fn mmu_hypercall(
         &mut self,
         nr: Hypercall,
         args: &mut [u64; 5],
-        preemptible: bool,
         _: &mut PvVcpu,
         _: &mut super::DomainInfo,
     ) -> HcResult {
@@ -123,7 +130,7 @@ impl Host for FakeHost {
             return Err(guest_abi::XenError::NoSys);
         }
         let count = args[1] & 0x7fff_ffff;
-        if preemptible && count > 10 {
+        if count > 10 {
             args[0] += 10 * 16;
             args[1] = (count - 10) | 0x8000_0000;
             return Err(guest_abi::XenError::Restart);
@@ -228,6 +235,8 @@ impl Fixture {
                 timers: Timers::new(),
                 now: 1_000_000,
                 next_shared_frame: 0x5000,
+                preempt_every: 0,
+                preempt_checks: 0,
             },
             action: Action::Resume,
         }

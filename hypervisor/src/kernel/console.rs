@@ -22,7 +22,11 @@ static INPUT: spin::Mutex<SerialInput> = spin::Mutex::new(SerialInput {
 });
 
 /// The debug keys and what they do.
-const KEYS: [(u8, &str); 2] = [
+const KEYS: [(u8, &str); 3] = [
+    (
+        b'e',
+        "print the longest single exit per kind (hypercall, exception, ...)",
+    ),
     (b'h', "print this list of debug keys"),
     (b'q', "dump domain (and guest debug) info"),
 ];
@@ -101,6 +105,10 @@ fn debug_key(k: u8) {
             for (key, what) in KEYS {
                 info!(" key '{}' (ascii '{key:02x}') => {what}", key as char);
             }
+        }
+        b'e' => {
+            info!("'e' pressed -> longest exits");
+            super::exit::print_exit_times();
         }
         b'q' => {
             info!("'q' pressed -> dumping domain info");

@@ -10,6 +10,7 @@ use crate::arch::x86_64::{apic, cpu, power, trap};
 use crate::event::abi as eabi;
 use crate::event::ops::{self as evops, Domains};
 use crate::event::shared;
+use crate::hypercall::exit_times::{ExitKind, ExitTimes};
 use crate::hypercall::{self, Action, Ctx, DomainInfo, Host};
 use crate::pv::bounce::{self, Bounce};
 use crate::pv::emulate;
@@ -34,6 +35,41 @@ static NEED_RESCHED: AtomicBool = AtomicBool::new(false);
 
 /// When the LAPIC timer is set to fire next (system time, ns).
 static ARMED_UNTIL: AtomicU64 = AtomicU64::new(u64::MAX);
+
+/// The TSC when the exit being handled began.
+static EXIT_STARTED: AtomicU64 = AtomicU64::new(0);
+
+/// The longest exit seen per kind (debug key `e`, option `exit-times`).
+pub static EXIT_TIMES: ExitTimes = ExitTimes::new();
+
+/// Stamps the start of an exit.
+fn begin_exit() {
+    EXIT_STARTED.store(cpu::rdtsc(), Ordering::Relaxed);
+}
+
+/// TSC ticks since the exit being handled began.
+pub fn exit_ticks() -> u64 {
+    cpu::rdtsc().wrapping_sub(EXIT_STARTED.load(Ordering::Relaxed))
+}
+
+/// Records how long the exit that is about to return to a guest took.
+fn end_exit(kind: ExitKind) {
+    EXIT_TIMES.record(kind, exit_ticks());
+}
+
+/// Whether dom0's shutdown prints the exit-time table (option `exit-times`).
+pub static PRINT_EXIT_TIMES: AtomicBool = AtomicBool::new(false);
+
+/// Prints the exit-time table.
+pub fn print_exit_times() {
+    info!("Longest single exit per kind, TSC ticks (instructions under -icount shift=0):");
+    for (kind, ticks) in EXIT_TIMES.seen() {
+        info!("  {kind}: {ticks}");
+    }
+    if let Some((kind, ticks)) = EXIT_TIMES.worst() {
+        info!("Longest exit: {ticks} ticks ({kind})");
+    }
+}
 
 /// Programs the LAPIC timer for system time `until`.
 fn arm_timer(until: u64, now: u64) {
@@ -114,6 +150,8 @@ fn with_current<R>(
 /// user space, bounced to the guest kernel's syscall callback.
 #[unsafe(no_mangle)]
 extern "C" fn guest_syscall(regs: &mut Regs) {
+    begin_exit();
+    let mut kind = ExitKind::UserSyscall;
     // domctl, sysctl and remote shutdown reach across domains, so they run outside
     // `with_current`.
     let (domctl, sysctl) = (
@@ -127,6 +165,7 @@ extern "C" fn guest_syscall(regs: &mut Regs) {
     {
         let caller = with_current(|vcpu, _, domain, _| vcpu.kernel_mode.then(|| domain.clone()));
         if let Some(caller) = caller {
+            kind = ExitKind::Hypercall(regs.rax);
             let result = if remote_shutdown {
                 super::domctl::remote_shutdown(&caller, regs.rsi)
             } else if regs.rax == domctl {
@@ -142,11 +181,13 @@ extern "C" fn guest_syscall(regs: &mut Regs) {
                     events_checked: false,
                 },
             );
+            end_exit(kind);
             return;
         }
     }
     let handled = with_current(|vcpu, vcpu_id, domain, host| {
         let action = if regs.vector == SYSCALL_VECTOR && vcpu.kernel_mode {
+            kind = ExitKind::Hypercall(regs.rax);
             if vcpu.runstate_area.stale {
                 update_runstate_area(vcpu, runstate_update_flag(domain));
             }
@@ -168,6 +209,7 @@ extern "C" fn guest_syscall(regs: &mut Regs) {
         settle(regs, vcpu, vcpu_id, host, action)
     });
     finish(regs, handled);
+    end_exit(kind);
 }
 
 /// A `syscall` from guest user space goes to the guest kernel's syscall callback (or #UD).
@@ -192,7 +234,12 @@ fn user_syscall(regs: &mut Regs, vcpu: &mut PvVcpu, host: &mut KernelHost<'_>) -
 
 /// An exception or interrupt that arrived while a guest ran.
 pub fn guest_trap(regs: &mut Regs) {
+    begin_exit();
     let vector = regs.vector as u8;
+    let kind = match vector {
+        2 | 32..=255 => ExitKind::Interrupt,
+        _ => ExitKind::Exception,
+    };
     let handled = with_current(|vcpu, vcpu_id, domain, host| {
         let action = match vector {
             // Interrupts are the hypervisor's; the guest just resumes (after the scheduler).
@@ -237,6 +284,7 @@ pub fn guest_trap(regs: &mut Regs) {
         settle(regs, vcpu, vcpu_id, host, action)
     });
     finish(regs, handled);
+    end_exit(kind);
 }
 
 /// #GP or #UD from a guest: emulate the privileged instruction, or deliver a software
@@ -599,6 +647,9 @@ fn shutdown_current(reason: ShutdownReason, crash: Option<(&Regs, &str)>) {
 
 fn dom0_shutdown(reason: ShutdownReason) -> ! {
     info!("Hardware domain 0 shut down: {}", reason.c_name());
+    if PRINT_EXIT_TIMES.load(Ordering::Relaxed) {
+        print_exit_times();
+    }
     match reason {
         ShutdownReason::Reboot => power::reboot(),
         ShutdownReason::Crash => {

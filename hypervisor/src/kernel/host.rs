@@ -139,15 +139,18 @@ impl Host for KernelHost<'_> {
         self.clock.now(cpu::rdtsc())
     }
 
+    fn preempt_check(&mut self) -> bool {
+        super::exit::exit_ticks() > crate::hypercall::exit_times::PREEMPT_TICKS
+    }
+
     fn mmu_hypercall(
         &mut self,
         nr: guest_abi::Hypercall,
         args: &mut [u64; 5],
-        preemptible: bool,
         vcpu: &mut PvVcpu,
         domain: &mut crate::hypercall::DomainInfo,
     ) -> crate::hypercall::HcResult {
-        super::mmu::hypercall(nr, args, preemptible, vcpu, domain)
+        super::mmu::hypercall(nr, args, vcpu, domain)
     }
 }
 

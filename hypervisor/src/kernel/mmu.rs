@@ -18,7 +18,7 @@ use crate::mm::{Mfn, PAGE_SIZE};
 use crate::pv::guest_mem::GuestMemory;
 use crate::pv::vcpu::PvVcpu;
 use core::sync::atomic::{AtomicU64, Ordering};
-use guest_abi::memory::{MemoryOp, XenMemoryReservation};
+use guest_abi::memory::{MEMOP_CMD_MASK, MEMOP_EXTENT_SHIFT, MemoryOp, XenMemoryReservation};
 use guest_abi::{Hypercall, XenError};
 use x86_64::registers::control::{Cr4, Cr4Flags};
 
@@ -307,6 +307,9 @@ impl ExtentList for GuestExtents<'_> {
 
 /// Requests of one `mmu_update` or `mmuext_op` handled before the call is continued.
 const REQUESTS_PER_PASS: u64 = 1024;
+/// Frames one pass of a reservation sub-op of `memory_op` allocates or frees (at least one
+/// extent) before the call is continued.
+const FRAMES_PER_PASS: u32 = 512;
 /// Xen's flag on the count of a continued batch (`MMU_UPDATE_PREEMPTED`).
 const BATCH_PREEMPTED: u64 = 1 << 31;
 
@@ -349,7 +352,6 @@ fn finish_batch(
 pub fn hypercall(
     nr: Hypercall,
     args: &mut [u64; 5],
-    preemptible: bool,
     vcpu: &mut PvVcpu,
     domain: &mut DomainInfo,
 ) -> HcResult {
@@ -361,11 +363,7 @@ pub fn hypercall(
     let result = match nr {
         Hypercall::MmuUpdate => {
             let (count, done_before) = batch_count(a1, a2);
-            let pass = if preemptible {
-                count.min(REQUESTS_PER_PASS)
-            } else {
-                count
-            };
+            let pass = count.min(REQUESTS_PER_PASS);
             let reqs = requests::<guest_abi::xen::MmuUpdate>(mem, a0, pass).map(|r| {
                 r.map(|u| MmuUpdate {
                     ptr: u.ptr,
@@ -378,11 +376,7 @@ pub fn hypercall(
         }
         Hypercall::MmuextOp => {
             let (count, done_before) = batch_count(a1, a2);
-            let pass = if preemptible {
-                count.min(REQUESTS_PER_PASS)
-            } else {
-                count
-            };
+            let pass = count.min(REQUESTS_PER_PASS);
             let Some(mut vmm) = vcpu.mm else {
                 return Err(XenError::Inval);
             };
@@ -425,8 +419,16 @@ pub fn hypercall(
             }
         }
         Hypercall::MemoryOp => {
-            let op = MemoryOp::from_raw((a0 & 0x3f) as u32).ok_or(XenError::NoSys)?;
+            let op = MemoryOp::from_raw((a0 & MEMOP_CMD_MASK) as u32).ok_or(XenError::NoSys)?;
+            // A continued call carries the extents already done above the sub-op (Xen's
+            // `start_extent`).
+            let start = u32::try_from(a0 >> MEMOP_EXTENT_SHIFT).map_err(|_| XenError::Inval)?;
             let r: XenMemoryReservation = mem.read_obj(a1).map_err(|_| XenError::Fault)?;
+            let nr_extents = r.nr_extents as u32;
+            if start >= nr_extents {
+                return Ok(u64::from(start));
+            }
+            let pass = (nr_extents - start).min((FRAMES_PER_PASS >> r.extent_order.min(31)).max(1));
             let target = match mmu.resolve_target(me, DomId(r.domid)) {
                 Ok(t) => t,
                 // Xen: no such domain is "no extent done", not an error.
@@ -435,27 +437,22 @@ pub fn hypercall(
             };
             let mut list = GuestExtents {
                 mem,
-                base: r.extent_start,
+                // A null list stays null (increase_reservation then writes nothing back).
+                base: match r.extent_start {
+                    0 => 0,
+                    b => b.wrapping_add(8 * u64::from(start)),
+                },
             };
             let done = match op {
-                MemoryOp::IncreaseReservation => honour(mmu.increase_reservation(
-                    target,
-                    r.nr_extents as u32,
-                    r.extent_order,
-                    &mut list,
-                )),
-                MemoryOp::DecreaseReservation => honour(mmu.decrease_reservation(
-                    target,
-                    r.nr_extents as u32,
-                    r.extent_order,
-                    &mut list,
-                )),
-                MemoryOp::PopulatePhysmap => honour(mmu.populate_physmap(
-                    target,
-                    r.nr_extents as u32,
-                    r.extent_order,
-                    &mut list,
-                )),
+                MemoryOp::IncreaseReservation => {
+                    honour(mmu.increase_reservation(target, pass, r.extent_order, &mut list))
+                }
+                MemoryOp::DecreaseReservation => {
+                    honour(mmu.decrease_reservation(target, pass, r.extent_order, &mut list))
+                }
+                MemoryOp::PopulatePhysmap => {
+                    honour(mmu.populate_physmap(target, pass, r.extent_order, &mut list))
+                }
                 _ => return Err(XenError::NoSys),
             };
             if target == me
@@ -463,7 +460,12 @@ pub fn hypercall(
             {
                 domain.tot_pages = d.tot_pages();
             }
-            return Ok(u64::from(done));
+            let total = start + done;
+            if done == pass && total < nr_extents {
+                args[0] = (a0 & MEMOP_CMD_MASK) | (u64::from(total) << MEMOP_EXTENT_SHIFT);
+                return Err(XenError::Restart);
+            }
+            return Ok(u64::from(total));
         }
         Hypercall::SetGdt => set_gdt(mmu, me, vcpu, a0, a1),
         Hypercall::UpdateDescriptor => update_descriptor(mmu, me, vcpu, a0, a1),
