@@ -23,6 +23,7 @@ pub mod console_input;
 pub mod descriptors;
 pub mod event;
 pub mod hypercall;
+pub mod lifecycle;
 pub mod log;
 pub mod mm;
 pub mod pv;

@@ -20,7 +20,7 @@ use crate::pv::vcpu::{Callback, PvVcpu};
 use crate::regs::Regs;
 use crate::sched::scheduler::vcpu as vcpu_ref;
 use crate::sched::{CpuId, RunState};
-use crate::{descriptors, info};
+use crate::{descriptors, info, lifecycle};
 use alloc::boxed::Box;
 use alloc::vec;
 use alloc::vec::Vec;
@@ -37,12 +37,8 @@ use guest_abi::sysctl::{
 use guest_abi::{DomId, XenError};
 use zerocopy::FromZeros;
 
-/// Most vCPUs a domU may have.
-const MAX_DOMU_VCPUS: u32 = 32;
 /// Highest event-channel port of a domain.
 const MAX_PORT: u32 = 4095;
-/// First domain id handed out to domUs.
-const FIRST_DOMU: u16 = 1;
 
 fn mm_errno(e: mmpv::PvMmError) -> XenError {
     XenError::from_raw(e.errno().value()).unwrap_or(XenError::Inval)
@@ -205,115 +201,161 @@ fn set_controller_paused(m: &mut Machine, dom: u16, paused: bool) {
 }
 
 /// `XEN_DOMCTL_createdomain`: a new PV domain with its vCPUs, paused until its toolstack has
-/// built it and unpauses it. Returns its id.
+/// built it and unpauses it. Returns its id. The steps and their undoing are
+/// [`lifecycle::create`]'s; this is the machine under them.
 fn create(m: &mut Machine, requested: u16, c: &XenDomctlCreatedomain) -> Result<u16, XenError> {
-    if CdfFlags::from_bits_retain(c.flags).intersects(CdfFlags::HVM | CdfFlags::HAP) {
-        return Err(XenError::Inval);
-    }
-    if c.max_vcpus == 0 || c.max_vcpus > MAX_DOMU_VCPUS {
-        return Err(XenError::Inval);
-    }
-    let id = if requested > 0 && DomId(requested).is_normal() {
-        if m.index_of(requested).is_some() {
-            return Err(XenError::Exist);
-        }
-        requested
-    } else {
-        (FIRST_DOMU..DomId::FIRST_RESERVED.0)
-            .find(|&i| m.index_of(i).is_none())
-            .ok_or(XenError::NoSpc)?
+    let req = lifecycle::create::Request {
+        domid: requested,
+        vcpus: c.max_vcpus,
+        hvm: CdfFlags::from_bits_retain(c.flags).intersects(CdfFlags::HVM | CdfFlags::HAP),
     };
-    let shared_info = FRAMES
-        .lock()
-        .as_mut()
-        .ok_or(XenError::NoMem)?
-        .alloc()
-        .map_err(|_| XenError::NoMem)?;
-    // SAFETY: a frame just allocated for this domain's shared info, direct-mapped.
-    unsafe { core::ptr::write_bytes(phys_to_virt(shared_info.addr()) as *mut u8, 0, 4096) };
-    let release_shared = || {
+    let id = lifecycle::create::create(
+        &mut MachineResources {
+            m,
+            handle: c.handle,
+        },
+        req,
+    )?;
+    info!("Domain {} created ({} vCPUs)", id.0, c.max_vcpus);
+    Ok(id.0)
+}
+
+/// The running machine as domain creation sees it.
+struct MachineResources<'a> {
+    m: &'a mut Machine,
+    /// The new domain's handle (`xen_domain_handle_t`).
+    handle: [u8; 16],
+}
+
+impl lifecycle::create::Resources for MachineResources<'_> {
+    type Frame = Mfn;
+    type Mm = mmpv::DomainRef;
+
+    fn exists(&self, id: DomId) -> bool {
+        self.m.index_of(id.0).is_some()
+    }
+
+    fn domains(&self) -> usize {
+        self.m.domains.len()
+    }
+
+    fn free_vcpu_slots(&self) -> usize {
+        self.m.sched.free_vcpu_slots()
+    }
+
+    fn take_shared_info(&mut self) -> Result<Mfn, XenError> {
+        let frame = FRAMES
+            .lock()
+            .as_mut()
+            .ok_or(XenError::NoMem)?
+            .alloc()
+            .map_err(|_| XenError::NoMem)?;
+        // SAFETY: a frame just allocated for this domain's shared info, direct-mapped.
+        unsafe { core::ptr::write_bytes(phys_to_virt(frame.addr()) as *mut u8, 0, 4096) };
+        Ok(frame)
+    }
+
+    fn release_shared_info(&mut self, frame: Mfn) {
         if let Some(f) = FRAMES.lock().as_mut() {
-            let _ = f.free(shared_info);
+            let _ = f.free(frame);
         }
-    };
-    let mut guard = MMU.lock();
-    let Some(mmu) = guard.as_mut() else {
-        release_shared();
-        return Err(XenError::NoSys);
-    };
-    let config = DomainConfig {
-        max_pages: 0,
-        privileged: false,
-        superpages: false,
-        iomem_access: false,
-    };
-    let d = match mmu.create_domain(mmpv::DomId(id), config) {
-        Ok(d) => d,
-        Err(e) => {
-            release_shared();
+    }
+
+    fn add_mm(&mut self, id: DomId, frame: Mfn) -> Result<mmpv::DomainRef, XenError> {
+        let mut guard = MMU.lock();
+        let mmu = guard.as_mut().ok_or(XenError::NoSys)?;
+        let config = DomainConfig {
+            max_pages: 0,
+            privileged: false,
+            superpages: false,
+            iomem_access: false,
+        };
+        let d = mmu
+            .create_domain(mmpv::DomId(id.0), config)
+            .map_err(mm_errno)?;
+        if let Err(e) = mmu.share_hypervisor_frame(frame, mmpv::DomId(id.0), true) {
+            let _ = mmu.destroy_domain(d, &mut []);
             return Err(mm_errno(e));
         }
-    };
-    if let Err(e) = mmu.share_hypervisor_frame(shared_info, mmpv::DomId(id), true) {
-        let _ = mmu.destroy_domain(d, &mut []);
-        release_shared();
-        return Err(mm_errno(e));
+        Ok(d)
     }
-    drop(guard);
-    let shared = super::domain::shared_view(shared_info);
-    for v in &shared.vcpu_info {
-        v.evtchn_upcall_mask
-            .store(1, core::sync::atomic::Ordering::SeqCst);
+
+    fn remove_mm(&mut self, d: mmpv::DomainRef, frame: Mfn) {
+        if let Some(mmu) = MMU.lock().as_mut() {
+            let _ = mmu.unshare_hypervisor_frame(frame);
+            let _ = mmu.destroy_domain(d, &mut []);
+        }
     }
-    let storage = vec![Channel::FREE; EventChannels::<Box<[Channel]>>::storage_len(MAX_PORT)]
-        .into_boxed_slice();
-    let channels =
-        EventChannels::new(storage, c.max_vcpus, MAX_PORT).map_err(|_| XenError::Inval)?;
-    let eid = eabi::DomId(id);
-    m.sched.add_domain(eid).map_err(|_| XenError::NoSpc)?;
-    let _ = m.sched.pause_by_controller(eid);
-    let mut vcpus = Vec::new();
-    for v in 0..c.max_vcpus {
-        let _ = m
-            .sched
-            .add_vcpu(vcpu_ref(eid, eabi::VcpuId(v)), CpuId(0), false);
-        vcpus.push(Vcpu::new(
-            v,
-            PvVcpu {
-                mm: Some(VcpuMm::new(d)),
-                ..PvVcpu::default()
+
+    fn add_to_scheduler(&mut self, id: DomId, vcpus: u32) -> Result<(), XenError> {
+        let sched = &mut self.m.sched;
+        let eid = eabi::DomId(id.0);
+        sched.add_domain(eid).map_err(|_| XenError::NoSpc)?;
+        let _ = sched.pause_by_controller(eid);
+        for v in 0..vcpus {
+            if sched
+                .add_vcpu(vcpu_ref(eid, eabi::VcpuId(v)), CpuId(0), false)
+                .is_err()
+            {
+                let _ = sched.remove_domain(eid);
+                return Err(XenError::NoSpc);
+            }
+        }
+        Ok(())
+    }
+
+    fn publish(&mut self, id: DomId, vcpus: u32, shared_info: Mfn, d: mmpv::DomainRef) {
+        let m = &mut *self.m;
+        let shared = super::domain::shared_view(shared_info);
+        for v in &shared.vcpu_info {
+            v.evtchn_upcall_mask
+                .store(1, core::sync::atomic::Ordering::SeqCst);
+        }
+        crate::pvclock::publish(&shared.vcpu_info[0].time, &m.clock.record(), 0);
+        crate::pvclock::publish_wallclock(shared, crate::arch::x86_64::time::boot_wallclock(), 0);
+        let storage = vec![Channel::FREE; EventChannels::<Box<[Channel]>>::storage_len(MAX_PORT)]
+            .into_boxed_slice();
+        // `vcpus` is within 1..=MAX_VCPUS (checked by `lifecycle::create`), so the table is
+        // always made; an empty one would only refuse every port.
+        let channels = EventChannels::new(storage, vcpus, MAX_PORT)
+            .expect("vCPU count checked before the domain was made");
+        m.events.domains.push(DomainEventState {
+            id: eabi::DomId(id.0),
+            channels,
+            shared: DomainShared::new(shared),
+            controller_paused: true,
+        });
+        let vcpu_records = (0..vcpus)
+            .map(|v| {
+                Vcpu::new(
+                    v,
+                    PvVcpu {
+                        mm: Some(VcpuMm::new(d)),
+                        ..PvVcpu::default()
+                    },
+                )
+            })
+            .collect();
+        m.domains.push(Box::new(super::domain::Domain {
+            info: DomainInfo {
+                id,
+                privileged: false,
+                tot_pages: 0,
+                max_pages: 0,
+                nr_vcpus: vcpus,
+                vm_assist: 0,
+                handle: self.handle,
+                grant_frames: Default::default(),
             },
-        ));
+            p2m: Vec::new(),
+            shared_info,
+            vcpus: vcpu_records,
+            mm: d,
+            shutdown: None,
+            console_mid_line: false,
+            teardown: None,
+        }));
     }
-    crate::pvclock::publish(&shared.vcpu_info[0].time, &m.clock.record(), 0);
-    crate::pvclock::publish_wallclock(shared, crate::arch::x86_64::time::boot_wallclock(), 0);
-    m.events.domains.push(DomainEventState {
-        id: eid,
-        channels,
-        shared: DomainShared::new(shared),
-        controller_paused: true,
-    });
-    m.domains.push(Box::new(super::domain::Domain {
-        info: DomainInfo {
-            id: DomId(id),
-            privileged: false,
-            tot_pages: 0,
-            max_pages: 0,
-            nr_vcpus: c.max_vcpus,
-            vm_assist: 0,
-            handle: c.handle,
-            grant_frames: Default::default(),
-        },
-        p2m: Vec::new(),
-        shared_info,
-        vcpus,
-        mm: d,
-        shutdown: None,
-        console_mid_line: false,
-        teardown: None,
-    }));
-    info!("Domain {id} created ({} vCPUs)", c.max_vcpus);
-    Ok(id)
 }
 
 /// How much of a domain's memory one `destroydomain` call releases before the call is

@@ -233,6 +233,11 @@ impl<const N: usize, const CPUS: usize> Scheduler<N, CPUS> {
         Ok(())
     }
 
+    /// vCPU slots not in use.
+    pub fn free_vcpu_slots(&self) -> usize {
+        self.vcpus.iter().filter(|v| v.is_none()).count()
+    }
+
     /// Registers vCPU `v` on `cpu`, up (runnable unless its domain is paused) or down.
     pub fn add_vcpu(&mut self, v: VcpuRef, cpu: CpuId, up: bool) -> Result<(), SchedError> {
         if cpu.index() >= CPUS {
