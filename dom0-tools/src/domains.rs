@@ -61,8 +61,16 @@ pub struct Record {
     pub ramdisk_path: Option<String>,
     /// Its state when last seen.
     pub state: State,
-    /// Whether its shutdown has been dealt with (it is being preserved).
+    /// Whether its shutdown has been dealt with (it is being preserved, left crashed, or
+    /// waits for its restart).
     pub handled: bool,
+    /// When it was started (the toolstack's clock, milliseconds).
+    pub started_ms: u64,
+    /// Crashes in a row each within `toolstack::FAST_CRASH_MS` of a start (carried over
+    /// restarts).
+    pub fast_crashes: u32,
+    /// When it is to be restarted, if it waits for a restart.
+    pub restart_at: Option<u64>,
 }
 
 impl Record {
@@ -249,6 +257,9 @@ mod tests {
             ramdisk_path: None,
             state: State::Running,
             handled: false,
+            started_ms: 0,
+            fast_crashes: 0,
+            restart_at: None,
         }
     }
 

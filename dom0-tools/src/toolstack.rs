@@ -11,7 +11,17 @@
 //!   [`Toolstack::console_input`] instead of `execute`; Ctrl-] detaches;
 //! - when `VIRQ_DOM_EXC` fires, [`Toolstack::on_dom_exc`] applies each stopped domain's
 //!   `on_poweroff` / `on_reboot` / `on_crash` / `on_watchdog` action and returns one line
-//!   per domain.
+//!   per domain;
+//! - on every wake, [`Toolstack::set_time`] gives it the time and
+//!   [`Toolstack::run_restarts`] restarts the domains whose restart is due.
+//!
+//! # Restarts
+//!
+//! As xl, a restart waits [`RESTART_DELAY_MS`] (the stopped domain stays, shut down, until
+//! then; `destroy` cancels the restart), and nothing blocks meanwhile: the restart is
+//! scheduled and done by a later [`Toolstack::run_restarts`]. A domain that crashes within
+//! [`FAST_CRASH_MS`] of being (re)started [`FAST_CRASH_LIMIT`] times in a row is not
+//! restarted again: it is left crashed, as `preserve` leaves it, with one line saying so.
 
 use alloc::collections::BTreeMap;
 use alloc::string::{String, ToString};
@@ -215,10 +225,17 @@ pub struct Toolstack<H: Hypervisor, F: Files> {
     console_out: Vec<u8>,
     held: Vec<u8>,
     created: u64,
+    now_ms: u64,
 }
 
 /// Output of other domains kept while a console is attached, at most (the oldest goes).
 pub const HELD_OUTPUT: usize = 64 * 1024;
+/// How long a restart waits after the shutdown (xl waits 2 s too).
+pub const RESTART_DELAY_MS: u64 = 2000;
+/// A crash this soon after a (re)start counts as a fast crash.
+pub const FAST_CRASH_MS: u64 = 10_000;
+/// After this many fast crashes in a row a domain is left crashed, not restarted.
+pub const FAST_CRASH_LIMIT: u32 = 3;
 
 impl<H: Hypervisor, F: Files> Toolstack<H, F> {
     /// A toolstack with no domains, over `hv`, reading files from `files`.
@@ -232,7 +249,62 @@ impl<H: Hypervisor, F: Files> Toolstack<H, F> {
             console_out: Vec::new(),
             held: Vec::new(),
             created: 0,
+            now_ms: 0,
         }
+    }
+
+    /// The time now, in milliseconds from any fixed point (it never goes back): what
+    /// restarts are scheduled by and fast crashes measured with. Call it before
+    /// [`Self::execute`], [`Self::on_dom_exc`] and [`Self::run_restarts`].
+    pub fn set_time(&mut self, now_ms: u64) {
+        self.now_ms = self.now_ms.max(now_ms);
+    }
+
+    /// When the next scheduled restart is due, if any.
+    pub fn next_restart_ms(&self) -> Option<u64> {
+        self.table
+            .ids()
+            .into_iter()
+            .filter_map(|id| self.table.get(id)?.restart_at)
+            .min()
+    }
+
+    /// Restarts the domains whose restart is due; one line each, like `Domain 4 (db)
+    /// restarted as domain 5`.
+    pub fn run_restarts(&mut self) -> Vec<String> {
+        let mut lines = Vec::new();
+        for id in self.table.ids() {
+            let Some(record) = self.table.get(id) else {
+                continue;
+            };
+            if record.restart_at.is_none_or(|at| at > self.now_ms) {
+                continue;
+            }
+            let head = alloc::format!("Domain {} ({})", id.0, record.name());
+            let fast_crashes = record.fast_crashes;
+            let (config, kernel, ramdisk) = (
+                record.config.clone(),
+                record.kernel_path.clone(),
+                record.ramdisk_path.clone(),
+            );
+            if let Err(e) = self.destroy(id) {
+                if let Some(r) = self.table.get_mut(id) {
+                    r.restart_at = None;
+                }
+                lines.push(alloc::format!("{head}: restarting failed: {e}"));
+                continue;
+            }
+            lines.push(match self.start(config, kernel, ramdisk) {
+                Ok((new, _)) => {
+                    if let Some(r) = self.table.get_mut(new) {
+                        r.fast_crashes = fast_crashes;
+                    }
+                    alloc::format!("{head} restarted as domain {}", new.0)
+                }
+                Err(e) => alloc::format!("{head}: restarting failed: {e}"),
+            });
+        }
+        lines
     }
 
     /// The hypervisor.
@@ -485,6 +557,9 @@ impl<H: Hypervisor, F: Files> Toolstack<H, F> {
             ramdisk_path,
             state: State::Running,
             handled: false,
+            started_ms: self.now_ms,
+            fast_crashes: 0,
+            restart_at: None,
         };
         // The name was checked above and nothing ran in between.
         let _ = self.table.insert(record);
@@ -777,18 +852,25 @@ impl<H: Hypervisor, F: Files> Toolstack<H, F> {
                 Err(e) => alloc::format!("{head}; destroying failed: {e}"),
             },
             Effect::Restart => {
-                let (config, kernel, ramdisk) = (
-                    record.config.clone(),
-                    record.kernel_path.clone(),
-                    record.ramdisk_path.clone(),
-                );
-                if let Err(e) = self.destroy(id) {
-                    return alloc::format!("{head}; restarting failed: {e}");
+                let now = self.now_ms;
+                let Some(r) = self.table.get_mut(id) else {
+                    return head;
+                };
+                r.handled = true;
+                let fast = now.saturating_sub(r.started_ms) < FAST_CRASH_MS;
+                r.fast_crashes = match reason {
+                    Some(ShutdownReason::Crash) if fast => r.fast_crashes + 1,
+                    _ => 0,
+                };
+                if r.fast_crashes >= FAST_CRASH_LIMIT {
+                    return alloc::format!(
+                        "{head}; it crashed {FAST_CRASH_LIMIT} times in a row within {} s of \
+                         starting: not restarting it, leaving it crashed",
+                        FAST_CRASH_MS / 1000
+                    );
                 }
-                match self.start(config, kernel, ramdisk) {
-                    Ok((new, _)) => alloc::format!("{head}; restarting as domain {}", new.0),
-                    Err(e) => alloc::format!("{head}; restarting failed: {e}"),
-                }
+                r.restart_at = Some(now + RESTART_DELAY_MS);
+                alloc::format!("{head}; restarting in {} s", RESTART_DELAY_MS / 1000)
             }
         }
     }

@@ -6,8 +6,8 @@
 //! `error: `. From a script it prints each line after the prompt, as if typed, and runs it.
 //! Between keystrokes, and while a command waits (`sleep`, `wait-for`, `console`), it
 //! sleeps up to [`TICK_MS`] at a time and, on each wake, prints what the domains wrote on
-//! their consoles (`[name] line`) and, when `VIRQ_DOM_EXC` fired, what the shutdown
-//! policy did. Domain output that arrives while a line is being typed is printed above
+//! their consoles (`[name] line`), when `VIRQ_DOM_EXC` fired, what the shutdown policy
+//! did, and the restarts it scheduled once they are due. Domain output that arrives while a line is being typed is printed above
 //! it, and the prompt and the line are drawn again.
 
 use alloc::collections::VecDeque;
@@ -200,21 +200,27 @@ impl<H: Hypervisor, F: Files, M: Machine> Session<H, F, M> {
             }
             due
         };
+        self.ts.set_time(now);
         let mut out = self.ts.poll_consoles();
+        let mut lines = Vec::new();
         if check {
-            let lines = self.ts.on_dom_exc();
+            lines = self.ts.on_dom_exc();
             // What the stopped domains printed last comes before what happened to them.
             out.extend(self.ts.poll_consoles());
-            for line in lines {
-                out.extend_from_slice(line.as_bytes());
-                out.push(b'\n');
-            }
+        }
+        // Restarts scheduled by the shutdown policy, once due.
+        lines.extend(self.ts.run_restarts());
+        for line in lines {
+            out.extend_from_slice(line.as_bytes());
+            out.push(b'\n');
         }
         self.print(&out);
     }
 
     /// Runs one command line.
     fn run_line(&mut self, line: &str, input: Input) -> Flow {
+        let now = self.machine.now_ms();
+        self.ts.set_time(now);
         let reply = match self.ts.execute(line) {
             Ok(reply) => reply,
             Err(e) => {

@@ -351,8 +351,11 @@ fn the_reaper_applies_each_action() {
         .guest_shutdown(web, ShutdownReason::Reboot);
     assert_eq!(
         t.on_dom_exc(),
-        ["Domain 1 (web) has shut down, reason code 1 (reboot); restarting as domain 3"]
+        ["Domain 1 (web) has shut down, reason code 1 (reboot); restarting in 2 s"]
     );
+    assert!(t.run_restarts().is_empty(), "not yet");
+    t.set_time(RESTART_DELAY_MS);
+    assert_eq!(t.run_restarts(), ["Domain 1 (web) restarted as domain 3"]);
     assert_eq!(t.domains().by_name("web"), Some(DomId(3)));
     assert_eq!(
         t.domains().get(DomId(3)).unwrap().kernel_path,
@@ -402,10 +405,17 @@ fn the_reaper_reports_other_cases() {
         .unwrap();
     t.hypervisor_mut()
         .guest_shutdown(DomId(1), ShutdownReason::Poweroff);
-    let lines = t.on_dom_exc();
+    assert_eq!(
+        t.on_dom_exc(),
+        ["Domain 1 (db) has shut down, reason code 0 (poweroff); restarting in 2 s"]
+    );
+    t.set_time(RESTART_DELAY_MS);
+    let lines = t.run_restarts();
     assert_eq!(lines.len(), 1);
     assert!(
-        lines[0].starts_with("Domain 1 (db) has shut down, reason code 0 (poweroff); restarting failed: cannot create domain 'db': not enough free memory"),
+        lines[0].starts_with(
+            "Domain 1 (db): restarting failed: cannot create domain 'db': not enough free memory"
+        ),
         "{lines:?}"
     );
     assert_eq!(t.domains().by_name("db"), None);
@@ -415,6 +425,87 @@ fn the_reaper_reports_other_cases() {
     assert_eq!(t.on_dom_exc(), ["Domain 2 (web) has disappeared"]);
     assert!(t.domains().is_empty());
     assert_eq!(t.hypervisor().mapped_consoles, 0);
+}
+
+/// `on_crash=restart` on a domain that crashes at once: restarted after the delay, never
+/// sooner, and after FAST_CRASH_LIMIT fast crashes in a row left crashed with one line; dom0
+/// never waits meanwhile (each call returns at once).
+#[test]
+fn a_domain_that_keeps_crashing_is_restarted_with_back_off_then_left_crashed() {
+    let bytes = archive_bytes();
+    let mut t = toolstack(&bytes);
+    let free = t.hypervisor().free_pages();
+    let mut now = 5_000;
+    t.set_time(now);
+    run(&mut t, "create /etc/xen/web.cfg name=c on_crash=restart");
+    let mut restarts = 0;
+    let mut lines = Vec::new();
+    // Ten seconds of crashing at once, looked at every 10 ms as the session does.
+    for _ in 0..1000 {
+        now += 10;
+        t.set_time(now);
+        if let Some(id) = t.domains().by_name("c")
+            && t.domains().get(id).unwrap().state == State::Running
+        {
+            t.hypervisor_mut().guest_shutdown(id, ShutdownReason::Crash);
+        }
+        lines.extend(t.on_dom_exc());
+        let done = t.run_restarts();
+        restarts += done.len();
+        lines.extend(done);
+    }
+    assert_eq!(restarts, FAST_CRASH_LIMIT as usize - 1, "{lines:#?}");
+    assert_eq!(
+        lines,
+        [
+            "Domain 1 (c) has shut down, reason code 3 (crash); restarting in 2 s",
+            "Domain 1 (c) restarted as domain 2",
+            "Domain 2 (c) has shut down, reason code 3 (crash); restarting in 2 s",
+            "Domain 2 (c) restarted as domain 3",
+            "Domain 3 (c) has shut down, reason code 3 (crash); it crashed 3 times in a row \
+             within 10 s of starting: not restarting it, leaving it crashed",
+        ]
+    );
+    // Left crashed, as preserve leaves it: listed, reported once, destroyed by hand.
+    assert!(run(&mut t, "list").contains("---sc-"));
+    assert!(t.on_dom_exc().is_empty());
+    run(&mut t, "destroy c");
+    assert_clean(&t, free);
+}
+
+/// A crash long after the start is not a fast one: such a domain is restarted every time.
+/// A pending restart waits, and `destroy` cancels it.
+#[test]
+fn slow_crashes_always_restart_and_destroy_cancels_a_pending_restart() {
+    let bytes = archive_bytes();
+    let mut t = toolstack(&bytes);
+    let free = t.hypervisor().free_pages();
+    let mut now = 0;
+    run(&mut t, "create /etc/xen/web.cfg name=s on_crash=restart");
+    for round in 0..2 * FAST_CRASH_LIMIT {
+        now += FAST_CRASH_MS;
+        t.set_time(now);
+        let id = t.domains().by_name("s").unwrap();
+        t.hypervisor_mut().guest_shutdown(id, ShutdownReason::Crash);
+        assert!(
+            t.on_dom_exc()[0].ends_with("restarting in 2 s"),
+            "round {round}"
+        );
+        assert_eq!(t.next_restart_ms(), Some(now + RESTART_DELAY_MS));
+        t.set_time(now + RESTART_DELAY_MS - 1);
+        assert!(t.run_restarts().is_empty());
+        now += RESTART_DELAY_MS;
+        t.set_time(now);
+        assert_eq!(t.run_restarts().len(), 1);
+    }
+    let id = t.domains().by_name("s").unwrap();
+    t.hypervisor_mut().guest_shutdown(id, ShutdownReason::Crash);
+    t.on_dom_exc();
+    run(&mut t, "destroy s");
+    t.set_time(now + 10 * RESTART_DELAY_MS);
+    assert!(t.run_restarts().is_empty());
+    assert_eq!(t.next_restart_ms(), None);
+    assert_clean(&t, free);
 }
 
 #[test]
