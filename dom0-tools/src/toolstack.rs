@@ -163,6 +163,14 @@ pub enum CreateError {
         /// The domain that has it.
         id: DomId,
     },
+    /// The hypervisor refused `createdomain` with `ENOSPC`: it has no room for another
+    /// domain or for this one's vCPUs.
+    NoRoom {
+        /// The domain's name.
+        name: String,
+        /// The vCPUs it asked for.
+        vcpus: u32,
+    },
     /// Building or starting the domain failed (any half-built domain was destroyed).
     Build {
         /// The domain's name.
@@ -188,6 +196,16 @@ impl fmt::Display for CreateError {
                 f,
                 "cannot create domain '{name}': a domain with that name exists (id {})",
                 id.0
+            ),
+            Self::NoRoom { name, vcpus } => write!(
+                f,
+                "cannot create domain '{name}': createdomain failed: the hypervisor has no room \
+                 for another domain or {vcpus} more vCPU{} (limits: {} domUs, {} vCPUs each, {} \
+                 vCPUs in all)",
+                if *vcpus == 1 { "" } else { "s" },
+                config::MAX_DOMUS,
+                config::MAX_VCPUS,
+                config::MAX_VCPUS_IN_ALL
             ),
             Self::Build { name, error } => write!(f, "cannot create domain '{name}': {error}"),
             Self::Peer { name, peer, why } => write!(
@@ -519,7 +537,17 @@ impl<H: Hypervisor, F: Files> Toolstack<H, F> {
             error,
         };
         let built = builder::build_linked(&mut self.hv, &config, kernel, ramdisk, handle, peer)
-            .map_err(|e| failed(&config.name, e))?;
+            .map_err(|e| match e {
+                BuildError::Hypercall {
+                    op: "createdomain",
+                    error: XenError::NoSpc,
+                    ..
+                } => CreateError::NoRoom {
+                    name: config.name.clone(),
+                    vcpus: config.vcpus,
+                },
+                e => failed(&config.name, e),
+            })?;
         let id = built.domid;
         let console = self
             .connect(id, built.console_frame, built.console_port)

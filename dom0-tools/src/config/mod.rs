@@ -130,8 +130,13 @@ impl Action {
 
 /// Longest domain name accepted.
 pub const MAX_NAME_LEN: usize = 64;
-/// Most vCPUs a domain may have.
-pub const MAX_VCPUS: u32 = 128;
+/// Most vCPUs a domain may have: the hypervisor's per-domain cap (`XEN_LEGACY_MAX_VCPUS`,
+/// the `vcpu_info` slots of the shared info page).
+pub const MAX_VCPUS: u32 = 32;
+/// Most domUs the hypervisor runs at once (64 domains with dom0).
+pub const MAX_DOMUS: u32 = 63;
+/// Most vCPUs the hypervisor runs at once, over every domain (dom0's among them).
+pub const MAX_VCPUS_IN_ALL: u32 = 64;
 /// Largest `memory`/`maxmem` accepted, in MiB (1 TiB).
 pub const MAX_MEMORY_MIB: u64 = 1 << 20;
 /// `memory` when the file does not say (libxl's default).
@@ -413,7 +418,10 @@ fn read_config<'a>(
     if vcpus == 0 || vcpus > u64::from(MAX_VCPUS) {
         return Err(get("vcpus").error(
             "vcpus",
-            alloc::format!("vcpus must be between 1 and {MAX_VCPUS}, not {vcpus}"),
+            alloc::format!(
+                "vcpus must be between 1 and {MAX_VCPUS} (the hypervisor's limit per domain), \
+                 not {vcpus}"
+            ),
         ));
     }
     let kernel = get("kernel").string("kernel")?.unwrap_or_default();

@@ -213,7 +213,17 @@ fn errors_are_one_clear_line() {
         (
             alloc::format!("{k}vcpus = 0"),
             &[],
-            "guest.cfg:3: vcpus must be between 1 and 128, not 0",
+            "guest.cfg:3: vcpus must be between 1 and 32 (the hypervisor's limit per domain), not 0",
+        ),
+        (
+            alloc::format!("{k}vcpus = 33"),
+            &[],
+            "guest.cfg:3: vcpus must be between 1 and 32 (the hypervisor's limit per domain), not 33",
+        ),
+        (
+            alloc::format!("{k}vcpus = 32"),
+            &["vcpus=128"],
+            "command line:1: vcpus must be between 1 and 32 (the hypervisor's limit per domain), not 128",
         ),
         (
             alloc::format!("{k}memory = 99999999"),

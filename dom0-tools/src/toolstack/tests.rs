@@ -211,6 +211,35 @@ fn failures_after_the_build_destroy_the_domain() {
     }
 }
 
+/// The hypervisor's domain and vCPU limits: ENOSPC from createdomain is one plain line
+/// naming them, and the configuration refuses more vCPUs than a domain may have.
+#[test]
+fn hitting_the_hypervisor_limits_says_so() {
+    let bytes = archive_bytes();
+    let mut t = toolstack(&bytes);
+    let free = t.hypervisor().free_pages();
+    t.hypervisor_mut()
+        .fail_on
+        .push(("createdomain", XenError::NoSpc));
+    assert_eq!(
+        run_err(&mut t, "create /etc/xen/web.cfg vcpus=4"),
+        "cannot create domain 'web': createdomain failed: the hypervisor has no room for \
+         another domain or 4 more vCPUs (limits: 63 domUs, 32 vCPUs each, 64 vCPUs in all)"
+    );
+    t.hypervisor_mut()
+        .fail_on
+        .push(("createdomain", XenError::NoSpc));
+    assert!(run_err(&mut t, "create /etc/xen/web.cfg").contains("or 1 more vCPU (limits"));
+    assert_eq!(
+        run_err(&mut t, "create /etc/xen/web.cfg vcpus=33"),
+        "command line:1: vcpus must be between 1 and 32 (the hypervisor's limit per domain), \
+         not 33"
+    );
+    run(&mut t, "create /etc/xen/web.cfg vcpus=32");
+    run(&mut t, "destroy web");
+    assert_clean(&t, free);
+}
+
 #[test]
 fn consoles_are_prefixed_attached_and_fed() {
     let bytes = archive_bytes();
