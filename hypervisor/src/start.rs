@@ -103,6 +103,7 @@ extern "C" fn kernel_main(magic: u32, mbi_phys: u32) -> ! {
     let features = cpu::Features::detect();
 
     init_memory(&boot, &features);
+    hypervisor::pv::emulate::warm_up();
     init_acpi(&boot);
     init_time(&features);
     if opts.serial_console {

@@ -96,6 +96,12 @@ pub fn fetch(mem: &mut impl GuestMemory, rip: u64, buf: &mut [u8; 15]) -> usize 
     }
 }
 
+/// Builds the instruction decoder's tables, which it otherwise builds on first use (millions
+/// of instructions): called at boot, so that no guest exit pays for it.
+pub fn warm_up() {
+    let _ = Decoder::with_ip(64, &[0x90], 0, DecoderOptions::NONE).decode();
+}
+
 /// Emulates the instruction at `regs.rip` that raised #GP (or #UD, for the forced-emulation
 /// prefix). `bytes` are the instruction bytes fetched from `rip`.
 pub fn emulate(
