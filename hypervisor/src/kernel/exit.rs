@@ -494,6 +494,8 @@ fn schedule() {
                 drop(guard);
                 x86_64::instructions::interrupts::enable_and_hlt();
                 x86_64::instructions::interrupts::disable();
+                // Time spent idle is not the exit's work: its clock restarts at the wake-up.
+                begin_exit();
             }
         }
     }
