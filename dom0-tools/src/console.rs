@@ -23,9 +23,9 @@
 //! domains, so its bytes are shown, not obeyed ([`escape_line`]): printable ASCII and TAB as
 //! they are, every other byte (CR, ESC and the other control bytes, DEL, and every byte from
 //! 0x80, which covers C1 controls such as the one-byte CSI 0x9b and all of UTF-8) as the four
-//! characters `\xHH`. A CR just before the LF of a CRLF line end is dropped. A guest can then
-//! neither move the cursor to overwrite a line, nor erase one, nor print something that reads
-//! as another domain's or dom0's line.
+//! characters `\xHH`. CRs at the start or the end of a line (CRLF or LFCR line ends) are
+//! dropped. A guest can then neither move the cursor to overwrite a line, nor erase one, nor
+//! print something that reads as another domain's or dom0's line.
 //!
 //! # Bounds
 //!
@@ -376,11 +376,13 @@ impl<R: ConsoleRing> Console<R> {
     }
 
     fn emit_line(&mut self, name: &str, out: &mut Vec<u8>) {
-        if self.partial.last() == Some(&b'\r') {
-            self.partial.pop();
-        }
+        // CRs next to the line end (CRLF) or start (LFCR, as GRUB ends lines) are line
+        // ends, and dropping them moves nothing.
+        let line = &self.partial[..];
+        let line = &line[line.iter().take_while(|&&b| b == b'\r').count()..];
+        let line = &line[..line.len() - line.iter().rev().take_while(|&&b| b == b'\r').count()];
         out.extend_from_slice(alloc::format!("[{name}] ").as_bytes());
-        escape_line(&self.partial, out);
+        escape_line(line, out);
         self.partial.clear();
         out.push(b'\n');
     }
@@ -496,8 +498,9 @@ mod tests {
     fn control_bytes_are_shown_not_obeyed() {
         let mut c = Console::new(ring(), EvtchnPort(5));
         let mut out = Vec::new();
-        let cases: [(&[u8], &str); 7] = [
+        let cases: [(&[u8], &str); 8] = [
             (b"ok\r[dom0] fake\n", "[web] ok\\x0d[dom0] fake\n"),
+            (b"\r[dom0] fake\r\r\n", "[web] [dom0] fake\n"),
             (b"\x1b[2K\x1b[1Ghidden\n", "[web] \\x1b[2K\\x1b[1Ghidden\n"),
             (b"\x9b2Kc1 csi\n", "[web] \\x9b2Kc1 csi\n"),
             (
