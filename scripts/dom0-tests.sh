@@ -8,8 +8,8 @@
 #                                          the reference; the interactive case needs our
 #                                          serial input and is skipped there
 #
-# CASE: lifecycle, repeat, errors, crash, policy, pingpong, grub, churn, interactive
-# (default: all).
+# CASE: lifecycle, repeat, errors, crash, policy, pingpong, grub, churn, interactive,
+# backoff, limits (default: all).
 # Cases: three domains of different names and sizes created, listed, heard from and
 # destroyed with free memory back to the page; the same ROUNDS times (env DOM0_ROUNDS,
 # default 100); bad input answered by one error line each with dom0 still running;
@@ -20,7 +20,9 @@
 # and destroyed in rounds (env DOM0_CHURN_ROUNDS, default 40) while guests/attack runs as a
 # domU (its case list repeated, env DOM0_ATTACK_PASSES, default 16), free memory back to the
 # page, every attack case as expected and no error, warning or crash in the hypervisor's
-# log; typing on the console (echo, backspace, attaching to a console and Ctrl-]).
+# log; typing on the console (echo, backspace, attaching to a console and Ctrl-]); backoff:
+# guests/crash with on_crash=restart restarted after a delay, twice, then left crashed with
+# one line; limits: vcpus=33 refused by the configuration with one line, vcpus=32 runs.
 # DOM0_CASES="NAME ..." also names the cases to run.
 # Prints PASS/FAIL per case and "N passed, N failed"; exits non-zero if any case failed.
 # Serial logs are kept in TARGET_DIR/dom0-tests/.
@@ -35,8 +37,9 @@ on=ours
 cases=("$@" ${DOM0_CASES:-})
 for c in "${cases[@]}"; do
     case $c in
-        lifecycle | repeat | errors | crash | policy | pingpong | grub | churn | interactive) ;;
-        *) sed -n '2,27p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+        lifecycle | repeat | errors | crash | policy | pingpong | grub | churn | interactive | \
+            backoff | limits) ;;
+        *) sed -n '2,29p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
     esac
 done
 # selected CASE: whether CASE is to run (every case when none was named).
@@ -171,6 +174,27 @@ pause 0
 shutdown 0
 destroy 0
 destroy r
+sleep 1
+info
+EOF
+
+cat > "$work/test/backoff.script" <<'EOF'
+info
+create /etc/xen/crash.cfg name=cr on_crash=restart
+sleep 9
+list
+destroy cr
+sleep 1
+info
+EOF
+
+cat > "$work/test/limits.script" <<'EOF'
+info
+create /etc/xen/sleeper.cfg vcpus=33 name=many
+create /etc/xen/sleeper.cfg name=most vcpus=32
+wait-for most "hello: waiting to be destroyed"
+list
+destroy most
 sleep 1
 info
 EOF
@@ -450,7 +474,8 @@ if selected policy; then
     expect_nth 2 list "Name +ID[^\n]+\nDomain-0 [^\n]+\np +[0-9]+ +16 +1 +-b---- +[0-9.]+"
     expect_answer "shutdown p" "Shutting down domain [0-9]+"
     expect_count 1 '^Domain [0-9]+ \(p\) has shut down, reason code 0 \(poweroff\); destroying$'
-    expect_count 1 '^Domain [0-9]+ \(r\) has shut down, reason code 0 \(poweroff\); restarting as domain [0-9]+$'
+    expect_count 1 '^Domain [0-9]+ \(r\) has shut down, reason code 0 \(poweroff\); restarting in 2 s$'
+    expect_count 1 '^Domain [0-9]+ \(r\) restarted as domain [0-9]+$'
     expect_count 2 '^\[r\] hello: waiting to be destroyed$'
     expect_nth 3 list "Name +ID[^\n]+\nDomain-0 [^\n]+\nr +[0-9]+ +16 +1 +-b---- +[0-9.]+"
     expect_count 1 '^Domain [0-9]+ \(rb\) has shut down, reason code 1 \(reboot\); destroying$'
@@ -497,7 +522,11 @@ fi
 # xenstore ring answered by the toolstack) runs its script and powers off.
 if selected grub; then
     boot grub 120 script=/test/grub.script
-    expect "grub-pv: hello from GRUB on Xen PV" # after GRUB's colour codes
+    # GRUB's colour codes are shown escaped, never sent to the terminal raw (LFCR line ends
+    # dropped).
+    expect '[grub] \x1b[30m\x1b[47mWelcome to GRUB!'
+    expect '[grub] \x1b[37m\x1b[40mgrub-pv: hello from GRUB on Xen PV'
+    expect_count 0 $'^\\[grub\\] .*[\x01-\x08\x0b-\x1f\x7f]'
     expect_count 1 '^\[grub\] grub-pv: PASS$'
     expect_count 1 '^Domain [0-9]+ \(grub\) has shut down, reason code 0 \(poweroff\); destroying$'
     expect_answer list "Name +ID[^\n]+\nDomain-0 [^\n]+"
@@ -588,6 +617,39 @@ if [ "$on" = ours ] && selected interactive; then
     expect "xl> poweroff"
     expect "dom0: powering off"
     reject "error:"
+    no_trouble
+    end_case
+fi
+
+# 10. A domain that crashes at once with on_crash=restart: restarted after the delay, twice,
+# then left crashed with one line (not restarted in a loop); destroyed by hand.
+if selected backoff; then
+    boot backoff 120 script=/test/backoff.script
+    expect_count 3 '^\[cr\] crash: crashing by fault$'
+    expect_count 2 '^Domain [0-9]+ \(cr\) has shut down, reason code 3 \(crash\); restarting in 2 s$'
+    expect_count 2 '^Domain [0-9]+ \(cr\) restarted as domain [0-9]+$'
+    expect_count 1 '^Domain [0-9]+ \(cr\) has shut down, reason code 3 \(crash\); it crashed 3 times in a row within 10 s of starting: not restarting it, leaving it crashed$'
+    expect_answer list "Name +ID[^\n]+\nDomain-0 [^\n]+\ncr +[0-9]+ +8 +1 +---sc- +[0-9.]+"
+    expect_answer "destroy cr" ""
+    same_free_pages
+    reject "error:"
+    expect "dom0: end of /test/backoff.script"
+    no_trouble
+    end_case
+fi
+
+# 11. The hypervisor's limits: more than 32 vCPUs is refused by the configuration, in one
+# line; 32 run.
+if selected limits; then
+    boot limits 120 script=/test/limits.script
+    expect_answer "create /etc/xen/sleeper.cfg vcpus=33 name=many" \
+        "error: command line:1: vcpus must be between 1 and 32 \(the hypervisor's limit per domain\), not 33"
+    expect_answer "create /etc/xen/sleeper.cfg name=most vcpus=32" \
+        "Parsing config from /etc/xen/sleeper.cfg\nStarted domain most \(id=[0-9]+\)"
+    expect_answer list "Name +ID[^\n]+\nDomain-0 [^\n]+\nmost +[0-9]+ +16 +[0-9]+ +[-rb]{2}---- +[0-9.]+"
+    expect_count 1 '^error: '
+    same_free_pages
+    expect "dom0: end of /test/limits.script"
     no_trouble
     end_case
 fi
