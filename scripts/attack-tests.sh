@@ -13,7 +13,10 @@
 # except the known findings listed in KNOWN_FINDINGS below (reported as XFAIL: a finding that
 # starts passing is reported too, so the list can shrink), the guest alive afterwards. As a
 # domU (the word `domu`: EPERM for dom0's operations), the dom0 kernel of dom0-tools creates it
-# from its ramdisk and the checks are the same (no fatal cases). On Xen:
+# from its ramdisk next to a victim domain (guests/victim; the attack guest's word `victim`
+# adds the cases against it) and the checks are the same (no fatal cases), plus: the victim
+# reports itself intact afterwards (check_victim), and the console lines the attack guest
+# fills with CR, escapes and high bytes reach the log escaped (check_console_escapes). On Xen:
 # every case PASS (the guest's expectations are Xen's, with the word `xen` selecting Xen's
 # answer where we differ on purpose), exit 0.
 # Each fatal case (fatal=NAME) must end with the domain crashed: boot.sh exit 5, or
@@ -57,39 +60,80 @@ fail() { failed=$((failed + 1)); echo "FAIL $*"; }
 
 target_dir=$(cargo metadata --format-version 1 --no-deps 2>/dev/null \
     | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-if ! cargo build -q -p attack --target x86_64-unknown-none --release; then
-    echo "attack-tests.sh: cannot build guests/attack" >&2
+if ! cargo build -q -p attack -p victim --target x86_64-unknown-none --release; then
+    echo "attack-tests.sh: cannot build guests/attack and guests/victim" >&2
     exit 4
 fi
 kernel="$target_dir/x86_64-unknown-none/release/attack"
+victim_kernel="$target_dir/x86_64-unknown-none/release/victim"
 
-# The dom0 kernel and a ramdisk that creates the attack guest as a domU (`domu`, and `xen`
-# for Xen's expectations), waits for it to finish and powers off.
+# The dom0 kernel and a ramdisk that creates the victim, then the attack guest as a domU
+# (`domu victim`, and `xen` for Xen's expectations) connected to it by the toolstack
+# (`evtchn_peer`: the victim's id and the port it offers come as `remote=` and `port=`),
+# waits for both to finish and powers off.
 domu_ramdisk() {
     local dir=$logs/domu
     mkdir -p "$dir"
     for hv in ours xen; do
-        local words=domu
-        [ "$hv" = xen ] && words="domu xen"
+        local words="domu victim"
+        [ "$hv" = xen ] && words="domu victim xen"
         # Kept after powering off, so that each wait-for below still finds it (one for a
         # domain that is gone waits its full 60 s).
-        printf 'name = "attack"\nkernel = "/boot/attack"\nmemory = 32\ncmdline = "%s"\non_poweroff = "preserve"\n' \
+        printf 'name = "attack"\nkernel = "/boot/attack"\nmemory = 32\ncmdline = "%s"\non_poweroff = "preserve"\nevtchn_peer = "victim"\n' \
             "$words" >"$dir/attack-$hv.cfg"
     done
+    printf 'name = "victim"\nkernel = "/boot/victim"\nmemory = 32\ncmdline = "limit=%s"\non_poweroff = "preserve"\n' \
+        $((timeout_s * 2)) >"$dir/victim.cfg"
     {
+        echo "create /etc/xen/victim.cfg"
+        echo 'wait-for victim "victim: ready"'
         echo "create /etc/xen/attack.cfg"
         # wait-for gives up after 60 s; the guest may need a few minutes under TCG.
         for _ in 1 2 3 4 5 6; do echo 'wait-for attack "attack: powering off"'; done
+        echo 'wait-for victim "victim: done"'
         echo "destroy attack"
+        echo "destroy victim"
         echo "sleep 2"
         echo "list"
     } >"$dir/script"
     cargo build -q --release -p dom0-tools --bin dom0 --target x86_64-unknown-none || return 1
     for hv in ours xen; do
         scripts/dom0-ramdisk.sh "$dir/ramdisk-$hv.cpio" boot/attack="$kernel" \
+            boot/victim="$victim_kernel" etc/xen/victim.cfg="$dir/victim.cfg" \
             etc/xen/attack.cfg="$dir/attack-$hv.cfg" script="$dir/script" >/dev/null 2>&1 ||
             return 1
     done
+}
+
+# check_victim TARGET LOG: the victim was attacked while it ran, and found everything it owns
+# intact afterwards (its pattern pages, M2P tags, grant entry, ports and loopback channel).
+check_victim() {
+    local target=$1 log=$2
+    if ! grep -q '^\[victim\] victim: ready' "$log"; then
+        fail "attack.$target.victim: the victim never got ready (log $log)"
+    elif grep -q '^\[victim\] victim: PASS' "$log" && ! grep -q '^\[victim\] victim: FAIL' "$log"; then
+        pass "attack.$target.victim: intact after the attack ($(sed -n 's/^\[victim\] victim: done: //p' "$log" | head -n 1))"
+    else
+        fail "attack.$target.victim: $(grep -m 1 -E '^\[victim\] victim: (FAIL|done)' "$log" || echo 'no verdict')"
+    fi
+}
+
+# check_console_escapes TARGET LOG: the attack guest's console lines with CR, ESC, BS and bytes
+# >= 0x80 ("... forged by attack") reach the serial log with those bytes escaped by dom0's
+# console backend, so that no line, split where a terminal would start over, begins with a
+# forged `[dom0]` or `xl>` prefix.
+check_console_escapes() {
+    local target=$1 log=$2 raw
+    raw=$(sed 's/\r$//' "$log" | LC_ALL=C grep -a 'forged by attack')
+    if [ -z "$raw" ]; then
+        fail "attack.$target.console: the garbage lines are missing (log $log)"
+    elif printf '%s\n' "$raw" | LC_ALL=C grep -aq $'[\r\x1b\x08\x80-\xff]'; then
+        fail "attack.$target.console: CR, ESC, BS or bytes >= 0x80 reach the log unescaped"
+    elif printf '%s\n' "$raw" | tr '\r' '\n' | grep -aqE '^(\[dom0\]|xl>) forged'; then
+        fail "attack.$target.console: a line starts with a forged prefix"
+    else
+        pass "attack.$target.console: guest control bytes escaped, no forged line"
+    fi
 }
 
 # boot TARGET LOG ARGS...: boots the attack guest; prints the exit status.
@@ -182,7 +226,12 @@ for target in "${targets[@]}"; do
     else
         fail "attack.$target: $unexpected cases not as expected"
     fi
-    case $target in *-domu) continue ;; esac
+    case $target in
+        *-domu)
+            check_victim "$target" "$log"
+            check_console_escapes "$target" "$log"
+            continue ;;
+    esac
     for name in "${FATAL_CASES[@]}"; do
         flog="$logs/attack-$target-$name.log"
         rc=$(boot "$target" "$flog" "fatal=$name")

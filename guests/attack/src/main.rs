@@ -11,7 +11,11 @@
 //! on purpose what Xen accepts (docs/SECURITY.md lists them): those carry both answers, and the
 //! command-line word `xen` (given by `scripts/attack-tests.sh` when it boots real Xen) selects
 //! Xen's. The word `domu` expects the answers of an unprivileged domain (`EPERM` for the
-//! privileged operations that dom0 may use).
+//! privileged operations that dom0 may use), and adds the `ring.*` cases against the services
+//! dom0 runs for a domU (its xenstore ring flooded, its console ring carrying control bytes,
+//! `console_io` with a count of 2^32 - 1). The word `victim`, with `remote=DOMID port=PORT`
+//! (appended by the toolstack for `evtchn_peer = "victim"`), adds the `victim.*` cases against
+//! a live `guests/victim` domain, and after every case the event that asks it to check itself.
 //!
 //! Cases that kill the domain when refused (an `iret` to a bad frame, a trap onto a kernel
 //! stack in the hypervisor's range) run only when asked with `fatal=NAME`, instead of the
@@ -44,7 +48,11 @@ mod privs;
 #[cfg(target_os = "none")]
 mod report;
 #[cfg(target_os = "none")]
+mod rings;
+#[cfg(target_os = "none")]
 mod traps;
+#[cfg(target_os = "none")]
+mod victim;
 
 /// Where the bootstrap region starts (`XEN_ELFNOTE_VIRT_BASE`).
 #[cfg(target_os = "none")]
@@ -58,7 +66,8 @@ mod guest {
     use guest_abi::{XenFeature, println};
 
     use crate::report::{Mode, Report};
-    use crate::{VIRT_BASE, args, desc, events, mem, mmu, privs, traps};
+    use crate::victim::Victim;
+    use crate::{VIRT_BASE, args, desc, events, mem, mmu, privs, rings, traps, victim};
 
     guest_abi::xen_elf_notes! {
         guest_os: "attack",
@@ -82,6 +91,23 @@ mod guest {
         };
         let fatal = words().find_map(|w| w.strip_prefix(b"fatal="));
         let repeat = words().find_map(|w| w.strip_prefix(b"repeat="));
+        let number = |key: &[u8]| {
+            let digits = words().find_map(|w| w.strip_prefix(key))?;
+            core::str::from_utf8(digits).ok()?.parse::<u32>().ok()
+        };
+        // The victim: its id and the port it offers us, appended by the toolstack
+        // (`evtchn_peer`).
+        let victim = match (asked(b"victim"), number(b"remote="), number(b"port=")) {
+            (false, ..) => None,
+            (true, Some(dom), Some(offered)) if dom < 0x7ff0 => Some(Victim {
+                dom: guest_abi::DomId(dom as u16),
+                offered,
+            }),
+            (true, ..) => {
+                println!("FAIL attack.setup: victim needs remote=DOMID port=PORT");
+                hypercall::shutdown(ShutdownReason::Crash)
+            }
+        };
         let passes = match repeat {
             None => 1,
             Some(n) => match parse_count(n) {
@@ -123,7 +149,16 @@ mod guest {
             args::run(&mut r);
             events::run(&mut r);
         }
+        if let Some(v) = victim {
+            victim::run(&mut r, v);
+        }
+        if mode.domu {
+            rings::run(&mut r, si);
+        }
         mmu::release_running_l4(&mut r);
+        if let Some(v) = victim {
+            victim::finish(&mut r, v);
+        }
         println!("attack: {} cases", r.cases());
         let ok = r.finish();
         // Still alive after everything: the hypervisor answers an ordinary call.

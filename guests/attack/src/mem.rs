@@ -157,36 +157,40 @@ pub fn mmu_update(ptr: u64, val: u64, foreigndom: u64) -> i64 {
 
 /// One `mmuext_op`; the raw result.
 pub fn mmuext(cmd: MmuextCmd, arg1: u64, arg2: u64) -> i64 {
+    mmuext_for(cmd, arg1, arg2, u64::from(DomId::SELF.0))
+}
+
+/// One `mmuext_op` naming `foreigndom`; the raw result.
+pub fn mmuext_for(cmd: MmuextCmd, arg1: u64, arg2: u64, foreigndom: u64) -> i64 {
     let op = [cmd as u64, arg1, arg2];
     let mut done = 0u32;
     // SAFETY: as for `mmu_update`.
     unsafe {
         hypercall::raw(
             Hypercall::MmuextOp,
-            [
-                op.as_ptr() as u64,
-                1,
-                &raw mut done as u64,
-                u64::from(DomId::SELF.0),
-                0,
-            ],
+            [op.as_ptr() as u64, 1, &raw mut done as u64, foreigndom, 0],
         )
     }
 }
 
 /// `XENMEM_decrease_reservation` of our frame `mfn`: the extents released.
 pub fn release(mfn: u64) -> i64 {
+    release_of(mfn, DomId::SELF)
+}
+
+/// `XENMEM_decrease_reservation` of frame `mfn` of domain `dom`: the extents released.
+pub fn release_of(mfn: u64, dom: DomId) -> i64 {
     let list = [mfn];
     let res = XenMemoryReservation {
         extent_start: list.as_ptr() as u64,
         nr_extents: 1,
         extent_order: 0,
         mem_flags: 0,
-        domid: DomId::SELF.0,
+        domid: dom.0,
         _hole: [0; 3],
     };
     // SAFETY: the struct and its list are valid for the call; the frame is a scratch page
-    // the caller unmapped.
+    // the caller unmapped, or not ours to give (refused).
     unsafe {
         hypercall::raw(
             Hypercall::MemoryOp,
