@@ -30,6 +30,8 @@ set -uo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root" || exit 1
+# shellcheck source=scripts/lib/exit_times.sh
+source scripts/lib/exit_times.sh
 
 on=ours
 [ "${1:-}" = --xen ] && on=xen && shift
@@ -288,7 +290,8 @@ boot() {
         return
     fi
     if [ "$on" = ours ]; then
-        HV_ARGS=dom0_mem=64M BOOT_NO_BUILD=1 BOOT_TIMEOUT=$timeout BOOT_LOG=$case_log.raw \
+        HV_ARGS="dom0_mem=64M ${case_hv_args:-}" QEMU_EXTRA=${case_qemu:-} \
+            BOOT_NO_BUILD=1 BOOT_TIMEOUT=$timeout BOOT_LOG=$case_log.raw \
             BOOT_STDIN=$boot_stdin \
             scripts/boot.sh "$dom0" "$@" -- "$ramdisk" > /dev/null 2> "$logs/$name.err"
     else
@@ -544,7 +547,10 @@ if selected churn; then
     # guest (the defaults leave it running well past the churn), the whole boot 9 s.
     churn_timeout=$((120 + churn_rounds * 2 + attack_passes * 10))
     if [ "$on" = ours ]; then
-        boot churn "$churn_timeout" script=/test/churn.script
+        # Under icount with the exit-time table (docs/SECURITY.md, guarantee 17): no exit of
+        # the churn or of the hostile domU may exceed the bound.
+        case_hv_args=$EXIT_TIME_HV_ARGS case_qemu=$EXIT_TIME_QEMU \
+            boot churn "$churn_timeout" script=/test/churn.script
     else
         # Xen's own warnings about the attack's refused requests are off, as in attack-tests.sh.
         XEN_ARGS="guest_loglvl=none" boot churn "$churn_timeout" script=/test/churn.script
@@ -581,6 +587,7 @@ if selected churn; then
     if [ "$on" = ours ]; then
         reject "(HV) ERROR"
         reject "(HV) WARNING"
+        why=$(exit_times_check "$case_log") || case_errors+=("$why")
     else
         reject "Xen BUG at"
         reject "Assertion '"
