@@ -138,6 +138,9 @@ mod guest {
             traps::fatal(name);
             hypercall::shutdown(ShutdownReason::Poweroff);
         }
+        if mode.domu {
+            rings::init();
+        }
         for pass in 1..=passes {
             if repeat.is_some() {
                 println!("attack: pass {pass} of {passes}");

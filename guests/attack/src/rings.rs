@@ -6,13 +6,18 @@
 //! Only as a domU (dom0 has no rings). Dom0's toolstack serves the xenstore ring as an empty
 //! read-only store and polls it (`store_evtchn` is 0), also whenever the console's event
 //! channel fires: the cases notify through that channel to have it serviced at once.
+//!
+//! Time comes from the TSC and a copy of vCPU 0's pvclock record taken by [`init`] before the
+//! other cases: on Xen the `mmu` cases take the shared info frame away from the domain. Every
+//! wait is also bounded in rounds, should the clock stand still.
 
 use core::sync::atomic::{Ordering, fence};
 
 use guest_abi::hypercall::Hypercall;
+use guest_abi::runtime::AsmCell;
 use guest_abi::runtime::console::Console;
 use guest_abi::runtime::{events, hypercall};
-use guest_abi::xen::StartInfo;
+use guest_abi::xen::{StartInfo, VcpuTimeInfo};
 use guest_abi::{XenError, println};
 
 use crate::mem::{self, scratch};
@@ -43,6 +48,47 @@ const STALL_NS: u64 = 1_000_000_000;
 const PATIENCE_NS: u64 = 20_000_000_000;
 /// The request id of the probe after the flood.
 const PROBE_ID: u32 = 0x5eed;
+
+/// The pvclock record [`init`] copied.
+static CLOCK: AsmCell<VcpuTimeInfo> = AsmCell::new(VcpuTimeInfo {
+    version: 0,
+    pad0: 0,
+    tsc_timestamp: 0,
+    system_time: 0,
+    tsc_to_system_mul: 0,
+    tsc_shift: 0,
+    flags: 0,
+    pad1: [0; 2],
+});
+
+/// Copies vCPU 0's pvclock record while the shared info page is still ours.
+pub fn init() {
+    let Ok(si) = events::shared_info() else {
+        return;
+    };
+    // SAFETY: `si` maps the shared info page; the hypervisor rewrites the record
+    // concurrently, hence volatile reads through a raw pointer, checked by its version.
+    let record = unsafe { &raw const (*si).vcpu_info[0].time };
+    for _ in 0..1000 {
+        // SAFETY: as above.
+        let time = unsafe { record.read_volatile() };
+        fence(Ordering::Acquire);
+        // SAFETY: as above.
+        let again = unsafe { (&raw const (*record).version).read_volatile() };
+        if time.version % 2 == 0 && time.version == again {
+            CLOCK.set(time);
+            return;
+        }
+    }
+}
+
+/// Nanoseconds since boot, from the TSC and the copied record.
+fn now() -> u64 {
+    // SAFETY: rdtsc only reads the time-stamp counter.
+    CLOCK
+        .get()
+        .system_time_at(unsafe { core::arch::x86_64::_rdtsc() })
+}
 
 /// The xenstore page, mapped in the bootstrap region.
 struct Store {
@@ -97,25 +143,21 @@ impl Store {
         let _ = hypercall::sched_yield();
     }
 
-    /// Kicks dom0 until `done` holds or `ns` pass; whether it held.
+    /// Kicks dom0 until `done` holds or `ns` pass (or `ns / 1000` kicks, a kick being longer
+    /// than a microsecond); whether it held.
     fn wait(&self, ns: u64, done: impl Fn(&Self) -> bool) -> bool {
-        let Ok(start) = events::now_ns() else {
-            return false;
-        };
-        loop {
+        let deadline = now().saturating_add(ns);
+        for _ in 0..ns / 1000 {
             if done(self) {
                 return true;
             }
-            if events::now_ns().map_or(true, |t| t >= start + ns) {
-                return false;
+            if now() >= deadline {
+                break;
             }
             self.kick();
         }
+        done(self)
     }
-}
-
-fn now() -> u64 {
-    events::now_ns().unwrap_or(0)
 }
 
 pub fn run(r: &mut Report, si: &StartInfo) {
@@ -207,16 +249,15 @@ fn flood(r: &mut Report, s: &Store) {
 /// After the flood: take every response dom0 still has for us, then one ordinary `XS_READ`
 /// must be answered (`XS_ERROR`, the store is empty) with its request id.
 fn probe(r: &mut Report, s: &Store) {
-    let deadline = now() + PATIENCE_NS;
     let mut quiet = 0;
     let mut last = s.load(RSP_PROD);
-    while quiet < 5 && now() < deadline {
-        s.store(RSP_CONS, last);
-        s.kick();
-        let until = now() + 20_000_000;
-        while now() < until {
-            s.kick();
+    // At most PATIENCE_NS in all.
+    for _ in 0..PATIENCE_NS / 20_000_000 {
+        if quiet >= 5 {
+            break;
         }
+        s.store(RSP_CONS, last);
+        s.wait(20_000_000, |_| false);
         let prod = s.load(RSP_PROD);
         let drained = s.load(REQ_CONS) == s.load(REQ_PROD);
         quiet = if prod == last && drained {
