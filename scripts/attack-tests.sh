@@ -10,7 +10,9 @@
 #   scripts/attack-tests.sh --xen-domu # as a domU on Xen 4.17, created by our dom0 toolstack
 #   scripts/attack-tests.sh --all      # dom0 and domU, on ours and on Xen
 #
-# On our hypervisor: exit 0 (clean power off), at least MIN_CASES cases, every case PASS
+# On our hypervisor (under -icount shift=0 with the exit-time table, scripts/lib/exit_times.sh:
+# no exit may take more than EXIT_TIME_MAX instructions): exit 0 (clean power off), at least
+# MIN_CASES cases, every case PASS
 # except the known findings listed in KNOWN_FINDINGS below (reported as XFAIL: a finding that
 # starts passing is reported too, so the list can shrink), the guest alive afterwards. As a
 # domU (the word `domu`: EPERM for dom0's operations), the dom0 kernel of dom0-tools creates it
@@ -30,6 +32,8 @@ set -uo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root" || exit 4
+# shellcheck source=scripts/lib/exit_times.sh
+source scripts/lib/exit_times.sh
 
 # Cases our hypervisor gets wrong, known and reported (docs/SECURITY.md, "Findings").
 KNOWN_FINDINGS=(
@@ -144,13 +148,18 @@ boot() {
     shift 2
     local dom0="$target_dir/x86_64-unknown-none/release/dom0"
     if [ "$target" = ours-domu ]; then
-        HV_ARGS=dom0_mem=64M BOOT_TIMEOUT=$((timeout_s * 2)) BOOT_LOG=$log \
+        HV_ARGS="dom0_mem=64M $EXIT_TIME_HV_ARGS" QEMU_EXTRA=$EXIT_TIME_QEMU \
+            BOOT_TIMEOUT=$((timeout_s * 2)) BOOT_LOG=$log \
             scripts/boot.sh "$dom0" script -- "$logs/domu/ramdisk-ours.cpio" >/dev/null 2>&1
     elif [ "$target" = xen-domu ]; then
         # Xen's own warnings about refused requests are off: they would cut into the lines
         # dom0 prints for the guest.
         XEN_ARGS="dom0_mem=64M,max:64M guest_loglvl=none" BOOT_TIMEOUT=$((timeout_s * 2)) BOOT_LOG=$log \
             scripts/boot-xen.sh "$dom0" script -- "$logs/domu/ramdisk-xen.cpio" >/dev/null 2>&1
+    elif [ "$target" = ours ] && [ $# -eq 0 ]; then
+        # The whole case list under icount, with the exit-time table (exit_times_check).
+        HV_ARGS=$EXIT_TIME_HV_ARGS QEMU_EXTRA=$EXIT_TIME_QEMU \
+            BOOT_TIMEOUT=$timeout_s BOOT_LOG=$log scripts/boot.sh "$kernel" >/dev/null 2>&1
     elif [ "$target" = ours ]; then
         BOOT_TIMEOUT=$timeout_s BOOT_LOG=$log scripts/boot.sh "$kernel" "$@" >/dev/null 2>&1
     else
@@ -228,6 +237,15 @@ for target in "${targets[@]}"; do
     else
         fail "attack.$target: $unexpected cases not as expected"
     fi
+    case $target in
+        ours | ours-domu)
+            # Every exit of the run within the bound (docs/SECURITY.md, guarantee 17).
+            if why=$(exit_times_check "$log"); then
+                pass "attack.$target: no exit took more than $EXIT_TIME_MAX instructions"
+            else
+                fail "attack.$target: $why"
+            fi ;;
+    esac
     case $target in
         *-domu)
             check_victim "$target" "$log"
