@@ -3,6 +3,12 @@
 #
 #   scripts/fuzz.sh [SECONDS] [TARGET...]      # default: 60 seconds, every target
 #
+# Short mode (scripts/test.sh, CI): 20 seconds a target. Long mode, run by hand before a
+# release or after a change to the code a target reaches, at least 10 minutes a target,
+# niced so the machine stays usable, results recorded in docs/SECURITY.md ("Fuzzing"):
+#
+#   nice -n 19 scripts/fuzz.sh 600 pv_mmu hypercall ptwr emulate console_ring xenstore_ring
+#
 # Environment:
 #   FUZZ_SANITIZER  none (default): the pinned stable toolchain (rust-toolchain.toml) builds
 #                 the targets with libFuzzer's coverage instrumentation and no sanitizer, so
