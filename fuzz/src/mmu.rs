@@ -443,17 +443,21 @@ impl Machine {
         let after = self.infos();
         if failed_single {
             // The type of a frame nobody uses as any type means nothing (a failed validation
-            // may leave it behind); everything else must be as it was.
+            // may leave it behind, as Xen's does): with no type reference before or after,
+            // the type may change as long as the frame is not left validated (a failed op may
+            // drop trust in a frame's contents, never grant it); everything else must be as
+            // it was.
             let same = |a: &FrameInfo, b: &FrameInfo| {
-                let unused = |f: &FrameInfo| f.type_count() == 0 && !f.is_validated();
+                let untyped = a.type_count() == 0 && b.type_count() == 0;
+                let type_same =
+                    a.page_type() == b.page_type() && a.is_validated() == b.is_validated();
                 a.owner() == b.owner()
                     && a.count() == b.count()
                     && a.type_count() == b.type_count()
-                    && a.is_validated() == b.is_validated()
                     && a.is_pinned() == b.is_pinned()
                     && a.is_allocated() == b.is_allocated()
                     && a.is_shared() == b.is_shared()
-                    && (a.page_type() == b.page_type() || (unused(a) && unused(b)))
+                    && (type_same || (untyped && !b.is_validated()))
             };
             let changed = (0..FRAMES as usize).find(|&m| !same(&before[m], &after[m]));
             assert!(
