@@ -22,7 +22,9 @@
 # page, every attack case as expected and no error, warning or crash in the hypervisor's
 # log; typing on the console (echo, backspace, attaching to a console and Ctrl-]); backoff:
 # guests/crash with on_crash=restart restarted after a delay, twice, then left crashed with
-# one line; limits: vcpus=33 refused by the configuration with one line, vcpus=32 runs.
+# one line; limits: vcpus=33 refused by the configuration with one line, vcpus=32 runs, a
+# second vcpus=32 domain is refused for lack of vCPU slots (one line), a 1-vCPU one still runs,
+# and a vcpus=32 domain runs again once the first is gone.
 # DOM0_CASES="NAME ..." also names the cases to run.
 # Prints PASS/FAIL per case and "N passed, N failed"; exits non-zero if any case failed.
 # Serial logs are kept in TARGET_DIR/dom0-tests/.
@@ -196,7 +198,14 @@ create /etc/xen/sleeper.cfg vcpus=33 name=many
 create /etc/xen/sleeper.cfg name=most vcpus=32
 wait-for most "hello: waiting to be destroyed"
 list
+create /etc/xen/sleeper.cfg name=more vcpus=32
+create /etc/xen/sleeper.cfg name=one
+wait-for one "hello: waiting to be destroyed"
 destroy most
+destroy one
+create /etc/xen/sleeper.cfg name=again vcpus=32
+wait-for again "hello: waiting to be destroyed"
+destroy again
 sleep 1
 info
 EOF
@@ -654,7 +663,14 @@ if selected limits; then
     expect_answer "create /etc/xen/sleeper.cfg name=most vcpus=32" \
         "Parsing config from /etc/xen/sleeper.cfg\nStarted domain most \(id=[0-9]+\)"
     expect_answer list "Name +ID[^\n]+\nDomain-0 [^\n]+\nmost +[0-9]+ +16 +[0-9]+ +[-rb]{2}---- +[0-9.]+"
-    expect_count 1 '^error: '
+    # 1 + 32 vCPUs in use: a second 32-vCPU domain does not fit in the 64 and is refused in
+    # one line, leaving nothing half made; a 1-vCPU domain still runs, and once the first is
+    # gone a 32-vCPU domain runs again.
+    expect_answer "create /etc/xen/sleeper.cfg name=more vcpus=32" \
+        "error: cannot create domain 'more': createdomain failed: the hypervisor has no room for another domain or 32 more vCPUs \(limits: 63 domUs, 32 vCPUs each, 64 vCPUs in all\)"
+    expect "[one] hello: waiting to be destroyed"
+    expect "[again] hello: waiting to be destroyed"
+    expect_count 2 '^error: '
     same_free_pages
     expect "dom0: end of /test/limits.script"
     no_trouble
