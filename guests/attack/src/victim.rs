@@ -188,7 +188,7 @@ pub fn run(r: &mut Report, v: Victim) {
         err(XenError::Inval),
     );
     channels(r, v, &found);
-    grants(r, v, page, fact(Kind::GrantRef) as u32);
+    grants(r, v, fact(Kind::GrantRef) as u32);
     domain(r, v);
 }
 
@@ -394,7 +394,7 @@ fn channels(r: &mut Report, v: Victim, found: &Found) {
 }
 
 /// Its grant reference (granted to dom0, not to us) and its grant table.
-fn grants(r: &mut Report, v: Victim, page: u64, gref: u32) {
+fn grants(r: &mut Report, v: Victim, gref: u32) {
     let mut map = [GnttabMapGrantRef {
         host_addr: scratch(TARGET),
         flags: GNTMAP_HOST_MAP,
@@ -455,7 +455,6 @@ fn grants(r: &mut Report, v: Victim, page: u64, gref: u32) {
         got,
         err(XenError::Perm),
     );
-    let _ = page;
 }
 
 /// The domain itself: shut it down, pause it.

@@ -71,7 +71,6 @@ mod guest {
         domid: u16,
         mfns: [u64; PAGES],
         tags: [u64; PAGES],
-        grant_frame: u64,
         unbound: EvtchnPort,
         loop_a: EvtchnPort,
         loop_b: EvtchnPort,
@@ -278,7 +277,6 @@ mod guest {
             domid,
             mfns,
             tags,
-            grant_frame,
             unbound,
             loop_a,
             loop_b,
@@ -351,7 +349,6 @@ mod guest {
                 return Err(("the loopback channel lost an event", to.0.into()));
             }
         }
-        let _ = f.grant_frame;
         Ok(())
     }
 
