@@ -4,7 +4,7 @@
 //! The fakes are written here rather than taken from the hypervisor's `cfg(test)` modules, so
 //! that the checker does not share code (or mistakes) with what it checks: it recomputes every
 //! reference and type count from the frame contents, the pins and the base pointers, and checks
-//! the five invariants of `docs/PV-MMU.md` (DESIGN.md "The PV MMU").
+//! the five invariants of `docs/PV-MMU.md` (`docs/DESIGN.md`, "The PV MMU: five invariants").
 
 pub mod mmu;
 

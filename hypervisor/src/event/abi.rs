@@ -75,8 +75,10 @@ impl Port {
     }
 }
 
-/// `XEN_LEGACY_MAX_VCPUS`: vCPUs whose `vcpu_info` lives in the shared_info page. Without
-/// `VCPUOP_register_vcpu_info` (not supported yet) this is also the vCPU limit per domain.
+/// `XEN_LEGACY_MAX_VCPUS`: vCPUs whose `vcpu_info` lives in the shared_info page. It is also
+/// the vCPU limit per domain: `VCPUOP_register_vcpu_info` can move a vCPU's `vcpu_info` into a
+/// guest frame, but every vCPU is created with its domain, and the port tables keep per-vCPU
+/// state for this many.
 pub const MAX_VCPUS: usize = 32;
 
 /// Bits in one word of the 2-level pending/mask arrays (`xen_ulong_t` on x86-64).
