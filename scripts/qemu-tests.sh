@@ -171,7 +171,7 @@ reject "should have faulted"
 end_case
 
 boot_case panic-test-panic 1 "panic-test=panic noreboot" "$hello"
-expect "(HV) PANIC: panic-test requested on the command line at hypervisor/src/start.rs"
+expect "(HV) PANIC: panic-test requested on the command line at hypervisor/src/boot/start.rs"
 expect "(HV) backtrace:"
 end_case
 

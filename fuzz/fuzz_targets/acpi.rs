@@ -1,9 +1,9 @@
-//! The ACPI parsers (`hypervisor::acpi`): the RSDP, the RSDT/XSDT walk, the FADT and the DSDT's
+//! The ACPI parsers (`hypervisor::boot::acpi`): the RSDP, the RSDT/XSDT walk, the FADT and the DSDT's
 //! `\_S5` package, over a fuzzed 64 KiB "physical memory" whose table checksums the harness
 //! fixes up (so that the fuzzer gets past them). Firmware input never panics the hypervisor.
 #![no_main]
 
-use hypervisor::acpi::{
+use hypervisor::boot::acpi::{
     PhysRead, RootTable, find_s5_package, parse_rsdp, power_control, scan_for_rsdp,
 };
 use libfuzzer_sys::fuzz_target;

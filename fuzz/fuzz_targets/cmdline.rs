@@ -1,9 +1,9 @@
-//! The hypervisor's command line (`hypervisor::cmdline::Options::parse`, `parse_size`), and
+//! The hypervisor's command line (`hypervisor::boot::cmdline::Options::parse`, `parse_size`), and
 //! dom0's memory computed from it: never panics, warns about what it does not apply, and the
 //! dom0 size is never more than the free memory it is given.
 #![no_main]
 
-use hypervisor::cmdline::{Options, parse_size};
+use hypervisor::boot::cmdline::{Options, parse_size};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

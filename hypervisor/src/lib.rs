@@ -1,15 +1,21 @@
 //! A Xen-compatible PV hypervisor for x86-64.
 //!
-//! The crate is split in two: pure logic (command line, frame allocation, ACPI table parsing,
-//! descriptor encoding, time scaling) that builds and is tested on the host, and the thin
-//! `arch` layer that touches hardware and exists only in the bare-metal build.
+//! The crate is split in two: pure logic (hypercall handlers, the PV MMU, event channels, the
+//! scheduler, domain creation, the command line and ACPI parsing, time scaling) that builds
+//! and is tested on the host, and the machine: the `arch` layer that touches hardware and the
+//! `kernel` glue that runs the pure logic on it, both only in the bare-metal build. `boot`
+//! brings the machine up.
 //!
 //! # Safety
-//! `unsafe` code lives only under `arch/x86_64/`. It assumes: one physical CPU runs the
-//! hypervisor; the boot code's page tables map the image and the first 4 GiB at the direct-map
-//! base until `arch::x86_64::paging` replaces them; and every physical address handed to the
-//! direct map was taken from the multiboot2 memory map.
+//! `unsafe` code lives only under `arch/`: the rest of the crate is `#![deny(unsafe_code)]`,
+//! so the build checks it. `arch` offers safe functions for what the rest needs (frames
+//! through the direct map, CPU operations, entering a guest), each stating what it assumes.
+//! Those assumptions: one physical CPU runs the hypervisor; the boot code's page tables map
+//! the image and the first 4 GiB at the direct-map base until `arch::x86_64::paging` replaces
+//! them; and every physical address handed to the direct map was taken from the multiboot2
+//! memory map.
 #![no_std]
+#![deny(unsafe_code)]
 
 #[cfg(test)]
 extern crate std;
@@ -17,8 +23,7 @@ extern crate std;
 #[cfg(target_os = "none")]
 extern crate alloc;
 
-pub mod acpi;
-pub mod cmdline;
+pub mod boot;
 pub mod console_input;
 pub mod descriptors;
 pub mod event;
@@ -34,6 +39,7 @@ pub mod sched;
 pub mod time;
 
 #[cfg(target_os = "none")]
+#[allow(unsafe_code)]
 pub mod arch;
 #[cfg(target_os = "none")]
 pub mod kernel;

@@ -17,7 +17,7 @@ const MAX_PORT: u32 = 4095;
 use super::FRAMES;
 use super::host::MAX_MFN;
 use super::mmu::{MMU, honour};
-use crate::arch::x86_64::paging::phys_to_virt;
+use crate::arch::x86_64::direct_map;
 use crate::arch::x86_64::{entry, guest};
 use crate::hypercall::DomainInfo;
 use crate::mm::frames::FrameError;
@@ -36,7 +36,7 @@ use core::fmt;
 use core::sync::atomic::Ordering;
 use guest_abi::boot::{BootRequest, LayoutError, StartInfoParams, plan_boot};
 use guest_abi::image::{ImageError, KernelImage};
-use guest_abi::xen::{SharedInfo, SifFlags};
+use guest_abi::xen::SifFlags;
 use guest_abi::{DomId, EvtchnPort, Pfn};
 use zerocopy::IntoBytes;
 
@@ -64,13 +64,6 @@ impl fmt::Display for BuildError {
     }
 }
 
-/// The direct-mapped bytes of a frame.
-fn frame_bytes(mfn: Mfn) -> &'static mut [u8; PAGE_SIZE as usize] {
-    // SAFETY: the frame was allocated to the domain being built, is direct-mapped, and the
-    // builder is its only user until the domain starts.
-    unsafe { &mut *(phys_to_virt(mfn.addr()) as *mut [u8; PAGE_SIZE as usize]) }
-}
-
 /// Copies `data` into the domain's pseudo-physical memory at byte offset `offset`.
 fn copy_in(p2m: &[Mfn], offset: u64, data: &[u8]) {
     let mut done = 0usize;
@@ -79,7 +72,7 @@ fn copy_in(p2m: &[Mfn], offset: u64, data: &[u8]) {
         let page = (at / PAGE_SIZE) as usize;
         let in_page = (at % PAGE_SIZE) as usize;
         let n = (PAGE_SIZE as usize - in_page).min(data.len() - done);
-        frame_bytes(p2m[page])[in_page..in_page + n].copy_from_slice(&data[done..done + n]);
+        direct_map::write_bytes(p2m[page], in_page, &data[done..done + n]);
         done += n;
     }
 }
@@ -145,13 +138,11 @@ pub fn build(modules: &Dom0Modules<'_>, nr_pages: u64) -> Result<(Domain, Regs),
         .as_mut()
         .map_or(Err(FrameError::OutOfMemory), |f| f.alloc())
         .map_err(BuildError::Memory)?;
-    frame_bytes(shared_info).fill(0);
+    direct_map::zero(shared_info);
     mmu.share_hypervisor_frame(shared_info, mmdom::DomId(0), true)
         .map_err(|_| BuildError::Mmu("cannot share the shared-info frame"))?;
-    // SAFETY: the frame is ours, zeroed and page-sized, large enough for a SharedInfo.
-    let si = unsafe { &mut *(phys_to_virt(shared_info.addr()) as *mut SharedInfo) };
-    for v in si.vcpu_info.iter_mut() {
-        v.evtchn_upcall_mask = 1;
+    for v in &super::domain::shared_view(shared_info).vcpu_info {
+        v.evtchn_upcall_mask.store(1, Ordering::SeqCst);
     }
 
     let base = layout.virt_base.0;
@@ -167,8 +158,7 @@ pub fn build(modules: &Dom0Modules<'_>, nr_pages: u64) -> Result<(Domain, Regs),
     let mfn_of = |pfn: Pfn| p2m[pfn.0 as usize];
     for e in layout.page_table_entries() {
         let entry = (mfn_of(e.target).addr()) | e.flags.bits();
-        let table = frame_bytes(mfn_of(e.table));
-        table[e.index * 8..e.index * 8 + 8].copy_from_slice(&entry.to_le_bytes());
+        direct_map::write_word(mfn_of(e.table), e.index, entry);
     }
     let l4 = mfn_of(layout.l4_pfn());
 
@@ -325,9 +315,7 @@ pub fn start(mut domain: Domain, regs: Regs, max_mfn: u64) -> ! {
     guest::set_fs_base(pv.fs_base);
     guest::set_fpu_trap(false);
     info!("dom0: entering the kernel");
-    // SAFETY: the vCPU's L4 is loaded and maps the hypervisor, its GS base is in place, and
-    // `regs` holds the flat ring-3 selectors.
-    unsafe { entry::enter_guest(&regs) }
+    entry::enter_guest(&regs)
 }
 
 const _: () = assert!(mm::PAGE_SIZE == guest_abi::PAGE_SIZE);

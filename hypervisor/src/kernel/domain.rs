@@ -2,7 +2,6 @@
 //! (event channels, scheduler, timers, clock) that hypercalls reach through `Host::world`.
 
 use crate::arch::x86_64::fpu::FpuArea;
-use crate::arch::x86_64::paging::phys_to_virt;
 use crate::event::abi as eabi;
 use crate::event::channel::{Channel, EventChannels};
 use crate::event::ops::{DomainEvents, Domains};
@@ -75,10 +74,10 @@ impl Domain {
 
 /// The atomic view of a shared-info frame.
 pub fn shared_view(frame: Mfn) -> &'static SharedInfo {
-    // SAFETY: shared-info frames are allocated for a domain's lifetime and never freed while
-    // it exists; `SharedInfo` is a layout-exact, all-atomic mirror of the page's start, so
-    // sharing it with the guest (which writes it concurrently) is sound.
-    unsafe { &*(phys_to_virt(frame.addr()) as *const SharedInfo) }
+    // Shared-info frames are allocated for a domain's lifetime and never freed while it
+    // exists; a frame is a whole page, so the view always fits.
+    crate::arch::x86_64::direct_map::view(frame, 0)
+        .expect("a shared-info frame is direct-mapped RAM")
 }
 
 /// One domain's event state.

@@ -4,7 +4,7 @@
 use super::FRAMES;
 use super::domain::{DomainEventState, MACHINE, Machine, Vcpu};
 use super::mmu::{MMU, honour};
-use crate::arch::x86_64::paging::phys_to_virt;
+use crate::arch::x86_64::direct_map;
 use crate::arch::x86_64::uaccess::CurrentGuest;
 use crate::event::abi as eabi;
 use crate::event::channel::{Channel, EventChannels};
@@ -250,8 +250,7 @@ impl lifecycle::create::Resources for MachineResources<'_> {
             .ok_or(XenError::NoMem)?
             .alloc()
             .map_err(|_| XenError::NoMem)?;
-        // SAFETY: a frame just allocated for this domain's shared info, direct-mapped.
-        unsafe { core::ptr::write_bytes(phys_to_virt(frame.addr()) as *mut u8, 0, 4096) };
+        direct_map::zero(frame);
         Ok(frame)
     }
 
@@ -636,10 +635,8 @@ fn hypercall_init(m: &mut Machine, dom: u16, mfn: Mfn) -> Result<(), XenError> {
     }
     let mut stubs = [0u8; 4096];
     hypercall_page::fill(&mut stubs);
-    // SAFETY: the frame is RAM owned by the domain (checked above) and direct-mapped.
-    unsafe {
-        core::ptr::copy_nonoverlapping(stubs.as_ptr(), phys_to_virt(mfn.addr()) as *mut u8, 4096)
-    };
+    // The frame is RAM owned by the domain (checked above).
+    direct_map::write_bytes(mfn, 0, &stubs);
     Ok(())
 }
 

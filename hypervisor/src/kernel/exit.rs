@@ -148,8 +148,7 @@ fn with_current<R>(
 
 /// `syscall` from a guest: a hypercall from guest kernel mode, else a system call of guest
 /// user space, bounced to the guest kernel's syscall callback.
-#[unsafe(no_mangle)]
-extern "C" fn guest_syscall(regs: &mut Regs) {
+pub extern "C" fn guest_syscall(regs: &mut Regs) {
     begin_exit();
     let mut kind = ExitKind::UserSyscall;
     // domctl, sysctl and remote shutdown reach across domains, so they run outside
@@ -504,9 +503,11 @@ fn schedule() {
 /// Saves the running vCPU's state (registers from the guest frame, FPU) and loads `next`'s
 /// into the frame and the CPU, so that the return path resumes `next`.
 fn switch_to(m: &mut Machine, prev: VcpuRef, next: VcpuRef, now: u64) {
-    // SAFETY: we are handling a guest exit, so the frame at the top of the ring-0 stack holds
-    // the running vCPU's registers, and nothing else refers to it now.
-    let frame = unsafe { &mut *crate::arch::x86_64::entry::guest_frame() };
+    crate::arch::x86_64::entry::with_guest_frame(|frame| switch_frame(m, prev, next, now, frame));
+}
+
+/// [`switch_to`] on the guest frame, which holds the running vCPU's registers.
+fn switch_frame(m: &mut Machine, prev: VcpuRef, next: VcpuRef, now: u64, frame: &mut Regs) {
     crate::arch::x86_64::guest::set_fpu_trap(false);
     let prev_state = runstate_of(m.sched.run_state(prev));
     // The guest GDT entries in the CPU's GDT are prev's (all of them if prev is gone).
@@ -672,16 +673,14 @@ fn dom0_shutdown(reason: ShutdownReason) -> ! {
 /// The CPU refused to resume the guest with the frame it was given (a selector or address
 /// the checks before it missed): the guest's domain crashes, the hypervisor does not.
 pub fn bad_return_frame() -> ! {
-    // SAFETY: the frame at the top of the ring-0 stack still holds the guest's registers
-    // (the return path only popped copies of them).
-    let regs = unsafe { &*crate::arch::x86_64::entry::guest_frame() };
-    crash_domain(regs, "the CPU refused its return frame")
+    // The frame still holds the guest's registers (the return path only popped copies).
+    let regs = crate::arch::x86_64::entry::with_guest_frame(|r| *r);
+    crash_domain(&regs, "the CPU refused its return frame")
 }
 
 /// A guest did something it cannot survive: log it with its registers and stop its domain.
 fn crash_domain(regs: &Regs, why: &str) -> ! {
     shutdown_current(ShutdownReason::Crash, Some((regs, why)));
     // A domU's crash switched to another vCPU, whose frame is now in place.
-    // SAFETY: the frame at the top of the ring-0 stack holds the vCPU chosen to run.
-    unsafe { crate::arch::x86_64::entry::enter_guest_frame_here() }
+    crate::arch::x86_64::entry::resume_guest_frame()
 }

@@ -1,7 +1,7 @@
 //! The machine as hypercall handlers and the instruction emulator see it.
 
 use super::domain::EventTable;
-use crate::arch::x86_64::paging::phys_to_virt;
+use crate::arch::x86_64::direct_map;
 use crate::arch::x86_64::{cpu, guest, serial};
 use crate::event::shared::{DomainShared, MovedVcpuInfo, VcpuInfo};
 use crate::hypercall::Host;
@@ -96,12 +96,13 @@ impl Host for KernelHost<'_> {
         // Xen answers -EINVAL for a frame that is not the caller's or cannot be writable.
         super::mmu::honour(mmu.get_page_and_type(me, Mfn(mfn), PageType::Writable))
             .map_err(|_| XenError::Inval)?;
-        let at = phys_to_virt(Mfn(mfn).addr() + u64::from(offset));
-        // SAFETY: the frame is the domain's RAM (direct-mapped), held with a writable type
-        // reference until the domain is destroyed, so it stays a plain data page; the caller
-        // checked that `offset` is 8-byte aligned and leaves room for the 64-byte structure,
-        // whose fields are all atomics (the guest writes them concurrently).
-        let info: &'static VcpuInfo = unsafe { &*(at as *const VcpuInfo) };
+        // The frame is the domain's RAM, held with a writable type reference until the domain
+        // is destroyed, so it stays a plain data page; the caller checked that `offset` is
+        // 8-byte aligned and leaves room for the 64-byte structure.
+        let Some(info) = direct_map::view::<VcpuInfo>(Mfn(mfn), offset as usize) else {
+            super::mmu::honour(mmu.put_page_and_type(Mfn(mfn)));
+            return Err(XenError::Inval);
+        };
         let shared = &mut self.events.domains[self.event_slot].shared;
         if !shared.relocate(crate::event::abi::VcpuId(vcpu), MovedVcpuInfo { mfn, info }) {
             super::mmu::honour(mmu.put_page_and_type(Mfn(mfn)));
@@ -164,13 +165,11 @@ impl PrivHost for KernelHost<'_> {
     }
 
     fn port_in(&mut self, port: u16, size: u8) -> u32 {
-        // SAFETY: the port is granted to dom0 and not used by the hypervisor.
-        unsafe { cpu::port_in(port, size) }
+        cpu::guest_port_in(port, size)
     }
 
     fn port_out(&mut self, port: u16, size: u8, value: u32) {
-        // SAFETY: as for `port_in`.
-        unsafe { cpu::port_out(port, size, value) }
+        cpu::guest_port_out(port, size, value);
     }
 
     fn host_cr0(&self) -> u64 {

@@ -5,14 +5,15 @@
 //! Lock order: `MACHINE` → `MMU` → `FRAMES`.
 
 use super::FRAMES;
-use crate::arch::x86_64::paging::{self, phys_to_virt};
+use crate::arch::x86_64::direct_map;
+use crate::arch::x86_64::paging;
 use crate::arch::x86_64::uaccess::CurrentGuest;
 use crate::hypercall::{DomainInfo, HcResult};
 use crate::mm::frames::FrameAllocator;
 use crate::mm::pv::{self as mmpv, PageType, TlbScope};
 use crate::mm::pv::{
-    DomId, ENTRIES, Effect, ExtentList, FrameInfo, FramePool, FrameStore, FrameTable, M2pTable,
-    MmuUpdate, MmuextOp, Outcome, Pfn, PvMmError,
+    DomId, Effect, ExtentList, FrameInfo, FramePool, FrameStore, FrameTable, M2pTable, MmuUpdate,
+    MmuextOp, Outcome, Pfn, PvMmError,
 };
 use crate::mm::{Mfn, PAGE_SIZE};
 use crate::pv::guest_mem::GuestMemory;
@@ -20,7 +21,6 @@ use crate::pv::vcpu::PvVcpu;
 use core::sync::atomic::{AtomicU64, Ordering};
 use guest_abi::memory::{MEMOP_CMD_MASK, MEMOP_EXTENT_SHIFT, MemoryOp, XenMemoryReservation};
 use guest_abi::{Hypercall, XenError};
-use x86_64::registers::control::{Cr4, Cr4Flags};
 
 /// Frame records and contents, through the direct map.
 pub struct KernelStore {
@@ -32,10 +32,6 @@ pub struct KernelStore {
 
 /// The hypervisor's own devices, never mapped by guests: local APIC, I/O APIC, HPET.
 const HYPERVISOR_MMIO_FRAMES: [u64; 3] = [0xfee00, 0xfec00, 0xfed00];
-
-fn frame_words(mfn: Mfn) -> *mut u64 {
-    phys_to_virt(mfn.addr()) as *mut u64
-}
 
 impl FrameStore for KernelStore {
     fn frame_limit(&self) -> u64 {
@@ -51,14 +47,12 @@ impl FrameStore for KernelStore {
     }
 
     fn read_entry(&self, mfn: Mfn, slot: usize) -> u64 {
-        // SAFETY: `mfn` is below the frame limit (RAM, direct-mapped) and `slot` below 512, as
-        // the PV MMU guarantees; page-table words are read whole.
-        unsafe { frame_words(mfn).add(slot).read_volatile() }
+        direct_map::read_word(mfn, slot)
     }
 
     fn write_entry(&mut self, mfn: Mfn, slot: usize, value: u64) {
-        // SAFETY: as for `read_entry`; the PV MMU writes only frames it has checked.
-        unsafe { frame_words(mfn).add(slot).write_volatile(value) }
+        // The PV MMU writes only frames it has checked.
+        direct_map::write_word(mfn, slot, value);
     }
 
     fn fill_hypervisor_slots(&mut self, l4: Mfn) {
@@ -73,13 +67,11 @@ impl FrameStore for KernelStore {
     }
 
     fn zero_frame(&mut self, mfn: Mfn) {
-        // SAFETY: a whole direct-mapped RAM frame the PV MMU owns at this point.
-        unsafe { core::ptr::write_bytes(frame_words(mfn) as *mut u8, 0, PAGE_SIZE as usize) };
+        direct_map::zero(mfn);
     }
 
     fn copy_frame(&mut self, dst: Mfn, src: Mfn) {
-        // SAFETY: two direct-mapped RAM frames; `copy` tolerates `dst == src`.
-        unsafe { core::ptr::copy(frame_words(src), frame_words(dst), ENTRIES) };
+        direct_map::copy(dst, src);
     }
 }
 
@@ -164,28 +156,12 @@ pub fn init(
     io_ranges: &[crate::mm::PhysRange],
 ) -> Result<(), MmuInitError> {
     let n = max_frame + 1;
-    let record_bytes = n * size_of::<FrameInfo>() as u64;
     let m2p_bytes = n * 8;
     let pages = |bytes: u64| bytes.div_ceil(PAGE_SIZE);
-    let records_at = frames
-        .alloc_contiguous(pages(record_bytes), 1)
+    let (_, records) = direct_map::alloc_table(frames, n as usize, FrameInfo::FREE)
         .map_err(|_| MmuInitError("no memory for the frame table"))?;
-    let m2p_at = frames
-        .alloc_contiguous(pages(m2p_bytes), 1)
+    let (m2p_at, table) = direct_map::alloc_table(frames, n as usize, Pfn::INVALID.0)
         .map_err(|_| MmuInitError("no memory for the M2P table"))?;
-    // SAFETY: both runs were just allocated for these tables alone and are direct-mapped;
-    // they are written whole before use and live for the rest of the machine's life.
-    let (records, table) = unsafe {
-        let r = core::slice::from_raw_parts_mut(
-            phys_to_virt(records_at.addr()) as *mut FrameInfo,
-            n as usize,
-        );
-        let t =
-            core::slice::from_raw_parts_mut(phys_to_virt(m2p_at.addr()) as *mut u64, n as usize);
-        (r, t)
-    };
-    records.fill(FrameInfo::FREE);
-    table.fill(Pfn::INVALID.0);
     paging::map_m2p(frames, m2p_at.addr(), pages(m2p_bytes) * PAGE_SIZE)
         .map_err(|_| MmuInitError("cannot map the M2P table"))?;
     M2P_FRAMES.0.store(m2p_at.0, Ordering::Relaxed);
@@ -210,11 +186,7 @@ pub fn init(
 
 /// Flushes this CPU's TLB, global entries included.
 pub fn flush_tlb_all() {
-    // SAFETY: toggling CR4.PGE flushes the TLB (global entries too) and changes nothing else.
-    unsafe {
-        Cr4::update(|f| f.remove(Cr4Flags::PAGE_GLOBAL));
-        Cr4::update(|f| f.insert(Cr4Flags::PAGE_GLOBAL));
-    }
+    crate::arch::x86_64::cpu::flush_tlb_global();
 }
 
 /// The result of a PV MMU operation, after the TLB flush it asked for.
@@ -263,8 +235,7 @@ fn apply(effect: Effect, vcpu: &mut PvVcpu) -> Result<(), PvMmError> {
         // Carried out after the batch, which holds the MMU (`set_ldt`).
         Effect::LoadLdt { .. } => {}
         Effect::FlushCache { .. } => {
-            // SAFETY: wbinvd only writes back and invalidates caches.
-            unsafe { core::arch::asm!("wbinvd", options(nostack)) };
+            crate::arch::x86_64::cpu::wbinvd();
         }
     }
     Ok(())
@@ -484,8 +455,7 @@ pub fn load_guest_gdt(vcpu: &PvVcpu, previous_ents: u32) {
     for &frame in vcpu.gdt_frames.iter().take(total.div_ceil(512)) {
         let n = (total - done).min(512);
         for (i, e) in entries.iter_mut().take(n).enumerate() {
-            // SAFETY: a descriptor page of the guest's (RAM, direct-mapped); word reads.
-            *e = unsafe { frame_words(Mfn(frame)).add(i).read_volatile() };
+            *e = direct_map::read_word(Mfn(frame), i);
         }
         crate::arch::x86_64::gdt::load_guest_entries_at(done, &entries[..n]);
         done += n;
@@ -499,8 +469,7 @@ pub fn alloc_shared_frame(dom: u16) -> Option<Mfn> {
     let mut guard = MMU.lock();
     let mmu = guard.as_mut()?;
     let mfn = FRAMES.lock().as_mut()?.alloc().ok()?;
-    // SAFETY: a frame just allocated for this purpose alone, direct-mapped.
-    unsafe { core::ptr::write_bytes(phys_to_virt(mfn.addr()) as *mut u8, 0, 4096) };
+    direct_map::zero(mfn);
     if mmu
         .share_hypervisor_frame(mfn, mmpv::DomId(dom), true)
         .is_err()
@@ -606,9 +575,7 @@ pub fn read_descriptor(vcpu: &PvVcpu, selector: u16) -> Option<u64> {
     if frame == 0 {
         return None;
     }
-    // SAFETY: a descriptor page of the guest's, held with a descriptor-page type reference
-    // while it is in the table (RAM, direct-mapped); one word is read.
-    Some(unsafe { frame_words(Mfn(frame)).add(index % 512).read_volatile() })
+    Some(direct_map::read_word(Mfn(frame), index))
 }
 
 /// Drops the references a vCPU's GDT holds on its frames (when its domain is destroyed, or
@@ -675,9 +642,8 @@ pub fn load_guest_ldt(vcpu: &PvVcpu) {
             *e = if frame == 0 {
                 0
             } else {
-                // SAFETY: a descriptor page of the guest's (RAM, direct-mapped, held with a
-                // descriptor-page type reference); word reads.
-                unsafe { frame_words(Mfn(frame)).add(j).read_volatile() }
+                // A descriptor page of the guest's, held with a descriptor-page type reference.
+                direct_map::read_word(Mfn(frame), j)
             };
         }
         crate::arch::x86_64::gdt::load_ldt_entries_at(i * 512, &entries);
@@ -748,13 +714,8 @@ fn update_descriptor(
         }
         Err(e) => return Err(e),
     };
-    // SAFETY: the frame is the caller's and typed as a descriptor page (checked just above),
-    // direct-mapped; one aligned word is written.
-    unsafe {
-        frame_words(mfn)
-            .add(((maddr & 0xfff) >> 3) as usize)
-            .write_volatile(fixed)
-    };
+    // The frame is the caller's and typed as a descriptor page (checked just above).
+    direct_map::write_word(mfn, ((maddr & 0xfff) >> 3) as usize, fixed);
     honour(mmu.put_page_and_type(mfn));
     if vcpu
         .gdt_frames

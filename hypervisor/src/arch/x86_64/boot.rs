@@ -167,7 +167,7 @@ boot_stack32_top:
 start64_high:
     movabs $BOOT_STACK_TOP, %rsp
     xor %ebp, %ebp
-    call kernel_main
+    call {kernel_main}
     ud2
 
 .section .bss.boot_stack, "aw", @nobits
@@ -181,5 +181,65 @@ BOOT_STACK_BOTTOM:
 .global BOOT_STACK_TOP
 BOOT_STACK_TOP:
 "#,
+    kernel_main = sym crate::boot::start::kernel_main,
     options(att_syntax)
 );
+
+unsafe extern "C" {
+    static __image_phys_start: u8;
+    static __image_phys_end: u8;
+}
+
+/// Where the hypervisor's image lies in physical memory (from the linker script).
+pub fn image_range() -> crate::mm::PhysRange {
+    // Linker-defined symbols: only their addresses are taken.
+    crate::mm::PhysRange {
+        start: &raw const __image_phys_start as u64,
+        end: &raw const __image_phys_end as u64,
+    }
+}
+
+/// The multiboot2 boot information GRUB left at physical address `mbi_phys`.
+pub fn boot_information(
+    mbi_phys: u32,
+) -> Result<multiboot2::BootInformation<'static>, multiboot2::LoadError> {
+    // SAFETY: GRUB passes the physical address of the boot information; the boot page tables
+    // direct-map the first 4 GiB, where GRUB places it, and its frames are reserved from the
+    // allocator before anything is allocated, so it stays as GRUB wrote it.
+    unsafe {
+        multiboot2::BootInformation::load(super::paging::phys_to_virt(u64::from(mbi_phys))
+            as *const multiboot2::BootInformationHeader)
+    }
+}
+
+/// The frame allocator's two bitmaps, `words` words each, at physical address `at`: memory
+/// below 4 GiB that boot reserved for them (called once).
+pub fn frame_bitmaps(at: u64, words: usize) -> (&'static mut [u64], &'static mut [u64]) {
+    // SAFETY: the range is usable RAM below 4 GiB (direct-mapped by the boot tables), reserved
+    // by boot so no frame in it is ever handed out, and boot calls this once: nothing else
+    // refers to it.
+    unsafe {
+        let base = super::paging::phys_to_virt(at) as *mut u64;
+        (
+            core::slice::from_raw_parts_mut(base, words),
+            core::slice::from_raw_parts_mut(base.add(words), words),
+        )
+    }
+}
+
+/// Reads an address no page table maps, to test the fault path (`panic-test=fault`): never
+/// returns normally.
+pub fn read_unmapped_for_test() -> u64 {
+    let v: u64;
+    // SAFETY: the load is done by the instruction itself, not through a Rust pointer: it
+    // faults, and the fault handler stops the machine (the point of the test).
+    unsafe {
+        core::arch::asm!(
+            "mov {v}, qword ptr [{a}]",
+            a = in(reg) 0xffff_8100_dead_0000u64,
+            v = out(reg) v,
+            options(nostack, readonly)
+        )
+    };
+    v
+}

@@ -162,6 +162,49 @@ pub unsafe fn port_out(port: u16, size: u8, value: u32) {
     }
 }
 
+/// Reads a port of `size` bytes on a guest's behalf; a port the hypervisor uses reads as
+/// all-ones instead.
+pub fn guest_port_in(port: u16, size: u8) -> u32 {
+    if hypervisor_owns_ports(port, size) {
+        return u32::MAX;
+    }
+    // SAFETY: the port is not one the hypervisor drives; a device behind it is the guest's.
+    unsafe { port_in(port, size) }
+}
+
+/// Writes a port of `size` bytes on a guest's behalf; a port the hypervisor uses is left
+/// alone.
+pub fn guest_port_out(port: u16, size: u8, value: u32) {
+    if !hypervisor_owns_ports(port, size) {
+        // SAFETY: as for `guest_port_in`.
+        unsafe { port_out(port, size, value) }
+    }
+}
+
+/// Writes back and invalidates the caches (`wbinvd`).
+pub fn wbinvd() {
+    // SAFETY: flushes the caches; no memory or register the compiler tracks changes.
+    unsafe { core::arch::asm!("wbinvd", options(nostack)) };
+}
+
+/// Flushes this CPU's TLB, global entries included, by toggling CR4.PGE.
+pub fn flush_tlb_global() {
+    use x86_64::registers::control::{Cr4, Cr4Flags};
+    // SAFETY: clearing and setting CR4.PGE again flushes the TLB and changes nothing else.
+    unsafe {
+        Cr4::update(|f| f.remove(Cr4Flags::PAGE_GLOBAL));
+        Cr4::update(|f| f.insert(Cr4Flags::PAGE_GLOBAL));
+    }
+}
+
+/// The frame-pointer register (`rbp`), for backtraces.
+pub fn frame_pointer() -> u64 {
+    let rbp: u64;
+    // SAFETY: reads a register; no memory is touched.
+    unsafe { core::arch::asm!("mov {}, rbp", out(reg) rbp, options(nomem, nostack)) };
+    rbp
+}
+
 /// The XCR0 bits this CPU supports (x87, SSE, AVX, ... from CPUID leaf 0xd).
 pub fn xcr0_supported() -> u64 {
     let [a, _, _, d] = cpuid(0xd, 0);

@@ -76,7 +76,7 @@ syscall32_entry:
     r#"
     mov %rsp, %rdi
     cld
-    call guest_syscall
+    call {guest_syscall}
     jmp return_to_guest
 
 /* Pops the guest frame at %rsp and resumes the guest. */
@@ -102,6 +102,7 @@ enter_guest_frame:
     cs32 = const descriptors::FLAT_RING3_CS32 as u64,
     syscall_vector = const crate::regs::SYSCALL_VECTOR,
     syscall32_vector = const SYSCALL32_VECTOR,
+    guest_syscall = sym crate::kernel::exit::guest_syscall,
     options(att_syntax)
 );
 
@@ -132,22 +133,43 @@ pub fn init(stack_top: u64) {
 }
 
 /// The guest frame of this CPU: where a guest exit saved the guest's registers.
-pub fn guest_frame() -> *mut Regs {
+fn guest_frame() -> *mut Regs {
     // SAFETY: `stack_top` is written once in `init`, before any guest runs.
     let top = unsafe { (*PERCPU.get()).stack_top };
     (top - size_of::<Regs>() as u64) as *mut Regs
 }
 
+/// Runs `f` on the guest frame of this CPU (the registers a guest exit saved, which the return
+/// path resumes): the exit path's way to switch to another vCPU by replacing them.
+pub fn with_guest_frame<R>(f: impl FnOnce(&mut Regs) -> R) -> R {
+    // SAFETY: the frame lies at the top of this CPU's ring-0 stack, above every call frame of
+    // the exit path, and is only ever reached as the `&mut Regs` an exit handler was entered
+    // with or through this function; exit handlers do not hold that reference across the
+    // scheduler (which is where this is called), so no other live reference aliases it.
+    f(unsafe { &mut *guest_frame() })
+}
+
+/// Whether `regs` returns to ring 3 (CS and SS with RPL 3): the only contexts the entry
+/// paths may resume, whatever else is wrong with them (the CPU refuses a bad selector or
+/// address with a fault that crashes the domain, `kernel::exit::bad_return_frame`).
+fn returns_to_ring3(regs: &Regs) -> bool {
+    regs.cs & 3 == 3 && regs.ss & 3 == 3
+}
+
 /// Loads `regs` into the guest frame and resumes the guest, abandoning the current stack.
-///
-/// # Safety
-/// The guest's page tables must be loaded, the guest's GS base must be in
-/// `KERNEL_GS_BASE`, and `regs` must be a valid ring-3 context (CS and SS the flat ring-3
-/// selectors or validated guest selectors).
-pub unsafe fn enter_guest(regs: &Regs) -> ! {
+/// The guest's page tables and GS base must be loaded (`guest::load_mode`); a context that
+/// would not return to ring 3 is a hypervisor bug and stops the machine.
+pub fn enter_guest(regs: &Regs) -> ! {
+    if !returns_to_ring3(regs) {
+        panic!(
+            "refusing to enter a guest context outside ring 3 (cs {:#x})",
+            regs.cs
+        );
+    }
     let frame = guest_frame();
     // SAFETY: the frame lies inside this CPU's ring-0 stack, above anything the current call
-    // chain uses only if we are on another stack; we copy before switching and never return.
+    // chain uses; we copy before switching stacks and never return. The context returns to
+    // ring 3 (checked), so the CPU either resumes the guest or faults into the hypervisor.
     unsafe {
         frame.write(*regs);
         enter_guest_frame(frame)
@@ -155,11 +177,15 @@ pub unsafe fn enter_guest(regs: &Regs) -> ! {
 }
 
 /// Resumes whatever vCPU's registers are in the guest frame, abandoning the current stack.
-///
-/// # Safety
-/// As for [`enter_guest`]: the frame must hold a valid ring-3 context whose page tables and
-/// GS base are loaded.
-pub unsafe fn enter_guest_frame_here() -> ! {
-    // SAFETY: the caller vouches for the frame's contents.
+pub fn resume_guest_frame() -> ! {
+    with_guest_frame(|regs| {
+        if !returns_to_ring3(regs) {
+            panic!(
+                "refusing to resume a guest frame outside ring 3 (cs {:#x})",
+                regs.cs
+            );
+        }
+    });
+    // SAFETY: the frame holds a ring-3 context (checked); as for `enter_guest`.
     unsafe { enter_guest_frame(guest_frame()) }
 }

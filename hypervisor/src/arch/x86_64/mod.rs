@@ -8,10 +8,12 @@
 pub mod apic;
 pub mod boot;
 pub mod cpu;
+pub mod direct_map;
 pub mod entry;
 pub mod fpu;
 pub mod gdt;
 pub mod guest;
+pub mod heap;
 pub mod paging;
 pub mod percpu;
 pub mod pit;

@@ -3,7 +3,7 @@
 //! hypervisor's reserved L4 slots. Built once at boot to replace the 2 MiB boot mapping.
 
 use super::cpu::Features;
-use crate::acpi::PhysRead;
+use crate::boot::acpi::PhysRead;
 use crate::mm::frames::FrameAllocator;
 use crate::mm::layout::{DIRECTMAP_BASE, DIRECTMAP_SIZE, IMAGE_VIRT_BASE};
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -183,6 +183,7 @@ pub fn init(
         Size2MiB::SIZE
     });
     DIRECT_MAP_END.store(mapped, Ordering::Relaxed);
+    super::direct_map::set_limit(mapped / Size4KiB::SIZE);
     Ok(mapped)
 }
 

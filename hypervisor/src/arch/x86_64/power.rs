@@ -7,7 +7,7 @@
 
 use super::cpu::{halt_forever, outb, outl, outw};
 use super::{serial, time};
-use crate::acpi::PowerControl;
+use crate::boot::acpi::PowerControl;
 use core::sync::atomic::{AtomicBool, Ordering};
 
 /// I/O port of QEMU's `isa-debug-exit` device (`-device isa-debug-exit,iobase=0xf4`).

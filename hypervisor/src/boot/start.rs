@@ -4,28 +4,23 @@
 //! tables (so faults are caught), memory (allocator, final page tables, heap), firmware tables,
 //! time and the APIC. Then, until PV domains exist, report what dom0 would be and power off.
 
-use hypervisor::arch::x86_64::{apic, cpu, gdt, paging, pit, power, serial, time, trap};
-use hypervisor::cmdline::{Options, PanicTest};
-use hypervisor::descriptors::{FLAT_RING3_CS64, FLAT_RING3_DS};
-use hypervisor::kernel::FRAMES;
-use hypervisor::kernel::dom0::{self, Dom0Modules};
-use hypervisor::mm::frames::{FrameAllocator, find_free_region};
-use hypervisor::mm::{PAGE_SIZE, PhysRange};
-use hypervisor::{acpi, error, info, log, warn};
-use multiboot2::{BootInformation, BootInformationHeader, MemoryAreaType};
+use super::acpi;
+use super::cmdline::{Options, PanicTest};
+use crate::arch::x86_64::{
+    apic, boot as arch_boot, cpu, direct_map, gdt, heap, paging, pit, power, serial, time, trap,
+};
+use crate::descriptors::{FLAT_RING3_CS64, FLAT_RING3_DS};
+use crate::kernel::FRAMES;
+use crate::kernel::dom0::{self, Dom0Modules};
+use crate::mm::frames::{FrameAllocator, find_free_region};
+use crate::mm::{PAGE_SIZE, PhysRange};
+use crate::{error, info, log, warn};
+use multiboot2::{BootInformation, MemoryAreaType};
 
 const MULTIBOOT2_MAGIC: u32 = 0x36d7_6289;
 const MAX_REGIONS: usize = 128;
 const MAX_RESERVED: usize = 64;
 const HEAP_SIZE: u64 = 4 << 20;
-
-#[global_allocator]
-static HEAP: linked_list_allocator::LockedHeap = linked_list_allocator::LockedHeap::empty();
-
-unsafe extern "C" {
-    static __image_phys_start: u8;
-    static __image_phys_end: u8;
-}
 
 /// A fixed-capacity list of ranges, because the heap does not exist yet when we need one.
 struct Ranges<const N: usize> {
@@ -58,21 +53,15 @@ impl<const N: usize> Ranges<N> {
     }
 }
 
-#[unsafe(no_mangle)]
-extern "C" fn kernel_main(magic: u32, mbi_phys: u32) -> ! {
+/// The start of the day, called by the boot code (`arch::x86_64::boot`) in the high half.
+pub extern "C" fn kernel_main(magic: u32, mbi_phys: u32) -> ! {
     serial::init();
     log::set_sink(serial::print);
     if magic != MULTIBOOT2_MAGIC {
         error!("boot: bad multiboot2 magic {magic:#x}");
         power::crash();
     }
-    // SAFETY: GRUB passed the physical address of the boot information; the boot page tables
-    // direct-map the first 4 GiB, where GRUB places it, and its frames are reserved below.
-    let boot = match unsafe {
-        BootInformation::load(
-            paging::phys_to_virt(u64::from(mbi_phys)) as *const BootInformationHeader
-        )
-    } {
+    let boot = match arch_boot::boot_information(mbi_phys) {
         Ok(b) => b,
         Err(e) => {
             error!("boot: unreadable multiboot2 information: {e:?}");
@@ -86,7 +75,7 @@ extern "C" fn kernel_main(magic: u32, mbi_phys: u32) -> ! {
     let opts = Options::parse(cmdline, |w| warn!("{w}"));
     log::set_level(opts.loglvl);
     power::set_noreboot(opts.noreboot);
-    hypervisor::kernel::exit::PRINT_EXIT_TIMES
+    crate::kernel::exit::PRINT_EXIT_TIMES
         .store(opts.exit_times, core::sync::atomic::Ordering::Relaxed);
     if !opts.serial_console {
         serial::disable();
@@ -94,7 +83,7 @@ extern "C" fn kernel_main(magic: u32, mbi_phys: u32) -> ! {
 
     info!(
         "Xen-compatible PV hypervisor {} (Xen 4.17 PV ABI, x86-64)",
-        hypervisor::VERSION
+        crate::VERSION
     );
     info!("Command line: {cmdline}");
 
@@ -103,7 +92,7 @@ extern "C" fn kernel_main(magic: u32, mbi_phys: u32) -> ! {
     let features = cpu::Features::detect();
 
     init_memory(&boot, &features);
-    hypervisor::pv::emulate::warm_up();
+    crate::pv::emulate::warm_up();
     init_acpi(&boot);
     init_time(&features);
     if opts.serial_console {
@@ -125,8 +114,7 @@ extern "C" fn kernel_main(magic: u32, mbi_phys: u32) -> ! {
     match opts.panic_test {
         Some(PanicTest::Fault) => {
             info!("panic-test: reading an unmapped hypervisor address");
-            // SAFETY: deliberately not safe: this read faults, which is the point of the test.
-            let v = unsafe { core::ptr::read_volatile(0xffff_8100_dead_0000 as *const u64) };
+            let v = arch_boot::read_unmapped_for_test();
             info!("panic-test: read {v:#x} (should have faulted)");
         }
         Some(PanicTest::Panic) => panic!("panic-test requested on the command line"),
@@ -198,13 +186,7 @@ fn init_memory(boot: &BootInformation<'_>, features: &cpu::Features) {
         start: 0,
         end: 1 << 20,
     });
-    // SAFETY: linker-defined symbols; only their addresses are taken.
-    let image = unsafe {
-        PhysRange {
-            start: &__image_phys_start as *const u8 as u64,
-            end: &__image_phys_end as *const u8 as u64,
-        }
-    };
+    let image = arch_boot::image_range();
     reserved.push(image);
     let mbi_start = boot.start_address() as u64 - paging::phys_to_virt(0);
     reserved.push(PhysRange::new(
@@ -243,15 +225,7 @@ fn init_memory(boot: &BootInformation<'_>, features: &cpu::Features) {
         power::crash();
     };
     reserved.push(PhysRange::new(bitmap_at, 2 * bitmap_bytes));
-    // SAFETY: the bitmap range is usable RAM below 4 GiB (direct-mapped by the boot tables),
-    // reserved above so no frame in it is ever handed out, and referenced only here.
-    let (free_bits, managed_bits) = unsafe {
-        let base = paging::phys_to_virt(bitmap_at) as *mut u64;
-        (
-            core::slice::from_raw_parts_mut(base, words),
-            core::slice::from_raw_parts_mut(base.add(words), words),
-        )
-    };
+    let (free_bits, managed_bits) = arch_boot::frame_bitmaps(bitmap_at, words);
     let mut frames = FrameAllocator::new(
         free_bits,
         managed_bits,
@@ -280,17 +254,8 @@ fn init_memory(boot: &BootInformation<'_>, features: &cpu::Features) {
     }
 
     let page_tables = page_tables_from - frames.free_frames();
-    match frames.alloc_contiguous(HEAP_SIZE / PAGE_SIZE, 1) {
-        Ok(start) => {
-            // SAFETY: the frames were just allocated for the heap alone and are direct-mapped.
-            unsafe {
-                HEAP.lock().init(
-                    paging::phys_to_virt(start.addr()) as *mut u8,
-                    HEAP_SIZE as usize,
-                )
-            };
-            info!("Heap: {} KiB at {}", HEAP_SIZE >> 10, start);
-        }
+    match heap::init(&mut frames, HEAP_SIZE) {
+        Ok(start) => info!("Heap: {} KiB at {}", HEAP_SIZE >> 10, start),
         Err(e) => {
             error!("boot: no memory for the heap: {e}");
             power::crash();
@@ -298,7 +263,7 @@ fn init_memory(boot: &BootInformation<'_>, features: &cpu::Features) {
     }
     let max_frame = frames.max_frame();
     let tables_from = frames.free_frames();
-    if let Err(e) = hypervisor::kernel::mmu::init(&mut frames, max_frame, io.as_slice()) {
+    if let Err(e) = crate::kernel::mmu::init(&mut frames, max_frame, io.as_slice()) {
         error!("boot: {e}");
         power::crash();
     }
@@ -350,10 +315,8 @@ fn init_acpi(boot: &BootInformation<'_>) {
 fn scan_bios_for_rsdp() -> Result<acpi::RootTable, acpi::AcpiError> {
     const BIOS_AREA: u64 = 0xe0000;
     const BIOS_AREA_LEN: usize = 0x20000;
-    // SAFETY: the BIOS read-only area is below 1 MiB, always direct-mapped, and only read.
-    let area = unsafe {
-        core::slice::from_raw_parts(paging::phys_to_virt(BIOS_AREA) as *const u8, BIOS_AREA_LEN)
-    };
+    // The BIOS read-only area, below 1 MiB.
+    let area = direct_map::boot_bytes(BIOS_AREA, BIOS_AREA_LEN);
     let at = acpi::scan_for_rsdp(area).ok_or(acpi::AcpiError::NoRsdp)?;
     acpi::parse_rsdp(&area[at..(at + 36).min(area.len())])
 }
@@ -429,14 +392,8 @@ fn start_dom0(boot: &BootInformation<'_>, opts: &Options) -> ! {
     let module = |i: usize| {
         boot.module_tags().nth(i).map(|m| {
             let len = m.end_address().saturating_sub(m.start_address()) as usize;
-            // SAFETY: the module lies in memory the frame allocator never hands out, below
-            // 4 GiB and direct-mapped; it is only read.
-            let bytes = unsafe {
-                core::slice::from_raw_parts(
-                    paging::phys_to_virt(u64::from(m.start_address())) as *const u8,
-                    len,
-                )
-            };
+            // The module lies in memory the frame allocator never hands out.
+            let bytes = direct_map::boot_bytes(u64::from(m.start_address()), len);
             (bytes, m.cmdline().unwrap_or(""))
         })
     };
@@ -474,9 +431,6 @@ fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
         serial::print_emergency(format_args!(" at {}:{}", loc.file(), loc.line()));
     }
     serial::print_emergency(format_args!("\n"));
-    let rbp: u64;
-    // SAFETY: reads the frame pointer register; no memory is touched.
-    unsafe { core::arch::asm!("mov {}, rbp", out(reg) rbp, options(nomem, nostack)) };
-    trap::print_backtrace(panic as *const () as u64, rbp);
+    trap::print_backtrace(panic as *const () as u64, cpu::frame_pointer());
     power::crash()
 }

@@ -1,0 +1,7 @@
+//! Bringing the machine up: the boot loader's command line, the firmware's ACPI tables, and
+//! the start-of-day sequence that sets up memory, time and devices and builds dom0.
+
+pub mod acpi;
+pub mod cmdline;
+#[cfg(target_os = "none")]
+pub mod start;
