@@ -11,7 +11,7 @@ use fuzz::Window;
 use hypervisor::pv::emulate::{Outcome, PrivHost, emulate, fetch, iopl_ok};
 use hypervisor::pv::guest_mem::is_canonical;
 use hypervisor::pv::vcpu::PvVcpu;
-use hypervisor::regs::Regs;
+use hypervisor::x86::regs::Regs;
 use libfuzzer_sys::fuzz_target;
 
 /// The only port the fake domain was granted.

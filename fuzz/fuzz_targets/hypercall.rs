@@ -19,7 +19,7 @@ use hypervisor::hypercall::event::{Sched, Timers, World};
 use hypervisor::hypercall::{Action, Ctx, DomainInfo, HcResult, Host, handle};
 use hypervisor::pv::guest_mem::{check_guest_range, is_canonical};
 use hypervisor::pv::vcpu::PvVcpu;
-use hypervisor::regs::Regs;
+use hypervisor::x86::regs::Regs;
 use hypervisor::sched::CpuId;
 use hypervisor::sched::scheduler::{DEFAULT_SLICE_NS, vcpu as vcpu_ref};
 use libfuzzer_sys::fuzz_target;

@@ -7,7 +7,7 @@
 
 use arbitrary::{Arbitrary, Unstructured};
 use hypervisor::pv::ptwr::{Bases, emulate};
-use hypervisor::regs::Regs;
+use hypervisor::x86::regs::Regs;
 use libfuzzer_sys::fuzz_target;
 
 #[derive(Arbitrary, Debug)]

@@ -24,19 +24,15 @@ extern crate std;
 extern crate alloc;
 
 pub mod boot;
-pub mod console_input;
-pub mod descriptors;
+pub mod console;
 pub mod event;
 pub mod hypercall;
 pub mod lifecycle;
-pub mod log;
 pub mod mm;
 pub mod pv;
-pub mod pvclock;
-pub mod regs;
-pub mod rtc;
 pub mod sched;
 pub mod time;
+pub mod x86;
 
 #[cfg(target_os = "none")]
 #[allow(unsafe_code)]

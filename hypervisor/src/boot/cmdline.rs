@@ -1,7 +1,7 @@
 //! The hypervisor command line, in Xen's syntax: space-separated `name`, `name=value`, and
 //! `no-name`/`noname` for booleans. Unknown options are reported to the caller and ignored.
 
-use crate::log::LogLevel;
+use crate::console::log::LogLevel;
 
 /// A memory amount as Xen writes it: a size, or "all but" a size when prefixed with `-`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

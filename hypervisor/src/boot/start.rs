@@ -9,12 +9,13 @@ use super::cmdline::{Options, PanicTest};
 use crate::arch::x86_64::{
     apic, boot as arch_boot, cpu, direct_map, gdt, heap, paging, pit, power, serial, time, trap,
 };
-use crate::descriptors::{FLAT_RING3_CS64, FLAT_RING3_DS};
+use crate::console::log;
 use crate::kernel::FRAMES;
 use crate::kernel::dom0::{self, Dom0Modules};
 use crate::mm::frames::{FrameAllocator, find_free_region};
 use crate::mm::{PAGE_SIZE, PhysRange};
-use crate::{error, info, log, warn};
+use crate::x86::descriptors::{FLAT_RING3_CS64, FLAT_RING3_DS};
+use crate::{error, info, warn};
 use multiboot2::{BootInformation, MemoryAreaType};
 
 const MULTIBOOT2_MAGIC: u32 = 0x36d7_6289;

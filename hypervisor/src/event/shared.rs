@@ -10,7 +10,7 @@
 use core::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 
 use super::abi::{BITS_PER_EVTCHN_WORD, MAX_VCPUS, Port, VcpuId};
-use crate::pvclock::VcpuTimeInfo;
+use crate::time::pvclock::VcpuTimeInfo;
 
 /// Atomic access to the parts of a domain's `shared_info` (and its vCPUs' `vcpu_info`) that event
 /// delivery touches. Word indices are below 64 and vCPUs below [`MAX_VCPUS`]; callers guarantee

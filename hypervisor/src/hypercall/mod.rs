@@ -23,7 +23,7 @@ pub mod testing;
 use crate::event::shared::DomainShared;
 use crate::pv::guest_mem::GuestMemory;
 use crate::pv::vcpu::PvVcpu;
-use crate::regs::Regs;
+use crate::x86::regs::Regs;
 use guest_abi::sched::ShutdownReason;
 use guest_abi::{DomId, Hypercall, XenError};
 
@@ -288,7 +288,7 @@ mod tests {
 
     #[test]
     fn a_restarted_domctl_is_re_executed_as_it_was() {
-        let mut regs = crate::regs::Regs {
+        let mut regs = crate::x86::regs::Regs {
             rax: 36,
             rdi: 0x5000,
             rip: 0x40_1002,

@@ -9,7 +9,7 @@ use crate::hypercall::event::{Sched, Timers, World};
 use crate::pv::guest_mem::GuestMemory;
 use crate::pv::guest_mem::fake::FakeGuest;
 use crate::pv::vcpu::PvVcpu;
-use crate::regs::Regs;
+use crate::x86::regs::Regs;
 use guest_abi::{DomId, Hypercall, XenError};
 use std::vec;
 use std::vec::Vec;
@@ -73,7 +73,7 @@ impl Host for FakeHost {
     }
     fn read_descriptor(&self, _vcpu: &PvVcpu, selector: u16) -> Option<u64> {
         // One data segment with base 0x1234_5000 at GDT entry 5 (selector 0x2b).
-        let desc = crate::descriptors::data(3) | (0x34_5000 << 16) | (0x12 << 56);
+        let desc = crate::x86::descriptors::data(3) | (0x34_5000 << 16) | (0x12 << 56);
         (selector & !3 == 0x28).then_some(desc)
     }
     fn alloc_shared_frame(&mut self, _dom: DomId) -> Option<u64> {

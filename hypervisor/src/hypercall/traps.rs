@@ -156,7 +156,7 @@ pub fn set_segment_base<M: GuestMemory, H: Host>(
             } else {
                 ctx.host
                     .read_descriptor(ctx.vcpu, sel | 3)
-                    .and_then(crate::descriptors::loadable_data_base)
+                    .and_then(crate::x86::descriptors::loadable_data_base)
                     .unwrap_or(0)
             };
         }

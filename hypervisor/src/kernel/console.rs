@@ -1,11 +1,11 @@
 //! Serial input: the receive interrupt drains the UART through the Ctrl-A switch
-//! ([`crate::console_input`]); bytes for dom0 wait in a ring for `console_io(CONSOLEIO_read)`
+//! ([`crate::console::input`]); bytes for dom0 wait in a ring for `console_io(CONSOLEIO_read)`
 //! and raise `VIRQ_CONSOLE`; bytes for the hypervisor are debug keys (`h` lists them, `q`
 //! dumps the domains and raises `VIRQ_DEBUG` on every vCPU, as Xen's `q` does).
 
 use super::domain::{MACHINE, Machine};
 use crate::arch::x86_64::{pit, serial};
-use crate::console_input::{Focus, Input, InputRing, InputSwitch};
+use crate::console::input::{Focus, Input, InputRing, InputSwitch};
 use crate::event::abi as eabi;
 use crate::event::ops::{self as evops, Domains};
 use crate::info;

@@ -9,8 +9,8 @@ use crate::event::abi as eabi;
 use crate::event::channel::{Channel, EventChannels};
 use crate::event::shared::DomainShared;
 use crate::hypercall::event::{Sched, Timers};
-use crate::pvclock;
 use crate::sched::CpuId;
+use crate::time::pvclock;
 
 /// Highest event channel port of a domain (the 2-level ABI limit).
 const MAX_PORT: u32 = 4095;
@@ -27,7 +27,7 @@ use crate::mm::pv::{
 use crate::mm::{Mfn, PAGE_SIZE};
 use crate::pv::hypercall_page;
 use crate::pv::vcpu::PvVcpu;
-use crate::regs::Regs;
+use crate::x86::regs::Regs;
 use crate::{info, mm};
 use alloc::boxed::Box;
 use alloc::vec;
@@ -207,8 +207,8 @@ pub fn build(modules: &Dom0Modules<'_>, nr_pages: u64) -> Result<(Domain, Regs),
         rip: init.rip,
         rsp: init.rsp,
         rsi: init.rsi,
-        cs: u64::from(crate::descriptors::FLAT_RING3_CS64),
-        ss: u64::from(crate::descriptors::FLAT_RING3_DS),
+        cs: u64::from(crate::x86::descriptors::FLAT_RING3_CS64),
+        ss: u64::from(crate::x86::descriptors::FLAT_RING3_DS),
         rflags: init.rflags,
         ..Regs::default()
     };
@@ -216,7 +216,7 @@ pub fn build(modules: &Dom0Modules<'_>, nr_pages: u64) -> Result<(Domain, Regs),
         kernel_mode: true,
         kernel_table: vmm.kernel_table(),
         mm: Some(vmm),
-        kernel_ss: u64::from(crate::descriptors::FLAT_RING3_DS),
+        kernel_ss: u64::from(crate::x86::descriptors::FLAT_RING3_DS),
         kernel_sp: init.rsp,
         ..PvVcpu::default()
     };

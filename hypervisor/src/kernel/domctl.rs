@@ -17,10 +17,11 @@ use crate::mm::pv::{
 use crate::pv::guest_mem::{GuestMemory, is_canonical};
 use crate::pv::hypercall_page;
 use crate::pv::vcpu::{Callback, PvVcpu};
-use crate::regs::Regs;
 use crate::sched::scheduler::vcpu as vcpu_ref;
 use crate::sched::{CpuId, RunState};
-use crate::{descriptors, info, lifecycle};
+use crate::x86::descriptors;
+use crate::x86::regs::Regs;
+use crate::{info, lifecycle};
 use alloc::boxed::Box;
 use alloc::vec;
 use alloc::vec::Vec;
@@ -189,9 +190,9 @@ fn publish_time(m: &Machine, dom: u16) {
     let shared = d.shared();
     let record = m.clock.record();
     for v in shared.vcpu_info.iter().take(d.vcpus.len()) {
-        crate::pvclock::publish(&v.time, &record, 0);
+        crate::time::pvclock::publish(&v.time, &record, 0);
     }
-    crate::pvclock::publish_wallclock(shared, crate::arch::x86_64::time::boot_wallclock(), 0);
+    crate::time::pvclock::publish_wallclock(shared, crate::arch::x86_64::time::boot_wallclock(), 0);
 }
 
 fn set_controller_paused(m: &mut Machine, dom: u16, paused: bool) {
@@ -310,8 +311,12 @@ impl lifecycle::create::Resources for MachineResources<'_> {
             v.evtchn_upcall_mask
                 .store(1, core::sync::atomic::Ordering::SeqCst);
         }
-        crate::pvclock::publish(&shared.vcpu_info[0].time, &m.clock.record(), 0);
-        crate::pvclock::publish_wallclock(shared, crate::arch::x86_64::time::boot_wallclock(), 0);
+        crate::time::pvclock::publish(&shared.vcpu_info[0].time, &m.clock.record(), 0);
+        crate::time::pvclock::publish_wallclock(
+            shared,
+            crate::arch::x86_64::time::boot_wallclock(),
+            0,
+        );
         let storage = vec![Channel::FREE; EventChannels::<Box<[Channel]>>::storage_len(MAX_PORT)]
             .into_boxed_slice();
         // `vcpus` is within 1..=MAX_VCPUS (checked by `lifecycle::create`), so the table is

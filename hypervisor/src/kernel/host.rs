@@ -9,7 +9,7 @@ use crate::hypercall::event::{Sched, Timers, World};
 use crate::mm::Mfn;
 use crate::pv::emulate::PrivHost;
 use crate::pv::vcpu::PvVcpu;
-use crate::pvclock::PvClock;
+use crate::time::pvclock::PvClock;
 use core::sync::atomic::{AtomicU64, Ordering};
 use guest_abi::{DomId, XenError};
 
@@ -108,7 +108,7 @@ impl Host for KernelHost<'_> {
             super::mmu::honour(mmu.put_page_and_type(Mfn(mfn)));
             return Err(XenError::Inval);
         }
-        crate::pvclock::publish(&info.time, &self.clock.record(), 0);
+        crate::time::pvclock::publish(&info.time, &self.clock.record(), 0);
         Ok(())
     }
 

@@ -497,7 +497,7 @@ pub fn free_shared_frame(mmu: &mut Mmu, mfn: Mfn) {
 /// would leave is applied with the checks of `mmu_update`. Returns whether it was; if not, the
 /// page fault goes to the guest as it was, registers untouched.
 pub fn ptwr(
-    regs: &mut crate::regs::Regs,
+    regs: &mut crate::x86::regs::Regs,
     vcpu: &PvVcpu,
     domain: &DomainInfo,
     fault_va: u64,
@@ -557,7 +557,7 @@ pub fn ptwr(
 /// The descriptor `selector` names in the vCPU's GDT (its own entries or the hypervisor's
 /// reserved page) or LDT, if there is one.
 pub fn read_descriptor(vcpu: &PvVcpu, selector: u16) -> Option<u64> {
-    use crate::descriptors::{FIRST_RESERVED_GDT_ENTRY, reserved_gdt_page};
+    use crate::x86::descriptors::{FIRST_RESERVED_GDT_ENTRY, reserved_gdt_page};
     let index = usize::from(selector >> 3);
     let (frames, entries): (&[u64], usize) = if selector & 4 != 0 {
         (&vcpu.ldt_frames, vcpu.ldt_ents as usize)

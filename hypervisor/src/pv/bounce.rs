@@ -14,8 +14,8 @@
 
 use super::guest_mem::{GuestFault, GuestMemory, check_guest_range, is_canonical};
 use super::vcpu::PvVcpu;
-use crate::descriptors::{FLAT_RING3_CS64, FLAT_RING3_DS};
-use crate::regs::Regs;
+use crate::x86::descriptors::{FLAT_RING3_CS64, FLAT_RING3_DS};
+use crate::x86::regs::Regs;
 use guest_abi::arch::{IretContext, VgcfFlags};
 
 const RFLAGS_TF: u64 = 1 << 8;
@@ -180,7 +180,7 @@ pub fn iret(
 /// and LDT selectors join them once the guest can install descriptors.)
 fn valid_code_selector(cs: u64) -> bool {
     let sel = (cs & 0xffff) | 3;
-    sel == u64::from(FLAT_RING3_CS64) || sel == u64::from(crate::descriptors::FLAT_RING3_CS32)
+    sel == u64::from(FLAT_RING3_CS64) || sel == u64::from(crate::x86::descriptors::FLAT_RING3_CS32)
 }
 
 /// A selector of the guest's own GDT (`set_gdt`), whose descriptors were validated when

@@ -8,7 +8,7 @@
 use super::cpuid::guest_cpuid;
 use super::guest_mem::GuestMemory;
 use super::vcpu::PvVcpu;
-use crate::regs::Regs;
+use crate::x86::regs::Regs;
 use iced_x86::{Decoder, DecoderOptions, Instruction, Mnemonic, OpKind, Register};
 
 /// Xen's forced-emulation prefix: `ud2` followed by the bytes `"xen"`.

@@ -8,7 +8,7 @@
 //! `cmpxchg` (compare and set), `lock and/or/xor` (clear or set flag bits, often byte-sized)
 //! and `lock bts/btr/btc` with an immediate bit. The write must lie within one 8-byte entry.
 
-use crate::regs::Regs;
+use crate::x86::regs::Regs;
 use iced_x86::{Decoder, DecoderOptions, Instruction, MemorySize, Mnemonic, OpKind, Register};
 
 /// Why a write is not emulated (the page fault then goes to the guest as it was).

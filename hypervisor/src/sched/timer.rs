@@ -6,7 +6,7 @@
 //! vCPU is scheduled again) and the **poll** timer (the timeout of `SCHEDOP_poll`). The first two
 //! raise `VIRQ_TIMER` on the vCPU when they fire; the poll timer ends the vCPU's poll.
 //!
-//! Deadlines are absolute system time in nanoseconds (see [`crate::pvclock`]). A timer lives in
+//! Deadlines are absolute system time in nanoseconds (see [`crate::time::pvclock`]). A timer lives in
 //! the queue of the CPU that set it; with several CPUs, the caller cancels a vCPU's timer in its
 //! old CPU's queue when the vCPU sets it from another CPU (Xen's `migrate_timer`).
 

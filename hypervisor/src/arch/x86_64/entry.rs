@@ -12,8 +12,8 @@
 
 use super::cpu::{rdmsr, wrmsr};
 use super::percpu::CpuLocal;
-use crate::descriptors;
-use crate::regs::Regs;
+use crate::x86::descriptors;
+use crate::x86::regs::Regs;
 
 /// Per-CPU data reached through GS by the entry paths. Field offsets are used from assembly.
 #[repr(C)]
@@ -100,7 +100,7 @@ enter_guest_frame:
     ss = const descriptors::FLAT_RING3_DS as u64,
     cs64 = const descriptors::FLAT_RING3_CS64 as u64,
     cs32 = const descriptors::FLAT_RING3_CS32 as u64,
-    syscall_vector = const crate::regs::SYSCALL_VECTOR,
+    syscall_vector = const crate::x86::regs::SYSCALL_VECTOR,
     syscall32_vector = const SYSCALL32_VECTOR,
     guest_syscall = sym crate::kernel::exit::guest_syscall,
     options(att_syntax)

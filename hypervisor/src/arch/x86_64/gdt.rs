@@ -4,7 +4,7 @@
 //! the hypervisor's page with ring-0 and flat ring-3 segments, the TSS and the LDT slot.
 
 use super::percpu::{CpuLocal, Stack};
-use crate::descriptors::{
+use crate::x86::descriptors::{
     self, FIRST_RESERVED_GDT_ENTRY, GDT_LIMIT, HYPERVISOR_CS, HYPERVISOR_DS, LDT_SELECTOR,
     RESERVED_GDT_ENTRIES, TSS_SELECTOR,
 };

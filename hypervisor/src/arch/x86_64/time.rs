@@ -1,7 +1,7 @@
 //! The hypervisor's monotonic clock: the TSC, calibrated once, scaled to nanoseconds.
 
 use super::cpu::rdtsc;
-use crate::time::TimeScale;
+use crate::time::scale::TimeScale;
 
 struct Clock {
     tsc_at_boot: u64,
@@ -42,19 +42,19 @@ pub fn spin_for(ns: u64) {
 
 /// The guest-visible clock, reading 0 when the hypervisor's clock started, with the same
 /// scale: the hypervisor and its guests agree on system time.
-pub fn pvclock() -> crate::pvclock::PvClock {
+pub fn pvclock() -> crate::time::pvclock::PvClock {
     let (scale, at) = CLOCK
         .get()
         .map_or((TimeScale::from_hz(1_000_000_000), 0), |c| {
             (c.scale, c.tsc_at_boot)
         });
-    crate::pvclock::PvClock::new(scale, at)
+    crate::time::pvclock::PvClock::new(scale, at)
 }
 
 /// Reads the CMOS real-time clock (UTC, as QEMU and most firmware keep it) as Unix seconds.
 pub fn read_rtc() -> Option<u64> {
     use super::cpu::{inb, outb};
-    use crate::rtc::{RtcReading, from_bcd, unix_time};
+    use crate::time::rtc::{RtcReading, from_bcd, unix_time};
     let read = |reg: u8| -> u8 {
         // SAFETY: the RTC index/data ports belong to the hypervisor (never granted to guests);
         // selecting a register and reading it has no other effect.
@@ -91,10 +91,11 @@ pub fn read_rtc() -> Option<u64> {
     })
 }
 
-static WALLCLOCK: spin::Once<crate::pvclock::Wallclock> = spin::Once::new();
+static WALLCLOCK: spin::Once<crate::time::pvclock::Wallclock> = spin::Once::new();
 
 /// The wall-clock time at system time 0, from the RTC read once.
-pub fn boot_wallclock() -> crate::pvclock::Wallclock {
-    *WALLCLOCK
-        .call_once(|| crate::pvclock::Wallclock::from_reading(read_rtc().unwrap_or(0), 0, now()))
+pub fn boot_wallclock() -> crate::time::pvclock::Wallclock {
+    *WALLCLOCK.call_once(|| {
+        crate::time::pvclock::Wallclock::from_reading(read_rtc().unwrap_or(0), 0, now())
+    })
 }

@@ -4,7 +4,7 @@
 //! [`guest_copy_insn`] and resume at a fixup that reports how many bytes were left.
 
 use crate::pv::guest_mem::{GuestFault, GuestMemory, check_guest_range};
-use crate::regs::Regs;
+use crate::x86::regs::Regs;
 
 core::arch::global_asm!(
     r#"

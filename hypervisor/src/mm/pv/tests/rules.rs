@@ -481,13 +481,13 @@ fn descriptor_pages() {
     let mut w = World::new(64);
     let d = w.domain(1, domu(16));
     let [gdt] = w.frames(d);
-    let code_dpl0 = crate::descriptors::code64(0);
+    let code_dpl0 = crate::x86::descriptors::code64(0);
     w.poke(gdt, 1, code_dpl0);
-    w.poke(gdt, 2, crate::descriptors::data(3));
+    w.poke(gdt, 2, crate::x86::descriptors::data(3));
     let o = w.ft.get_page_and_type(d.d, gdt, PageType::SegDesc);
     assert_eq!(o.result, Ok(()));
     // DPL raised to 3.
-    assert_eq!(w.peek(gdt, 1), crate::descriptors::code64(3));
+    assert_eq!(w.peek(gdt, 1), crate::x86::descriptors::code64(3));
     assert_eq!(w.info(gdt).page_type(), PageType::SegDesc);
     let t = w.running_tree(d);
     assert_eq!(
@@ -501,7 +501,7 @@ fn descriptor_pages() {
     let _ = w.ft.put_page_and_type(gdt);
     // Unused, it is an ordinary page again; a system descriptor (a TSS) written there makes
     // the next validation fail, and the type change asks for a flush.
-    let tss = crate::descriptors::tss(0x1000, 0x67);
+    let tss = crate::x86::descriptors::tss(0x1000, 0x67);
     w.update(d, gdt, 4, tss[0]).unwrap();
     assert_eq!(w.info(gdt).page_type(), PageType::Writable);
     let o = w.ft.get_page_and_type(d.d, gdt, PageType::SegDesc);

@@ -28,7 +28,7 @@
 use core::sync::atomic::{AtomicI8, AtomicU8, AtomicU32, AtomicU64, Ordering, fence};
 
 use crate::event::shared::SharedInfo;
-use crate::time::{NS_PER_SEC, TimeScale};
+use crate::time::scale::{NS_PER_SEC, TimeScale};
 
 /// One pvclock record: what `vcpu_time_info` carries apart from its version and flags.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -82,25 +82,25 @@ pub fn log(level: LogLevel, args: fmt::Arguments<'_>) {
 /// Logs an error.
 #[macro_export]
 macro_rules! error {
-    ($($arg:tt)*) => { $crate::log::log($crate::log::LogLevel::Error, format_args!($($arg)*)) };
+    ($($arg:tt)*) => { $crate::console::log::log($crate::console::log::LogLevel::Error, format_args!($($arg)*)) };
 }
 
 /// Logs a warning.
 #[macro_export]
 macro_rules! warn {
-    ($($arg:tt)*) => { $crate::log::log($crate::log::LogLevel::Warning, format_args!($($arg)*)) };
+    ($($arg:tt)*) => { $crate::console::log::log($crate::console::log::LogLevel::Warning, format_args!($($arg)*)) };
 }
 
 /// Logs an informational message.
 #[macro_export]
 macro_rules! info {
-    ($($arg:tt)*) => { $crate::log::log($crate::log::LogLevel::Info, format_args!($($arg)*)) };
+    ($($arg:tt)*) => { $crate::console::log::log($crate::console::log::LogLevel::Info, format_args!($($arg)*)) };
 }
 
 /// Logs a debugging message.
 #[macro_export]
 macro_rules! debug {
-    ($($arg:tt)*) => { $crate::log::log($crate::log::LogLevel::Debug, format_args!($($arg)*)) };
+    ($($arg:tt)*) => { $crate::console::log::log($crate::console::log::LogLevel::Debug, format_args!($($arg)*)) };
 }
 
 #[cfg(test)]
