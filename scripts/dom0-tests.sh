@@ -192,6 +192,18 @@ sleep 1
 info
 EOF
 
+# Xen has no machine-wide vCPU limit to hit: there, only the per-domain limit is checked.
+cat > "$work/test/limits-xen.script" <<'EOF'
+info
+create /etc/xen/sleeper.cfg vcpus=33 name=many
+create /etc/xen/sleeper.cfg name=most vcpus=32
+wait-for most "hello: waiting to be destroyed"
+list
+destroy most
+sleep 1
+info
+EOF
+
 cat > "$work/test/limits.script" <<'EOF'
 info
 create /etc/xen/sleeper.cfg vcpus=33 name=many
@@ -657,22 +669,32 @@ fi
 # 11. The hypervisor's limits: more than 32 vCPUs is refused by the configuration, in one
 # line; 32 run.
 if selected limits; then
-    boot limits 120 script=/test/limits.script
+    if [ "$on" = ours ]; then
+        boot limits 120 script=/test/limits.script
+    else
+        boot limits 120 script=/test/limits-xen.script
+    fi
     expect_answer "create /etc/xen/sleeper.cfg vcpus=33 name=many" \
         "error: command line:1: vcpus must be between 1 and 32 \(the hypervisor's limit per domain\), not 33"
     expect_answer "create /etc/xen/sleeper.cfg name=most vcpus=32" \
         "Parsing config from /etc/xen/sleeper.cfg\nStarted domain most \(id=[0-9]+\)"
     expect_answer list "Name +ID[^\n]+\nDomain-0 [^\n]+\nmost +[0-9]+ +16 +[0-9]+ +[-rb]{2}---- +[0-9.]+"
-    # 1 + 32 vCPUs in use: a second 32-vCPU domain does not fit in the 64 and is refused in
-    # one line, leaving nothing half made; a 1-vCPU domain still runs, and once the first is
-    # gone a 32-vCPU domain runs again.
-    expect_answer "create /etc/xen/sleeper.cfg name=more vcpus=32" \
-        "error: cannot create domain 'more': createdomain failed: the hypervisor has no room for another domain or 32 more vCPUs \(limits: 63 domUs, 32 vCPUs each, 64 vCPUs in all\)"
-    expect "[one] hello: waiting to be destroyed"
-    expect "[again] hello: waiting to be destroyed"
-    expect_count 2 '^error: '
-    same_free_pages
-    expect "dom0: end of /test/limits.script"
+    if [ "$on" = ours ]; then
+        # 1 + 32 vCPUs in use: a second 32-vCPU domain does not fit in the 64 and is refused
+        # in one line, leaving nothing half made; a 1-vCPU domain still runs, and once the
+        # first is gone a 32-vCPU domain runs again.
+        expect_answer "create /etc/xen/sleeper.cfg name=more vcpus=32" \
+            "error: cannot create domain 'more': createdomain failed: the hypervisor has no room for another domain or 32 more vCPUs \(limits: 63 domUs, 32 vCPUs each, 64 vCPUs in all\)"
+        expect "[one] hello: waiting to be destroyed"
+        expect "[again] hello: waiting to be destroyed"
+        expect_count 2 '^error: '
+    else
+        expect_count 1 '^error: '
+    fi
+    # Xen 4.17 keeps 15 pages after a 32-vCPU domain is gone (seen with sleeps of 1 and 3 s);
+    # ours gives every page back.
+    [ "$on" = ours ] && same_free_pages
+    expect "dom0: end of /test/limits"
     no_trouble
     end_case
 fi
