@@ -395,16 +395,18 @@ pub fn hypercall(
             // `start_extent`).
             let start = u32::try_from(a0 >> MEMOP_EXTENT_SHIFT).map_err(|_| XenError::Inval)?;
             let r: XenMemoryReservation = mem.read_obj(a1).map_err(|_| XenError::Fault)?;
-            let nr_extents = r.nr_extents as u32;
-            if start >= nr_extents {
+            // Xen answers "the extents done so far" (`start_extent`) rather than an error for a
+            // count its continuation cannot encode, a target it cannot find or the caller may
+            // not touch, and nothing left to do.
+            let Some(nr_extents) = u32::try_from(r.nr_extents)
+                .ok()
+                .filter(|&n| n <= u32::MAX >> MEMOP_EXTENT_SHIFT && start < n)
+            else {
                 return Ok(u64::from(start));
-            }
+            };
             let pass = (nr_extents - start).min((FRAMES_PER_PASS >> r.extent_order.min(31)).max(1));
-            let target = match mmu.resolve_target(me, DomId(r.domid)) {
-                Ok(t) => t,
-                // Xen: no such domain is "no extent done", not an error.
-                Err(PvMmError::NoSuchDomain(_)) => return Ok(0),
-                Err(e) => return Err(errno(e)),
+            let Ok(target) = mmu.resolve_target(me, DomId(r.domid)) else {
+                return Ok(u64::from(start));
             };
             let mut list = GuestExtents {
                 mem,
