@@ -4,38 +4,7 @@
 //! (Xen 4.17), kept in this one file so that switching to the shared `guest-abi` crate later is
 //! a matter of replacing this module with re-exports.
 
-/// A Xen errno value. Hypercalls return it negated; [`Errno::neg`] gives that value.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[repr(i32)]
-pub enum Errno {
-    /// Operation not permitted.
-    EPERM = 1,
-    /// No such file or directory (Xen: no such vCPU).
-    ENOENT = 2,
-    /// No such process (Xen: no such domain).
-    ESRCH = 3,
-    /// Bad address.
-    EFAULT = 14,
-    /// Device or resource busy.
-    EBUSY = 16,
-    /// File exists (Xen: already bound).
-    EEXIST = 17,
-    /// Invalid argument.
-    EINVAL = 22,
-    /// No space left on device (Xen: no free port).
-    ENOSPC = 28,
-    /// Function not implemented.
-    ENOSYS = 38,
-    /// Timer expired.
-    ETIME = 62,
-}
-
-impl Errno {
-    /// The value a hypercall returns in `rax` for this error.
-    pub const fn neg(self) -> i64 {
-        -(self as i64)
-    }
-}
+use guest_abi::XenError;
 
 /// A domain identifier (`domid_t`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -187,10 +156,10 @@ pub enum EvtchnOp {
 }
 
 impl TryFrom<u32> for EvtchnOp {
-    type Error = Errno;
+    type Error = XenError;
 
     /// Unknown sub-operations are `-ENOSYS`, as in Xen.
-    fn try_from(cmd: u32) -> Result<Self, Errno> {
+    fn try_from(cmd: u32) -> Result<Self, XenError> {
         Ok(match cmd {
             0 => Self::BindInterdomain,
             1 => Self::BindVirq,
@@ -206,7 +175,7 @@ impl TryFrom<u32> for EvtchnOp {
             11 => Self::InitControl,
             12 => Self::ExpandArray,
             13 => Self::SetPriority,
-            _ => return Err(Errno::ENOSYS),
+            _ => return Err(XenError::NoSys),
         })
     }
 }
@@ -238,32 +207,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn errno_values_match_xen() {
-        let table = [
-            (Errno::EPERM, 1),
-            (Errno::ENOENT, 2),
-            (Errno::ESRCH, 3),
-            (Errno::EFAULT, 14),
-            (Errno::EBUSY, 16),
-            (Errno::EEXIST, 17),
-            (Errno::EINVAL, 22),
-            (Errno::ENOSPC, 28),
-            (Errno::ENOSYS, 38),
-            (Errno::ETIME, 62),
-        ];
-        for (e, n) in table {
-            assert_eq!(e as i32, n);
-            assert_eq!(e.neg(), -i64::from(n));
-        }
-    }
-
-    #[test]
     fn evtchn_ops_decode_and_unknown_is_enosys() {
         assert_eq!(EvtchnOp::try_from(0), Ok(EvtchnOp::BindInterdomain));
         assert_eq!(EvtchnOp::try_from(6), Ok(EvtchnOp::AllocUnbound));
         assert_eq!(EvtchnOp::try_from(10), Ok(EvtchnOp::Reset));
-        assert_eq!(EvtchnOp::try_from(14), Err(Errno::ENOSYS));
-        assert_eq!(EvtchnOp::try_from(u32::MAX), Err(Errno::ENOSYS));
+        assert_eq!(EvtchnOp::try_from(14), Err(XenError::NoSys));
+        assert_eq!(EvtchnOp::try_from(u32::MAX), Err(XenError::NoSys));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Why an event channel operation failed, and the errno Xen returns for it.
 
-use super::abi::{DomId, Errno, Port, VcpuId};
+use super::abi::{DomId, Port, VcpuId};
+use guest_abi::XenError;
 
 /// An event channel operation's failure. [`EvtchnError::errno`] maps it to Xen's errno at the
 /// hypercall boundary.
@@ -47,10 +48,10 @@ pub enum EvtchnError {
 
 impl EvtchnError {
     /// The errno Xen returns for this failure.
-    pub const fn errno(self) -> Errno {
+    pub const fn errno(self) -> XenError {
         match self {
-            Self::NoSuchDomain(_) => Errno::ESRCH,
-            Self::NoSuchVcpu(_) => Errno::ENOENT,
+            Self::NoSuchDomain(_) => XenError::Srch,
+            Self::NoSuchVcpu(_) => XenError::NoEnt,
             Self::InvalidPort(_)
             | Self::WrongState(_)
             | Self::NotUnboundForUs { .. }
@@ -58,11 +59,11 @@ impl EvtchnError {
             | Self::GlobalVirqOffVcpu0
             | Self::FixedVcpu(_)
             | Self::NotPaused(_)
-            | Self::Dying => Errno::EINVAL,
-            Self::VirqBound => Errno::EEXIST,
-            Self::NoFreePort => Errno::ENOSPC,
-            Self::NotPermitted | Self::PirqUnsupported => Errno::EPERM,
-            Self::Unsupported => Errno::ENOSYS,
+            | Self::Dying => XenError::Inval,
+            Self::VirqBound => XenError::Exist,
+            Self::NoFreePort => XenError::NoSpc,
+            Self::NotPermitted | Self::PirqUnsupported => XenError::Perm,
+            Self::Unsupported => XenError::NoSys,
         }
     }
 }

@@ -36,7 +36,7 @@ pub mod shared;
 #[cfg(test)]
 pub(crate) mod tests;
 
-pub use abi::{DomId, Errno, Port, VcpuId, Virq};
+pub use abi::{DomId, Port, VcpuId, Virq};
 pub use channel::{Channel, ChannelState, ChannelStore, EventChannels, VcpuSet};
 pub use error::EvtchnError;
 pub use ops::{Caller, DomainEvents, Domains, Status, StatusState, Wake};

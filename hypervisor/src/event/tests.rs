@@ -8,6 +8,7 @@ use super::error::EvtchnError;
 use super::ops::*;
 use super::shared::{self, SharedInfo};
 use core::sync::atomic::Ordering;
+use guest_abi::XenError;
 use proptest::prelude::*;
 use std::vec;
 use std::vec::Vec;
@@ -101,7 +102,7 @@ fn dom0() -> Caller {
     }
 }
 
-fn err<T: core::fmt::Debug>(r: Result<T, EvtchnError>) -> Errno {
+fn err<T: core::fmt::Debug>(r: Result<T, EvtchnError>) -> XenError {
     r.expect_err("operation should fail").errno()
 }
 
@@ -134,7 +135,7 @@ fn valid_range_grows_by_buckets_and_stops_at_4096() {
     // A port beyond the valid range is invalid, one inside it but unused is closed.
     assert_eq!(
         err(status(&mut f, me(A), DomId::SELF, Port(64))),
-        Errno::EINVAL
+        XenError::Inval
     );
     let st = status(&mut f, me(A), DomId::SELF, Port(63)).unwrap();
     assert_eq!(st.state, StatusState::Closed);
@@ -142,10 +143,10 @@ fn valid_range_grows_by_buckets_and_stops_at_4096() {
         assert_eq!(bind_ipi(&mut f, me(A), VcpuId(0)), Ok(Port(i as u32)));
     }
     assert_eq!(f.dom(A).ev.valid_ports(), NR_EVENT_CHANNELS);
-    assert_eq!(err(bind_ipi(&mut f, me(A), VcpuId(0))), Errno::ENOSPC);
+    assert_eq!(err(bind_ipi(&mut f, me(A), VcpuId(0))), XenError::NoSpc);
     assert_eq!(
         err(alloc_unbound(&mut f, me(A), DomId::SELF, B)),
-        Errno::ENOSPC
+        XenError::NoSpc
     );
     close(&mut f, me(A), Port(4000)).unwrap();
     assert_eq!(bind_ipi(&mut f, me(A), VcpuId(0)), Ok(Port(4000)));
@@ -158,7 +159,7 @@ fn a_smaller_port_limit_gives_enospc_earlier() {
     for i in 1..=99 {
         assert_eq!(bind_ipi(&mut f, me(A), VcpuId(0)), Ok(Port(i)));
     }
-    assert_eq!(err(bind_ipi(&mut f, me(A), VcpuId(0))), Errno::ENOSPC);
+    assert_eq!(err(bind_ipi(&mut f, me(A), VcpuId(0))), XenError::NoSpc);
     // The second bucket is valid as a whole, as in Xen.
     assert_eq!(f.dom(A).ev.valid_ports(), 128);
     check(&mut f);
@@ -252,9 +253,9 @@ enum Op {
 }
 
 /// The errno each operation gives from each state, `None` for success.
-fn expected(op: Op, s: Start) -> Option<Errno> {
+fn expected(op: Op, s: Start) -> Option<XenError> {
     use Start::*;
-    let einval = Some(Errno::EINVAL);
+    let einval = Some(XenError::Inval);
     match (op, s) {
         (_, Invalid) => einval,
         (Op::Close, Free | Reserved) => einval,
@@ -496,25 +497,31 @@ fn virq_binding_rules() {
     let mut f = Fake::new(&[A]);
     let t = Virq::TIMER.number();
     let p1 = bind_virq(&mut f, me(A), t, VcpuId(1)).unwrap();
-    assert_eq!(err(bind_virq(&mut f, me(A), t, VcpuId(1))), Errno::EEXIST);
+    assert_eq!(err(bind_virq(&mut f, me(A), t, VcpuId(1))), XenError::Exist);
     let p2 = bind_virq(&mut f, me(A), t, VcpuId(2)).unwrap();
     assert_ne!(p1, p2);
     let con = Virq::CONSOLE.number();
-    assert_eq!(err(bind_virq(&mut f, me(A), con, VcpuId(1))), Errno::EINVAL);
+    assert_eq!(
+        err(bind_virq(&mut f, me(A), con, VcpuId(1))),
+        XenError::Inval
+    );
     bind_virq(&mut f, me(A), con, VcpuId(0)).unwrap();
-    assert_eq!(err(bind_virq(&mut f, me(A), con, VcpuId(0))), Errno::EEXIST);
+    assert_eq!(
+        err(bind_virq(&mut f, me(A), con, VcpuId(0))),
+        XenError::Exist
+    );
     assert_eq!(
         err(bind_virq(&mut f, me(A), NR_VIRQS as u32, VcpuId(0))),
-        Errno::EINVAL
+        XenError::Inval
     );
     assert_eq!(
         err(bind_virq(&mut f, me(A), u32::MAX, VcpuId(0))),
-        Errno::EINVAL
+        XenError::Inval
     );
-    assert_eq!(err(bind_virq(&mut f, me(A), t, VcpuId(4))), Errno::ENOENT);
+    assert_eq!(err(bind_virq(&mut f, me(A), t, VcpuId(4))), XenError::NoEnt);
     assert_eq!(
         err(bind_virq(&mut f, me(A), t, VcpuId(u32::MAX))),
-        Errno::ENOENT
+        XenError::NoEnt
     );
     // Unassigned numbers below NR_VIRQS bind, as in Xen.
     bind_virq(&mut f, me(A), 5, VcpuId(0)).unwrap();
@@ -547,7 +554,7 @@ fn raise_virq_delivers_per_vcpu_and_global() {
     // The per-vCPU one cannot be moved.
     assert_eq!(
         err(bind_vcpu(&mut f, me(A), timer1, VcpuId(3))),
-        Errno::EINVAL
+        XenError::Inval
     );
     // Nonexistent domain or vCPU: nothing, no panic.
     assert!(raise_virq(&mut f, NOBODY, VcpuId(0), Virq::TIMER).is_empty());
@@ -561,15 +568,21 @@ fn raise_virq_delivers_per_vcpu_and_global() {
 fn out_of_range_ports_are_einval_everywhere() {
     let mut f = Fake::new(&[A, B]);
     for port in [Port(64), Port(4095), Port(4096), Port(u32::MAX)] {
-        assert_eq!(err(close(&mut f, me(A), port)), Errno::EINVAL);
-        assert_eq!(err(send(&mut f, me(A), port)), Errno::EINVAL);
-        assert_eq!(err(status(&mut f, me(A), DomId::SELF, port)), Errno::EINVAL);
+        assert_eq!(err(close(&mut f, me(A), port)), XenError::Inval);
+        assert_eq!(err(send(&mut f, me(A), port)), XenError::Inval);
+        assert_eq!(
+            err(status(&mut f, me(A), DomId::SELF, port)),
+            XenError::Inval
+        );
         assert_eq!(
             err(bind_vcpu(&mut f, me(A), port, VcpuId(0))),
-            Errno::EINVAL
+            XenError::Inval
         );
-        assert_eq!(err(unmask(&mut f, me(A), port)), Errno::EINVAL);
-        assert_eq!(err(bind_interdomain(&mut f, me(A), B, port)), Errno::EINVAL);
+        assert_eq!(err(unmask(&mut f, me(A), port)), XenError::Inval);
+        assert_eq!(
+            err(bind_interdomain(&mut f, me(A), B, port)),
+            XenError::Inval
+        );
     }
     check(&mut f);
 }
@@ -579,8 +592,8 @@ fn sending_on_a_closed_port_is_einval() {
     let mut f = Fake::new(&[A]);
     let p = bind_ipi(&mut f, me(A), VcpuId(0)).unwrap();
     close(&mut f, me(A), p).unwrap();
-    assert_eq!(err(send(&mut f, me(A), p)), Errno::EINVAL);
-    assert_eq!(err(close(&mut f, me(A), p)), Errno::EINVAL);
+    assert_eq!(err(send(&mut f, me(A), p)), XenError::Inval);
+    assert_eq!(err(close(&mut f, me(A), p)), XenError::Inval);
 }
 
 #[test]
@@ -589,20 +602,23 @@ fn bind_interdomain_needs_a_port_unbound_for_us() {
     let for_c = alloc_unbound(&mut f, me(B), DomId::SELF, C).unwrap();
     assert_eq!(
         err(bind_interdomain(&mut f, me(A), B, for_c)),
-        Errno::EINVAL
+        XenError::Inval
     );
     assert_eq!(f.state(B, for_c), ChannelState::Unbound { remote: C });
     let ipi = bind_ipi(&mut f, me(B), VcpuId(0)).unwrap();
-    assert_eq!(err(bind_interdomain(&mut f, me(A), B, ipi)), Errno::EINVAL);
+    assert_eq!(
+        err(bind_interdomain(&mut f, me(A), B, ipi)),
+        XenError::Inval
+    );
     assert_eq!(
         err(bind_interdomain(&mut f, me(A), NOBODY, Port(1))),
-        Errno::ESRCH
+        XenError::Srch
     );
     // Already connected: a second binder is refused.
     let _ = bind_interdomain(&mut f, me(C), B, for_c).unwrap();
     assert_eq!(
         err(bind_interdomain(&mut f, me(C), B, for_c)),
-        Errno::EINVAL
+        XenError::Inval
     );
     check(&mut f);
 }
@@ -610,22 +626,22 @@ fn bind_interdomain_needs_a_port_unbound_for_us() {
 #[test]
 fn other_domains_need_privilege() {
     let mut f = Fake::new(&[DomId(0), A, B]);
-    assert_eq!(err(alloc_unbound(&mut f, me(A), B, A)), Errno::EPERM);
-    assert_eq!(err(alloc_unbound(&mut f, me(A), NOBODY, A)), Errno::ESRCH);
+    assert_eq!(err(alloc_unbound(&mut f, me(A), B, A)), XenError::Perm);
+    assert_eq!(err(alloc_unbound(&mut f, me(A), NOBODY, A)), XenError::Srch);
     let p = alloc_unbound(&mut f, dom0(), B, A).unwrap();
     assert_eq!(f.state(B, p), ChannelState::Unbound { remote: A });
     // remote_dom SELF means the caller, not the target.
     let q = alloc_unbound(&mut f, dom0(), B, DomId::SELF).unwrap();
     assert_eq!(f.state(B, q), ChannelState::Unbound { remote: DomId(0) });
-    assert_eq!(err(status(&mut f, me(A), B, p)), Errno::EPERM);
-    assert_eq!(err(status(&mut f, me(A), NOBODY, p)), Errno::ESRCH);
+    assert_eq!(err(status(&mut f, me(A), B, p)), XenError::Perm);
+    assert_eq!(err(status(&mut f, me(A), NOBODY, p)), XenError::Srch);
     assert_eq!(
         status(&mut f, dom0(), B, p).unwrap().state,
         StatusState::Unbound { dom: A }
     );
-    assert_eq!(err(reset(&mut f, me(A), B)), Errno::EPERM);
-    assert_eq!(err(reset(&mut f, dom0(), B)), Errno::EINVAL, "not paused");
-    assert_eq!(err(reset(&mut f, dom0(), NOBODY)), Errno::ESRCH);
+    assert_eq!(err(reset(&mut f, me(A), B)), XenError::Perm);
+    assert_eq!(err(reset(&mut f, dom0(), B)), XenError::Inval, "not paused");
+    assert_eq!(err(reset(&mut f, dom0(), NOBODY)), XenError::Srch);
     f.doms[2].controller_paused = true;
     reset(&mut f, dom0(), B).unwrap();
     assert_eq!(f.state(B, p), ChannelState::Free);
@@ -648,11 +664,11 @@ fn a_dying_domain_gets_no_port_and_its_peers_are_unbound() {
     }
     assert_eq!(f.state(B, pb), ChannelState::Unbound { remote: A });
     // Xen's get_free_port refuses a dying domain with EINVAL, whoever asks.
-    assert_eq!(err(alloc_unbound(&mut f, dom0(), A, B)), Errno::EINVAL);
+    assert_eq!(err(alloc_unbound(&mut f, dom0(), A, B)), XenError::Inval);
     // Its old ports are closed: nothing to bind to; sends to it are dropped.
     assert_eq!(
         err(bind_interdomain(&mut f, me(B), A, offered)),
-        Errno::EINVAL
+        XenError::Inval
     );
     let wake = send(&mut f, me(B), pb).unwrap();
     assert!(wake.is_empty());
@@ -700,16 +716,16 @@ fn reset_closes_everything_and_unbinds_peers() {
 #[test]
 fn bind_ipi_and_bind_vcpu_check_the_vcpu() {
     let mut f = Fake::new(&[A]);
-    assert_eq!(err(bind_ipi(&mut f, me(A), VcpuId(4))), Errno::ENOENT);
+    assert_eq!(err(bind_ipi(&mut f, me(A), VcpuId(4))), XenError::NoEnt);
     let p = alloc_unbound(&mut f, me(A), DomId::SELF, B).unwrap();
-    assert_eq!(err(bind_vcpu(&mut f, me(A), p, VcpuId(9))), Errno::ENOENT);
+    assert_eq!(err(bind_vcpu(&mut f, me(A), p, VcpuId(9))), XenError::NoEnt);
     // ENOENT comes before the port check, as in Xen.
     assert_eq!(
         err(bind_vcpu(&mut f, me(A), Port(u32::MAX), VcpuId(9))),
-        Errno::ENOENT
+        XenError::NoEnt
     );
-    assert_eq!(err(bind_pirq(&mut f, me(A), 3)), Errno::EPERM);
-    assert_eq!(err(send(&mut f, me(NOBODY), Port(1))), Errno::ESRCH);
+    assert_eq!(err(bind_pirq(&mut f, me(A), 3)), XenError::Perm);
+    assert_eq!(err(send(&mut f, me(NOBODY), Port(1))), XenError::Srch);
 }
 
 #[test]
@@ -853,13 +869,13 @@ fn rand_op() -> impl Strategy<Value = RandOp> {
     ]
 }
 
-const XEN_ERRNOS: [Errno; 6] = [
-    Errno::EPERM,
-    Errno::ENOENT,
-    Errno::ESRCH,
-    Errno::EEXIST,
-    Errno::EINVAL,
-    Errno::ENOSPC,
+const XEN_ERRNOS: [XenError; 6] = [
+    XenError::Perm,
+    XenError::NoEnt,
+    XenError::Srch,
+    XenError::Exist,
+    XenError::Inval,
+    XenError::NoSpc,
 ];
 
 /// The port `pick` names among the ports of `dom` that satisfy `usable`.

@@ -3,7 +3,7 @@
 //! scheduler and timer logic (`crate::event`, `crate::sched`).
 
 use super::{Action, Ctx, HcResult, Host};
-use crate::event::abi::{self as eabi, Errno, Port};
+use crate::event::abi::{self as eabi, Port};
 use crate::event::ops::{self as evops, Caller, Wake};
 use crate::pv::guest_mem::GuestMemory;
 use crate::sched::ops::{Blocking, MAX_POLL_PORTS};
@@ -42,11 +42,6 @@ impl<D> World<'_, D> {
     }
 }
 
-/// Converts between the ABI crate's errno and the event modules' local copy.
-pub fn errno(e: Errno) -> XenError {
-    XenError::from_raw(-(e.neg() as i32)).unwrap_or(XenError::Inval)
-}
-
 fn me<M: GuestMemory, H: Host>(ctx: &Ctx<'_, M, H>) -> (Caller, VcpuRef) {
     let dom = eabi::DomId(ctx.domain.id.0);
     (
@@ -66,7 +61,7 @@ pub fn event_channel_op<M: GuestMemory, H: Host>(
     let cmd = u32::try_from(cmd).map_err(|_| XenError::NoSys)?;
     let op = EvtchnOp::try_from(cmd)?;
     let (caller, _) = me(ctx);
-    let e = |err: crate::event::error::EvtchnError| errno(err.errno());
+    let e = |err: crate::event::error::EvtchnError| err.errno();
     match op {
         EvtchnOp::AllocUnbound => {
             let mut a: EvtchnAllocUnbound = ctx.mem.read_obj(arg)?;
@@ -171,7 +166,7 @@ pub fn block<M: GuestMemory, H: Host>(ctx: &mut Ctx<'_, M, H>) -> HcResult {
     let (_, me) = me(ctx);
     let shared = *ctx.host.shared();
     let w = ctx.host.world();
-    match crate::sched::ops::block(&shared, w.sched, me).map_err(|e| errno(e.errno()))? {
+    match crate::sched::ops::block(&shared, w.sched, me).map_err(|e| e.errno())? {
         Blocking::Ready => {}
         Blocking::Blocked(_) => ctx.action = Action::Block,
     }
@@ -203,7 +198,7 @@ pub fn poll<M: GuestMemory, H: Host>(ctx: &mut Ctx<'_, M, H>, arg: u64) -> HcRes
         &ports[..req.nr_ports as usize],
         req.timeout,
     )
-    .map_err(|e| errno(e.errno()))?;
+    .map_err(|e| e.errno())?;
     if let Blocking::Blocked(_) = blocking {
         ctx.action = Action::Block;
     }
@@ -213,7 +208,7 @@ pub fn poll<M: GuestMemory, H: Host>(ctx: &mut Ctx<'_, M, H>, arg: u64) -> HcRes
 /// `SCHEDOP_yield`.
 pub fn yield_now<M: GuestMemory, H: Host>(ctx: &mut Ctx<'_, M, H>) -> HcResult {
     let (_, me) = me(ctx);
-    crate::sched::ops::yield_now(ctx.host.world().sched, me).map_err(|e| errno(e.errno()))?;
+    crate::sched::ops::yield_now(ctx.host.world().sched, me).map_err(|e| e.errno())?;
     ctx.action = Action::Yield;
     Ok(0)
 }
@@ -222,7 +217,7 @@ pub fn yield_now<M: GuestMemory, H: Host>(ctx: &mut Ctx<'_, M, H>) -> HcResult {
 pub fn set_timer_op<M: GuestMemory, H: Host>(ctx: &mut Ctx<'_, M, H>, timeout: u64) -> HcResult {
     let (_, me) = me(ctx);
     let now = ctx.host.now_ns();
-    timer::set_timer_op(ctx.host.world().timers, me, now, timeout).map_err(|e| errno(e.errno()))?;
+    timer::set_timer_op(ctx.host.world().timers, me, now, timeout).map_err(|e| e.errno())?;
     Ok(0)
 }
 
@@ -237,7 +232,7 @@ pub fn vcpu_timer_op<M: GuestMemory, H: Host>(
     let (caller, me) = me(ctx);
     let target = vcpu_ref(caller.domain, eabi::VcpuId(target));
     let now = ctx.host.now_ns();
-    let te = |e: timer::TimerError| errno(e.errno());
+    let te = |e: timer::TimerError| e.errno();
     match op {
         VcpuOp::SetSingleshotTimer => {
             let t: VcpuSetSingleshotTimer = ctx.mem.read_obj(arg)?;

@@ -41,10 +41,6 @@ use zerocopy::FromZeros;
 /// Highest event-channel port of a domain.
 const MAX_PORT: u32 = 4095;
 
-fn mm_errno(e: mmpv::PvMmError) -> XenError {
-    XenError::from_raw(e.errno().value()).unwrap_or(XenError::Inval)
-}
-
 /// Handles `domctl(arg)` for the running domain, which is `caller`.
 pub fn domctl(caller: &DomainInfo, arg: u64) -> HcResult {
     // Xen's order: the interface version, then the target domain, then the privilege check.
@@ -109,7 +105,7 @@ pub fn domctl(caller: &DomainInfo, arg: u64) -> HcResult {
             mmu.as_mut()
                 .ok_or(XenError::NoSys)?
                 .set_max_pages(d.mm, pages)
-                .map_err(mm_errno)?;
+                .map_err(mmpv::PvMmError::errno)?;
             d.info.max_pages = pages;
             false
         }
@@ -272,10 +268,10 @@ impl lifecycle::create::Resources for MachineResources<'_> {
         };
         let d = mmu
             .create_domain(mmpv::DomId(id.0), config)
-            .map_err(mm_errno)?;
+            .map_err(mmpv::PvMmError::errno)?;
         if let Err(e) = mmu.share_hypervisor_frame(frame, mmpv::DomId(id.0), true) {
             let _ = mmu.destroy_domain(d, &mut []);
-            return Err(mm_errno(e));
+            return Err(e.errno());
         }
         Ok(d)
     }
@@ -413,7 +409,7 @@ fn destroy(m: &mut Machine, dom: u16) -> Result<(), XenError> {
         }
     }
     let step = mmu.destroy_domain_step(d.mm, &mut vmms, &mut teardown, TEARDOWN_LIMITS);
-    let done = honour(step).map_err(mm_errno)?;
+    let done = honour(step).map_err(mmpv::PvMmError::errno)?;
     for (v, vmm) in d.vcpus.iter_mut().filter(|v| v.pv.mm.is_some()).zip(vmms) {
         v.pv.mm = Some(vmm);
     }
@@ -522,7 +518,7 @@ fn set_vcpu_context(
     }];
     honour(mmu.mmuext_op(mm, &mut vmm, mmpv::DomId::SELF.0, ops.map(Ok), |_| Ok(())))
         .result
-        .map_err(mm_errno)?;
+        .map_err(mmpv::PvMmError::errno)?;
     drop(guard);
 
     let mut pv = PvVcpu {

@@ -197,10 +197,6 @@ pub fn honour<T>(outcome: Outcome<T>) -> T {
     outcome.result
 }
 
-fn errno(e: PvMmError) -> XenError {
-    XenError::from_raw(e.errno().value()).unwrap_or(XenError::Inval)
-}
-
 /// Carries out an effect of an MMU operation for the running vCPU.
 /// Reads the vCPU bitmap of a flush to several vCPUs; with one vCPU per CPU every flush is
 /// local, but the bitmap must still be readable, as Xen requires.
@@ -316,7 +312,7 @@ fn finish_batch(
         args[1] = (count - pass) | BATCH_PREEMPTED;
         return Err(XenError::Restart);
     }
-    batch.result.map(|()| 0).map_err(errno)
+    batch.result.map(|()| 0).map_err(PvMmError::errno)
 }
 
 /// The memory-management hypercalls of the running vCPU.
@@ -444,7 +440,7 @@ pub fn hypercall(
         Hypercall::UpdateDescriptor => update_descriptor(mmu, me, vcpu, a0, a1),
         _ => return Err(XenError::NoSys),
     };
-    result.map_err(errno)
+    result.map_err(PvMmError::errno)
 }
 
 /// Copies the vCPU's guest GDT into the CPU's GDT (the frames are descriptor pages, read-only

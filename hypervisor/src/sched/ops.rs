@@ -15,9 +15,10 @@
 use super::VcpuRef;
 use super::scheduler::{CpuId, SchedError, Scheduler};
 use super::timer::{TimerError, TimerKey, TimerKind, TimerQueue};
-use crate::event::abi::{Errno, NR_EVENT_CHANNELS, Port};
+use crate::event::abi::{NR_EVENT_CHANNELS, Port};
 use crate::event::channel::{ChannelStore, EventChannels};
 use crate::event::shared::{self, SharedInfoView};
+use guest_abi::XenError;
 
 /// Most ports one `SCHEDOP_poll` may name (Xen's "fairly arbitrary limit").
 pub const MAX_POLL_PORTS: usize = 128;
@@ -37,9 +38,9 @@ pub enum SchedOpError {
 
 impl SchedOpError {
     /// The errno to return.
-    pub const fn errno(self) -> Errno {
+    pub const fn errno(self) -> XenError {
         match self {
-            Self::TooManyPorts | Self::PortOutOfRange(_) => Errno::EINVAL,
+            Self::TooManyPorts | Self::PortOutOfRange(_) => XenError::Inval,
             Self::Sched(e) => e.errno(),
             Self::Timer(e) => e.errno(),
         }

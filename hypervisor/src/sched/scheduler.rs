@@ -16,8 +16,9 @@
 
 use super::VcpuRef;
 use super::runqueue::RunQueue;
-use crate::event::abi::{DomId, Errno, MAX_VCPUS, VcpuId};
+use crate::event::abi::{DomId, MAX_VCPUS, VcpuId};
 use crate::event::ops::Wake;
+use guest_abi::XenError;
 
 /// A physical CPU number.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -91,13 +92,13 @@ pub enum SchedError {
 
 impl SchedError {
     /// The errno for a hypercall that hits this error.
-    pub const fn errno(self) -> Errno {
+    pub const fn errno(self) -> XenError {
         match self {
-            Self::NoSuchDomain(_) => Errno::ESRCH,
-            Self::NoSuchVcpu(_) => Errno::ENOENT,
-            Self::Exists => Errno::EEXIST,
-            Self::Full => Errno::ENOSPC,
-            Self::NoSuchCpu(_) | Self::NotPaused => Errno::EINVAL,
+            Self::NoSuchDomain(_) => XenError::Srch,
+            Self::NoSuchVcpu(_) => XenError::NoEnt,
+            Self::Exists => XenError::Exist,
+            Self::Full => XenError::NoSpc,
+            Self::NoSuchCpu(_) | Self::NotPaused => XenError::Inval,
         }
     }
 }

@@ -5,11 +5,12 @@ use super::VcpuRef;
 use super::ops::{self, Blocking, MAX_POLL_PORTS, SchedOpError};
 use super::scheduler::{CpuId, DEFAULT_SLICE_NS, Decision, RunState, SchedError, Scheduler};
 use super::timer::*;
-use crate::event::abi::{DomId, Errno, Port, VCPU_SSHOTTMR_FUTURE, VcpuId, Virq};
+use crate::event::abi::{DomId, Port, VCPU_SSHOTTMR_FUTURE, VcpuId, Virq};
 use crate::event::ops as ev;
 use crate::event::shared::SharedInfoView;
 use crate::event::tests::{Fake, me};
 use core::sync::atomic::Ordering;
+use guest_abi::XenError;
 use proptest::prelude::*;
 use std::vec::Vec;
 
@@ -135,7 +136,7 @@ fn pause_counts_nest_and_underflow_is_refused() {
         s.pause_domain(DomId(9)),
         Err(SchedError::NoSuchDomain(DomId(9)))
     );
-    assert_eq!(SchedError::NotPaused.errno(), Errno::EINVAL);
+    assert_eq!(SchedError::NotPaused.errno(), XenError::Inval);
     s.check().unwrap();
 }
 
@@ -399,10 +400,10 @@ fn singleshot_rules() {
         stop_singleshot(&mut q, me0, other),
         Err(TimerError::NotCurrent)
     );
-    assert_eq!(TimerError::NotCurrent.errno(), Errno::EINVAL);
+    assert_eq!(TimerError::NotCurrent.errno(), XenError::Inval);
     // As in Xen 4.17, the "future" flag does not refuse a past deadline.
     set_singleshot(&mut q, me0, me0, 100, 99, VCPU_SSHOTTMR_FUTURE).unwrap();
-    assert_eq!(TimerError::Past.errno(), Errno::ETIME);
+    assert_eq!(TimerError::Past.errno(), XenError::Time);
     set_singleshot(&mut q, me0, me0, 100, 100, VCPU_SSHOTTMR_FUTURE).unwrap();
     // In the past without the flag: fires at the next expiry check.
     set_singleshot(&mut q, me0, me0, 100, 50, 0).unwrap();
@@ -657,7 +658,7 @@ fn poll_returns_at_once_for_pending_ports_and_rejects_bad_input() {
         w.poll(0, &[Port(4096)], 0),
         Err(SchedOpError::PortOutOfRange(Port(4096)))
     );
-    assert_eq!(SchedOpError::TooManyPorts.errno(), Errno::EINVAL);
+    assert_eq!(SchedOpError::TooManyPorts.errno(), XenError::Inval);
     // A pending port before the bad one wins, as Xen checks them in order.
     assert_eq!(w.poll(0, &[p, Port(u32::MAX)], 0), Ok(Blocking::Ready));
     assert_eq!(w.state(0), RunState::Runnable);

@@ -11,7 +11,8 @@
 //! old CPU's queue when the vCPU sets it from another CPU (Xen's `migrate_timer`).
 
 use super::VcpuRef;
-use crate::event::abi::{Errno, VCPU_SSHOTTMR_FUTURE};
+use crate::event::abi::VCPU_SSHOTTMR_FUTURE;
+use guest_abi::XenError;
 
 /// Which of a vCPU's timers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -62,11 +63,11 @@ pub enum TimerError {
 
 impl TimerError {
     /// The errno Xen returns (or ours, for `QueueFull`).
-    pub const fn errno(self) -> Errno {
+    pub const fn errno(self) -> XenError {
         match self {
-            Self::NotCurrent | Self::BadPeriod => Errno::EINVAL,
-            Self::Past => Errno::ETIME,
-            Self::QueueFull => Errno::EBUSY,
+            Self::NotCurrent | Self::BadPeriod => XenError::Inval,
+            Self::Past => XenError::Time,
+            Self::QueueFull => XenError::Busy,
         }
     }
 }

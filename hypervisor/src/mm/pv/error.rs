@@ -2,47 +2,7 @@
 
 use super::{DomId, PageType};
 use crate::mm::Mfn;
-
-/// Xen's errno values (`xen/include/public/errno.h`), the ones the PV MMU returns. Kept here, in
-/// one place, until the shared ABI crate's error type replaces them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[repr(i32)]
-pub enum Errno {
-    /// Operation not permitted.
-    Eperm = 1,
-    /// No such domain.
-    Esrch = 3,
-    /// Argument list too long.
-    E2big = 7,
-    /// Out of memory.
-    Enomem = 12,
-    /// Permission denied.
-    Eacces = 13,
-    /// Bad address (a guest buffer could not be read or written).
-    Efault = 14,
-    /// Resource busy.
-    Ebusy = 16,
-    /// Already exists.
-    Eexist = 17,
-    /// Invalid argument.
-    Einval = 22,
-    /// Function not implemented.
-    Enosys = 38,
-    /// Operation not supported.
-    Eopnotsupp = 95,
-}
-
-impl Errno {
-    /// The positive errno number.
-    pub const fn value(self) -> i32 {
-        self as i32
-    }
-
-    /// The value a hypercall returns in `rax` for this error.
-    pub const fn to_return_value(self) -> i64 {
-        -(self as i64)
-    }
-}
+use guest_abi::XenError;
 
 /// Why a PV MMU operation was refused. Each variant maps to the errno Xen returns in the same
 /// situation ([`PvMmError::errno`]).
@@ -152,7 +112,7 @@ pub enum PvMmError {
 
 impl PvMmError {
     /// The Xen errno this error becomes.
-    pub const fn errno(self) -> Errno {
+    pub const fn errno(self) -> XenError {
         match self {
             Self::BadFlags { .. }
             | Self::HypervisorSlot { .. }
@@ -165,16 +125,16 @@ impl PvMmError {
             | Self::NotPinned { .. }
             | Self::BadDescriptor { .. }
             | Self::NoL1Table { .. }
-            | Self::BadArgument => Errno::Einval,
-            Self::NotMappable { .. } | Self::WritableConflict { .. } => Errno::Ebusy,
-            Self::IoMemory { .. } | Self::NotPermitted => Errno::Eperm,
-            Self::NoSuchDomain(_) => Errno::Esrch,
-            Self::DomainExists(_) => Errno::Eexist,
-            Self::OutOfMemory => Errno::Enomem,
-            Self::CacheFlushDenied => Errno::Eacces,
-            Self::Unsupported => Errno::Eopnotsupp,
-            Self::UnknownCommand(_) => Errno::Enosys,
-            Self::Fault => Errno::Efault,
+            | Self::BadArgument => XenError::Inval,
+            Self::NotMappable { .. } | Self::WritableConflict { .. } => XenError::Busy,
+            Self::IoMemory { .. } | Self::NotPermitted => XenError::Perm,
+            Self::NoSuchDomain(_) => XenError::Srch,
+            Self::DomainExists(_) => XenError::Exist,
+            Self::OutOfMemory => XenError::NoMem,
+            Self::CacheFlushDenied => XenError::Acces,
+            Self::Unsupported => XenError::OpNotSupp,
+            Self::UnknownCommand(_) => XenError::NoSys,
+            Self::Fault => XenError::Fault,
         }
     }
 }

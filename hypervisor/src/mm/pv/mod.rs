@@ -69,7 +69,7 @@ pub use entry::{
     HYPERVISOR_SLOT_FIRST, HYPERVISOR_SLOT_LAST, NX, PAT, PCD, PRESENT, PSE, PWT, RW,
     SUPERPAGE_FRAMES, USER, adjust, check_descriptor, entry_mfn, guest_addr_ok, is_guest_slot,
 };
-pub use error::{Errno, PvMmError};
+pub use error::PvMmError;
 pub use ops::{Effect, MmuUpdate, MmuextCmd, MmuextOp, TlbScope, mmu, uvmf};
 pub use store::{ENTRIES, ExtentList, FramePool, FrameStore, M2pTable};
 pub use types::{DomId, FrameInfo, Level, PageType, Pfn};

@@ -6,6 +6,7 @@ use std::vec::Vec;
 use super::super::*;
 use super::fake::*;
 use crate::mm::Mfn;
+use guest_abi::XenError;
 
 const P: u64 = PRESENT;
 
@@ -454,7 +455,7 @@ fn mmuext_commands_xen_does_not_offer() {
         w.ext(d, MmuextCmd::MarkSuper, 0, 0),
         Err(PvMmError::Unsupported)
     );
-    assert_eq!(PvMmError::Unsupported.errno(), Errno::Eopnotsupp);
+    assert_eq!(PvMmError::Unsupported.errno(), XenError::OpNotSupp);
     for cmd in [14u32, 21, 0xffff_ffff] {
         let op = MmuextOp {
             cmd,
