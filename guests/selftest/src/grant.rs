@@ -13,7 +13,7 @@ use guest_abi::xen::UVMF_INVLPG;
 use guest_abi::{DomId, VirtAddr, XenError};
 
 use crate::check::{Report, Why, ensure, eq, ok};
-use crate::traps::AsmCell;
+use guest_abi::runtime::AsmCell;
 
 /// A page of the image the grant frame is mapped over.
 #[repr(C, align(4096))]

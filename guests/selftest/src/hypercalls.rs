@@ -8,6 +8,7 @@ use guest_abi::arch::{
 use guest_abi::callback::{CALLBACKF_MASK_EVENTS, CallbackRegister, CallbackType};
 use guest_abi::hypercall::Hypercall;
 use guest_abi::memory::{E820Entry, MemoryOp, XenMachphysMapping, XenMemoryMap};
+use guest_abi::runtime::AsmCell;
 use guest_abi::runtime::hypercall::{self, call, raw_nr};
 use guest_abi::vcpu::{Runstate, VcpuOp, VcpuRunstateInfo};
 use guest_abi::version::{XenCompileInfo, XenPlatformParameters, XenVersionOp};
@@ -15,7 +16,7 @@ use guest_abi::xen::{StartInfo, VmAssistCmd, VmAssistType};
 use guest_abi::{DomId, VcpuId, XenError, XenFeature, println};
 
 use crate::check::{Report, c_str, ensure, eq, ok, refused};
-use crate::traps::{AsmCell, Entry};
+use crate::traps::Entry;
 
 /// The stack the hypervisor switches to for traps and syscalls from user mode.
 #[repr(C, align(16))]

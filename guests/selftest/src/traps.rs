@@ -14,48 +14,14 @@
 //! provokes the trap arms (and the handler disarms). A trap with nothing armed is a bug of
 //! the test or of the hypervisor: the handler prints what it saw and crashes the domain.
 
-use core::cell::UnsafeCell;
 use core::mem::offset_of;
 
 use guest_abi::arch::{FLAT_KERNEL_CS, FLAT_USER_CS, FLAT_USER_SS, TrapInfo, VgcfFlags};
 use guest_abi::hypercall::Hypercall;
 use guest_abi::println;
+use guest_abi::runtime::AsmCell;
 use guest_abi::runtime::hypercall::{self, shutdown};
 use guest_abi::sched::ShutdownReason;
-
-/// A static that the assembly writes and Rust reads (or the other way round).
-#[repr(transparent)]
-pub struct AsmCell<T>(UnsafeCell<T>);
-
-// SAFETY: one vCPU with events masked: the handlers run only synchronously, inside the
-// `asm!` blocks that provoke them, so their accesses never overlap Rust's.
-unsafe impl<T> Sync for AsmCell<T> {}
-
-impl<T: Copy> AsmCell<T> {
-    /// The current value (a volatile read: the assembly writes it behind Rust's back).
-    pub fn get(&self) -> T {
-        // SAFETY: the pointer is valid and aligned; see the `Sync` impl for races.
-        unsafe { self.0.get().read_volatile() }
-    }
-
-    /// Replaces the value.
-    pub fn set(&self, value: T) {
-        // SAFETY: as for `get`.
-        unsafe { self.0.get().write_volatile(value) }
-    }
-}
-
-impl<T> AsmCell<T> {
-    /// A cell holding `value`.
-    pub const fn new(value: T) -> Self {
-        Self(UnsafeCell::new(value))
-    }
-
-    /// The address of the value.
-    pub fn addr(&self) -> u64 {
-        self.0.get() as u64
-    }
-}
 
 /// The bounce frame the hypervisor pushed (without the error code).
 #[repr(C)]

@@ -7,7 +7,7 @@ use guest_abi::arch::{
     FLAT_KERNEL_SS, FLAT_USER_CS, FLAT_USER_SS, SEGBASE_GS_KERNEL, SEGBASE_GS_USER,
 };
 use guest_abi::callback::{CALLBACKF_MASK_EVENTS, CallbackRegister, CallbackType};
-use guest_abi::runtime::hypercall;
+use guest_abi::runtime::{AsmCell, hypercall};
 use guest_abi::xen::{MmuextCmd, MmuextOp, StartInfo};
 use guest_abi::{DomId, XenError, println};
 
@@ -16,7 +16,7 @@ use crate::domain;
 use crate::exceptions::IF;
 use crate::hypercalls::{GS_KERNEL_DATA, GS_USER_DATA, kernel_stack_top, read_gs, set_base};
 use crate::traps::{
-    AsmCell, Bounce, Entry, SYSCALLS, SyscallFrame, TRAP, TRAP_RESUME, USER_GS_SEEN, USER_RFLAGS,
+    Bounce, Entry, SYSCALLS, SyscallFrame, TRAP, TRAP_RESUME, USER_GS_SEEN, USER_RFLAGS,
 };
 
 /// The user-mode stack.

@@ -14,8 +14,8 @@ use guest_abi::xen::{StartInfo, VcpuInfo};
 use guest_abi::{DomId, VcpuId, XenError};
 
 use crate::check::{Report, Why, ensure, eq, ok};
-use crate::traps::AsmCell;
 use crate::{domain, events, upcall};
+use guest_abi::runtime::AsmCell;
 
 /// Where the hypervisor mirrors the runstate.
 static RUNSTATE: AsmCell<VcpuRunstateInfo> = AsmCell::new(VcpuRunstateInfo {
