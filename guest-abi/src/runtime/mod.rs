@@ -1,7 +1,9 @@
 //! The guest side of the ABI, for our own PV guests built for `x86_64-unknown-none`.
 //!
-//! A guest crate calls [`guest_main!`](crate::guest_main) with its main function and
-//! `VIRT_BASE`, and gives its other notes with [`xen_elf_notes!`](crate::xen_elf_notes).
+//! A guest crate calls [`pv_guest!`](crate::pv_guest) with its name and main function (the
+//! usual notes and [`VIRT_BASE`]), or [`guest_main!`](crate::guest_main) with its main
+//! function and `VIRT_BASE` and gives its notes itself with
+//! [`xen_elf_notes!`](crate::xen_elf_notes).
 //! It gets: an entry point that switches to a 64 KiB stack, the [`hypercall_page`],
 //! hypercall wrappers returning `Result<_, XenError>` ([`hypercall`]), console output
 //! ([`print!`](crate::print), [`println!`](crate::println)), and a panic handler that prints
@@ -55,8 +57,12 @@ impl Default for Stack {
     }
 }
 
+/// The `VIRT_BASE` of the guests that [`pv_guest!`](crate::pv_guest) defines: the bootstrap
+/// region starts here, and their linker script loads them 2 MiB above it.
+pub const VIRT_BASE: u64 = 0xffff_ffff_8000_0000;
+
 static START_INFO: AtomicPtr<StartInfo> = AtomicPtr::new(core::ptr::null_mut());
-static VIRT_BASE: AtomicU64 = AtomicU64::new(0);
+static STARTED_VIRT_BASE: AtomicU64 = AtomicU64::new(0);
 
 /// The page the hypervisor fills with hypercall stubs (`XEN_ELFNOTE_HYPERCALL_PAGE`).
 /// The guest's linker script must place `.text.hypercall_page` on a page boundary.
@@ -77,7 +83,7 @@ pub unsafe extern "C" fn hypercall_page() -> ! {
 /// and this must be called once, at the start of day.
 pub unsafe fn start(info: *mut StartInfo, virt_base: u64, main: fn(&'static StartInfo)) -> ! {
     START_INFO.store(info, Ordering::Relaxed);
-    VIRT_BASE.store(virt_base, Ordering::Relaxed);
+    STARTED_VIRT_BASE.store(virt_base, Ordering::Relaxed);
     main(start_info());
     hypercall::shutdown(ShutdownReason::Poweroff)
 }
@@ -101,7 +107,7 @@ pub fn start_info() -> &'static StartInfo {
 
 /// The guest's `VIRT_BASE`: the virtual address of PFN 0 in the bootstrap region.
 pub fn virt_base() -> u64 {
-    VIRT_BASE.load(Ordering::Relaxed)
+    STARTED_VIRT_BASE.load(Ordering::Relaxed)
 }
 
 /// Makes the crate a PV guest: defines its entry point `xen_guest_start` (which switches
@@ -153,6 +159,40 @@ macro_rules! guest_main {
         $crate::xen_elf_notes! {
             entry: xen_guest_start,
             hypercall_page: $crate::runtime::hypercall_page,
+        }
+    };
+}
+
+/// A whole PV guest in one line: the notes every guest of this project gives
+/// (`GUEST_OS` = `$name`, `GUEST_VERSION` = the crate's version, `XEN_VERSION` "xen-3.0",
+/// `LOADER` "generic", `VIRT_BASE` and `PADDR_OFFSET` = [`VIRT_BASE`]), and with `dom0` also
+/// `FEATURES` "dom0" and `SUPPORTED_FEATURES` = dom0; then [`guest_main!`](crate::guest_main)
+/// with `$main` and [`VIRT_BASE`]. The linker script must load the guest at `VIRT_BASE + 2 MiB`
+/// with `p_paddr = p_vaddr` (what `guests/*/link.ld` do).
+///
+/// ```ignore
+/// guest_abi::pv_guest!("hello", main, dom0);
+/// fn main(start_info: &'static guest_abi::xen::StartInfo) { /* ... */ }
+/// ```
+#[macro_export]
+macro_rules! pv_guest {
+    ($name:expr, $main:path, dom0) => {
+        $crate::pv_guest!(@notes $name, features: "dom0", supported_features: $crate::XenFeature::Dom0.bit(),);
+        $crate::guest_main!($main, $crate::runtime::VIRT_BASE);
+    };
+    ($name:expr, $main:path) => {
+        $crate::pv_guest!(@notes $name,);
+        $crate::guest_main!($main, $crate::runtime::VIRT_BASE);
+    };
+    (@notes $name:expr, $($more:tt)*) => {
+        $crate::xen_elf_notes! {
+            guest_os: $name,
+            guest_version: env!("CARGO_PKG_VERSION"),
+            xen_version: "xen-3.0",
+            loader: "generic",
+            virt_base: $crate::runtime::VIRT_BASE,
+            paddr_offset: $crate::runtime::VIRT_BASE,
+            $($more)*
         }
     };
 }

@@ -54,33 +54,18 @@ mod traps;
 #[cfg(target_os = "none")]
 mod victim;
 
-/// Where the bootstrap region starts (`XEN_ELFNOTE_VIRT_BASE`).
-#[cfg(target_os = "none")]
-const VIRT_BASE: u64 = 0xffff_ffff_8000_0000;
-
 #[cfg(target_os = "none")]
 mod guest {
+    use guest_abi::println;
     use guest_abi::runtime::hypercall;
     use guest_abi::sched::ShutdownReason;
     use guest_abi::xen::StartInfo;
-    use guest_abi::{XenFeature, println};
 
     use crate::report::{Mode, Report};
     use crate::victim::Victim;
-    use crate::{VIRT_BASE, args, desc, events, mem, mmu, privs, rings, traps, victim};
+    use crate::{args, desc, events, mem, mmu, privs, rings, traps, victim};
 
-    guest_abi::xen_elf_notes! {
-        guest_os: "attack",
-        guest_version: env!("CARGO_PKG_VERSION"),
-        xen_version: "xen-3.0",
-        loader: "generic",
-        virt_base: VIRT_BASE,
-        paddr_offset: VIRT_BASE,
-        features: "dom0",
-        supported_features: XenFeature::Dom0.bit(),
-    }
-
-    guest_abi::guest_main!(main, VIRT_BASE);
+    guest_abi::pv_guest!("attack", main, dom0);
 
     fn main(si: &'static StartInfo) {
         let words = || si.cmdline().split(|&b| b == b' ');

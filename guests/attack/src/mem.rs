@@ -16,8 +16,8 @@ use guest_abi::runtime::hypercall;
 use guest_abi::xen::{MmuextCmd, StartInfo};
 use guest_abi::{DomId, PAGE_SHIFT};
 
-use crate::VIRT_BASE;
 use crate::traps::AsmCell;
+use guest_abi::runtime::VIRT_BASE;
 
 /// Scratch pages.
 pub const SCRATCH_PAGES: usize = 24;

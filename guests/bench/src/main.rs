@@ -49,10 +49,6 @@ mod timing;
 #[cfg(target_os = "none")]
 mod user;
 
-/// Where the bootstrap region starts (`XEN_ELFNOTE_VIRT_BASE`).
-#[cfg(target_os = "none")]
-const VIRT_BASE: u64 = 0xffff_ffff_8000_0000;
-
 #[cfg(target_os = "none")]
 mod guest {
     use guest_abi::event_channel::EvtchnAllocUnbound;
@@ -60,23 +56,12 @@ mod guest {
     use guest_abi::sched::ShutdownReason;
     use guest_abi::version::XenVersionOp;
     use guest_abi::xen::StartInfo;
-    use guest_abi::{DomId, EvtchnPort, XenFeature, println};
+    use guest_abi::{DomId, EvtchnPort, println};
 
     use crate::run::{Error, Spec, bench_each, failed};
-    use crate::{VIRT_BASE, asm, events, hypercalls, mmu, stats, timing, user};
+    use crate::{asm, events, hypercalls, mmu, stats, timing, user};
 
-    guest_abi::xen_elf_notes! {
-        guest_os: "bench",
-        guest_version: env!("CARGO_PKG_VERSION"),
-        xen_version: "xen-3.0",
-        loader: "generic",
-        virt_base: VIRT_BASE,
-        paddr_offset: VIRT_BASE,
-        features: "dom0",
-        supported_features: XenFeature::Dom0.bit(),
-    }
-
-    guest_abi::guest_main!(main, VIRT_BASE);
+    guest_abi::pv_guest!("bench", main, dom0);
 
     fn main(si: &'static StartInfo) {
         println!("bench: start, {} pages", si.nr_pages);

@@ -12,9 +12,9 @@ use guest_abi::{DomId, PAGE_SHIFT, PAGE_SIZE, VirtAddr};
 
 use guest_abi::runtime::{hypercall, start_info};
 
-use crate::VIRT_BASE;
 use crate::pt::{self, DATA, ENTRIES, Spare, TABLE};
 use crate::run::{Error, Spec, bench_each, failed};
+use guest_abi::runtime::VIRT_BASE;
 
 /// L4 slots of the hypervisor (`HYPERVISOR_VIRT_START` to `_END`); it fills them itself.
 const HYPERVISOR_SLOTS: core::ops::RangeInclusive<usize> = 256..=271;

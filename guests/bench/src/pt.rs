@@ -10,8 +10,8 @@ use guest_abi::runtime::{hypercall, start_info};
 use guest_abi::xen::UVMF_INVLPG;
 use guest_abi::{PAGE_SHIFT, PAGE_SIZE, VirtAddr};
 
-use crate::VIRT_BASE;
 use crate::run::Error;
+use guest_abi::runtime::VIRT_BASE;
 
 /// Entries per table.
 pub const ENTRIES: usize = 512;

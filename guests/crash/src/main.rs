@@ -16,21 +16,10 @@ mod guest {
     use guest_abi::println;
     use guest_abi::xen::StartInfo;
 
-    /// Where the bootstrap region starts (`XEN_ELFNOTE_VIRT_BASE`).
-    const VIRT_BASE: u64 = 0xffff_ffff_8000_0000;
     /// An address no PV guest has mapped: the bottom page of the address space.
     const UNMAPPED: u64 = 0x10;
 
-    guest_abi::xen_elf_notes! {
-        guest_os: "crash",
-        guest_version: env!("CARGO_PKG_VERSION"),
-        xen_version: "xen-3.0",
-        loader: "generic",
-        virt_base: VIRT_BASE,
-        paddr_offset: VIRT_BASE,
-    }
-
-    guest_abi::guest_main!(main, VIRT_BASE);
+    guest_abi::pv_guest!("crash", main);
 
     fn main(si: &'static StartInfo) {
         let how = si

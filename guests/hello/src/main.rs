@@ -19,26 +19,12 @@ mod guest {
     use guest_abi::memory::{MemoryOp, XenMachphysMapping};
     use guest_abi::report::Reporter;
     use guest_abi::runtime::console::Console;
-    use guest_abi::runtime::hypercall;
+    use guest_abi::runtime::{VIRT_BASE, hypercall};
     use guest_abi::sched::ShutdownReason;
     use guest_abi::xen::{START_INFO_MAGIC_X86_64, StartInfo, Virq};
-    use guest_abi::{DomId, EvtchnPort, XenFeature, println};
+    use guest_abi::{DomId, EvtchnPort, println};
 
-    /// Where the bootstrap region starts (`XEN_ELFNOTE_VIRT_BASE`).
-    const VIRT_BASE: u64 = 0xffff_ffff_8000_0000;
-
-    guest_abi::xen_elf_notes! {
-        guest_os: "hello",
-        guest_version: env!("CARGO_PKG_VERSION"),
-        xen_version: "xen-3.0",
-        loader: "generic",
-        virt_base: VIRT_BASE,
-        paddr_offset: VIRT_BASE,
-        features: "dom0",
-        supported_features: XenFeature::Dom0.bit(),
-    }
-
-    guest_abi::guest_main!(main, VIRT_BASE);
+    guest_abi::pv_guest!("hello", main, dom0);
 
     fn main(si: &'static StartInfo) {
         let text = |bytes| core::str::from_utf8(bytes).unwrap_or("<not utf-8>");

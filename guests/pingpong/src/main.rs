@@ -30,8 +30,6 @@ mod guest {
     use guest_abi::xen::StartInfo;
     use guest_abi::{DomId, EvtchnPort, XenError, println};
 
-    /// Where the bootstrap region starts (`XEN_ELFNOTE_VIRT_BASE`).
-    const VIRT_BASE: u64 = 0xffff_ffff_8000_0000;
     /// Round trips when the command line does not say.
     const DEFAULT_COUNT: u32 = 10;
     /// How long to wait for the peer, or for any one event.
@@ -39,16 +37,7 @@ mod guest {
     /// How often ping looks for its port while waiting for it.
     const SCAN_NS: u64 = 10_000_000;
 
-    guest_abi::xen_elf_notes! {
-        guest_os: "pingpong",
-        guest_version: env!("CARGO_PKG_VERSION"),
-        xen_version: "xen-3.0",
-        loader: "generic",
-        virt_base: VIRT_BASE,
-        paddr_offset: VIRT_BASE,
-    }
-
-    guest_abi::guest_main!(main, VIRT_BASE);
+    guest_abi::pv_guest!("pingpong", main);
 
     /// What went wrong, in one line.
     type Failure = (&'static str, XenError);

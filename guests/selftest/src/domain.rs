@@ -8,8 +8,8 @@ use guest_abi::runtime::hypercall;
 use guest_abi::xen::{SharedInfo, StartInfo, UVMF_INVLPG};
 use guest_abi::{PAGE_SHIFT, VirtAddr, XenError};
 
-use crate::VIRT_BASE;
 use guest_abi::runtime::AsmCell;
+use guest_abi::runtime::VIRT_BASE;
 
 /// A page-aligned page of the image whose mapping is replaced by the shared info frame.
 #[repr(C, align(4096))]

@@ -372,7 +372,7 @@ fn debugregs(r: &mut Report) {
         "hypercall.set_debugreg/get_debugreg DR0 round trip",
         ok("set_debugreg", set).and_then(|_| eq("DR0", hypercall::get_debugreg(0) as u64, addr)),
     );
-    let kernel_addr = crate::VIRT_BASE + 0x1000;
+    let kernel_addr = guest_abi::runtime::VIRT_BASE + 0x1000;
     // SAFETY: as above.
     let set = unsafe { hypercall::set_debugreg(1, kernel_addr) };
     r.check(

@@ -52,38 +52,23 @@ mod user;
 #[cfg(target_os = "none")]
 mod vcpu_areas;
 
-/// Where the bootstrap region starts (`XEN_ELFNOTE_VIRT_BASE`).
-#[cfg(target_os = "none")]
-const VIRT_BASE: u64 = 0xffff_ffff_8000_0000;
-
 #[cfg(target_os = "none")]
 mod guest {
+    use guest_abi::println;
     use guest_abi::report::Reporter;
     use guest_abi::runtime::console::Console;
     use guest_abi::runtime::hypercall;
     use guest_abi::sched::ShutdownReason;
     use guest_abi::version::XenVersionOp;
     use guest_abi::xen::StartInfo;
-    use guest_abi::{XenFeature, println};
 
     use crate::check::{c_str, eq};
     use crate::{
-        VIRT_BASE, domain, events, exceptions, grant, hypercalls, mmu, multicall, privop,
-        serial_input, time, traps, user, vcpu_areas,
+        domain, events, exceptions, grant, hypercalls, mmu, multicall, privop, serial_input, time,
+        traps, user, vcpu_areas,
     };
 
-    guest_abi::xen_elf_notes! {
-        guest_os: "selftest",
-        guest_version: env!("CARGO_PKG_VERSION"),
-        xen_version: "xen-3.0",
-        loader: "generic",
-        virt_base: VIRT_BASE,
-        paddr_offset: VIRT_BASE,
-        features: "dom0",
-        supported_features: XenFeature::Dom0.bit(),
-    }
-
-    guest_abi::guest_main!(main, VIRT_BASE);
+    guest_abi::pv_guest!("selftest", main, dom0);
 
     /// Whether this is our hypervisor rather than Xen: it reports extraversion `.0-rs`.
     /// Used only where the two deliberately differ (the check names say so).

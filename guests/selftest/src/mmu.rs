@@ -675,7 +675,7 @@ fn machphys(r: &mut Report, s: &Space, foreign: u64) {
         };
         update(&[req]).0
     };
-    let pfn = (s.a.va - crate::VIRT_BASE) >> PAGE_SHIFT;
+    let pfn = (s.a.va - guest_abi::runtime::VIRT_BASE) >> PAGE_SHIFT;
     r.check_eq("mmu.M2P of one of its frames", m2p(s.a.mfn), pfn);
     let set = machphys(s.a.mfn, M2P_TEST_PFN);
     let seen = m2p(s.a.mfn);

@@ -29,29 +29,18 @@ mod guest {
     };
     use guest_abi::grant_table::{GntStatus, GnttabOp, GnttabSetupTable, GrantEntryV1, GtfFlags};
     use guest_abi::hypercall::Hypercall;
-    use guest_abi::runtime::{AsmCell, events, hypercall};
+    use guest_abi::runtime::{AsmCell, VIRT_BASE, events, hypercall};
     use guest_abi::sched::ShutdownReason;
     use guest_abi::xen::{StartInfo, UVMF_INVLPG};
     use guest_abi::{DomId, EvtchnPort, PAGE_SHIFT, XenError, println};
     use victim::{GRANT_REF, Kind, PAGES, PATTERN_PAGES, pattern, tag};
 
-    /// Where the bootstrap region starts (`XEN_ELFNOTE_VIRT_BASE`).
-    const VIRT_BASE: u64 = 0xffff_ffff_8000_0000;
     /// Time between checks.
     const PERIOD_NS: u64 = 500_000_000;
     /// How long to wait for the attacker when the command line does not say (seconds).
     const DEFAULT_LIMIT_S: u64 = 900;
 
-    guest_abi::xen_elf_notes! {
-        guest_os: "victim",
-        guest_version: env!("CARGO_PKG_VERSION"),
-        xen_version: "xen-3.0",
-        loader: "generic",
-        virt_base: VIRT_BASE,
-        paddr_offset: VIRT_BASE,
-    }
-
-    guest_abi::guest_main!(main, VIRT_BASE);
+    guest_abi::pv_guest!("victim", main);
 
     #[repr(C, align(4096))]
     struct Pages([[u64; 512]; PAGES]);
