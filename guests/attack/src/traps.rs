@@ -11,11 +11,12 @@
 
 use core::mem::offset_of;
 
-use guest_abi::arch::{FLAT_KERNEL_CS, FLAT_KERNEL_SS, FLAT_USER_CS, FLAT_USER_SS, TrapInfo};
+use guest_abi::arch::{FLAT_KERNEL_CS, FLAT_KERNEL_SS, FLAT_USER_SS, TrapInfo};
 use guest_abi::callback::{CallbackRegister, CallbackType};
 use guest_abi::hypercall::Hypercall;
 pub use guest_abi::runtime::AsmCell;
 use guest_abi::runtime::hypercall::{self, shutdown};
+use guest_abi::runtime::user;
 use guest_abi::sched::ShutdownReason;
 use guest_abi::xen::MmuextCmd;
 use guest_abi::{XenError, println};
@@ -54,8 +55,6 @@ pub static TRAP: AsmCell<TrapRec> = AsmCell::new(TrapRec {
 });
 /// Where the next trap resumes (0: nothing armed, a trap is fatal). One-shot.
 pub static RESUME: AsmCell<u64> = AsmCell::new(0);
-/// The kernel `rsp` [`enter_user`] saved, to come back to.
-static USER_SAVED_RSP: AsmCell<u64> = AsmCell::new(0);
 
 #[repr(C, align(16))]
 struct Stack([u8; 16384]);
@@ -68,8 +67,6 @@ static USER_STACK: AsmCell<Stack> = AsmCell::new(Stack([0; 16384]));
 /// Vectors whose frames carry an error code: #DF, #TS, #NP, #SS, #GP, #PF, #AC, #CP, #VC, #SX.
 const ERR_CODE_VECTORS: u32 = (1 << 8) | (0x1f << 10) | (1 << 17) | (1 << 21) | (3 << 29);
 const IRET_STUB: usize = Hypercall::Iret.stub_offset();
-/// `rflags` in user mode: bit 1 only (IF clear: events stay masked).
-const USER_RFLAGS: u64 = 0x2;
 
 core::arch::global_asm!(
     ".pushsection .text.attack_traps, \"ax\", @progbits",
@@ -116,38 +113,8 @@ core::arch::global_asm!(
     "and rsp, -16",
     "call {fatal}",
     "ud2",
-    // The syscall callback: back to the kernel code that called attack_enter_user.
-    ".balign 16",
-    ".globl attack_syscall_entry",
-    "attack_syscall_entry:",
-    "mov rsp, qword ptr [rip + {saved_rsp}]",
-    "pop r15",
-    "pop r14",
-    "pop r13",
-    "pop r12",
-    "pop rbp",
-    "pop rbx",
-    "ret",
-    // extern "C" fn(rip = rdi, rsp = rsi, rdx = rdx): enters user mode through the iret
-    // hypercall with rdx kept; returns when the user code makes a syscall.
-    ".balign 16",
-    ".globl attack_enter_user",
-    "attack_enter_user:",
-    "push rbx",
-    "push rbp",
-    "push r12",
-    "push r13",
-    "push r14",
-    "push r15",
-    "mov qword ptr [rip + {saved_rsp}], rsp",
-    "push {user_ss}",
-    "push rsi",
-    "push {user_rflags}",
-    "push {user_cs}",
-    "push rdi",
-    "push 0",
-    "jmp {hypercall_page} + {iret_stub}",
-    // User code: one instruction, then back to the kernel. The trap handler resumes at the
+    // User code (entered with the runtime's enter_user; the syscall callback is its
+    // leave_user): one instruction, then back to the kernel. The trap handler resumes at the
     // syscall when the instruction traps (the case arms it).
     ".balign 16",
     ".globl attack_user_in",
@@ -176,14 +143,10 @@ core::arch::global_asm!(
     ".popsection",
     rec = sym TRAP,
     resume = sym RESUME,
-    saved_rsp = sym USER_SAVED_RSP,
     fatal = sym trap_fatal,
     hypercall_page = sym guest_abi::runtime::hypercall_page,
     iret_stub = const IRET_STUB,
     err_vectors = const ERR_CODE_VECTORS,
-    user_ss = const FLAT_USER_SS,
-    user_cs = const FLAT_USER_CS,
-    user_rflags = const USER_RFLAGS,
     o_count = const offset_of!(TrapRec, count),
     o_vector = const offset_of!(TrapRec, vector),
     o_err = const offset_of!(TrapRec, err),
@@ -194,11 +157,9 @@ core::arch::global_asm!(
     o_r11 = const offset_of!(TrapRec, saved_r11),
 );
 
-// Labels of the assembly above, declared as functions only to take their addresses; only
-// `attack_enter_user` is called from Rust.
+// Labels of the assembly above, declared as functions only to take their addresses.
 unsafe extern "C" {
     fn attack_trap_stubs();
-    fn attack_syscall_entry();
     fn attack_user_in();
     fn attack_user_in_done();
     fn attack_user_cli();
@@ -206,9 +167,6 @@ unsafe extern "C" {
     fn attack_user_rdmsr();
     fn attack_user_rdmsr_done();
     fn attack_user_int3();
-    /// Enters user mode at `rip` with stack `rsp` and `rdx` as given; returns when the user
-    /// code makes a `syscall`.
-    fn attack_enter_user(rip: u64, rsp: u64, rdx: u64);
 }
 
 fn addr(f: unsafe extern "C" fn()) -> u64 {
@@ -301,9 +259,9 @@ fn user_setup() -> Result<(), i64> {
         type_: CallbackType::Syscall as u16,
         flags: 0,
         _hole: 0,
-        address: addr(attack_syscall_entry),
+        address: user::leave_user as *const () as u64,
     };
-    // SAFETY: the address is the syscall callback above.
+    // SAFETY: the callback brings the user code's syscall back to `in_user`.
     unsafe { hypercall::callback_register(&cb) }.map_err(XenError::to_ret)?;
     Ok(())
 }
@@ -315,7 +273,7 @@ fn in_user(code: u64, done: u64, rdx: u64) -> Option<u64> {
     RESUME.set(done);
     // SAFETY: user_setup put the user page table, kernel stack and syscall callback in
     // place; the user code ends with a syscall, which brings us back here.
-    unsafe { attack_enter_user(code, stack_top(&USER_STACK), rdx) };
+    unsafe { user::enter_user(code, stack_top(&USER_STACK), rdx) };
     RESUME.set(0);
     let rec = TRAP.get();
     (rec.count != before).then_some(rec.vector)

@@ -15,10 +15,10 @@
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use guest_abi::arch::{FLAT_KERNEL_CS, FLAT_USER_CS, FLAT_USER_SS, TrapInfo, VgcfFlags};
+use guest_abi::arch::{FLAT_KERNEL_CS, TrapInfo, VgcfFlags};
 use guest_abi::hypercall::Hypercall;
 use guest_abi::println;
-use guest_abi::runtime::hypercall;
+use guest_abi::runtime::{hypercall, user};
 use guest_abi::sched::ShutdownReason;
 
 /// `#NM` bounces taken.
@@ -27,8 +27,6 @@ pub static NM_COUNT: AtomicU64 = AtomicU64::new(0);
 static GUARD_RSP: AtomicU64 = AtomicU64::new(0);
 /// The vector and frame words of the trap that ended a guarded benchmark.
 static GUARD_TRAP: TrapRecord = TrapRecord(UnsafeCell::new([0; 4]));
-/// The kernel `rsp` [`run_user`] saved, to come back to.
-static USER_SAVED_RSP: AtomicU64 = AtomicU64::new(0);
 
 /// The `rsi`-addressed record the fatal path fills: vector, then the first three frame words.
 #[repr(transparent)]
@@ -40,8 +38,6 @@ unsafe impl Sync for TrapRecord {}
 
 /// The `iret` stub's offset in the hypercall page.
 const IRET_STUB: usize = Hypercall::Iret.stub_offset();
-/// `rflags` for user mode: bit 1 only, so events stay masked there.
-const USER_RFLAGS: u64 = 0x2;
 /// The vector the failsafe callback reports as.
 pub const FAILSAFE_VECTOR: u64 = 0x100;
 /// `rax` of the user loop's last `syscall`, which returns to the kernel.
@@ -49,14 +45,6 @@ const USER_EXIT: u64 = 2;
 
 core::arch::global_asm!(
     ".pushsection .text.bench_entry, \"ax\", @progbits",
-    ".macro bench_push_callee_saved",
-    "push rbx",
-    "push rbp",
-    "push r12",
-    "push r13",
-    "push r14",
-    "push r15",
-    ".endm",
     // Vectors 0-31: 16 bytes each; #NM has its own handler in the table.
     ".balign 16",
     ".globl bench_trap_stubs",
@@ -101,14 +89,7 @@ core::arch::global_asm!(
     ".globl bench_nm_entry",
     "bench_nm_entry:",
     "lock inc qword ptr [rip + {nm_count}]",
-    "jmp bench_iret_kernel",
-    "",
-    // rsp -> rcx, r11, rip, cs, rflags, rsp, ss: back to the interrupted kernel code.
-    "bench_iret_kernel:",
-    "pop rcx",
-    "pop r11",
-    "push 0",
-    "jmp {hypercall_page} + {iret_stub}",
+    "jmp {bounce_return}",
     "",
     // The event upcall: the Rust half clears what is pending; iret restores the event mask
     // from the frame's IF.
@@ -135,10 +116,11 @@ core::arch::global_asm!(
     "pop rsi",
     "pop rdx",
     "pop rax",
-    "jmp bench_iret_kernel",
+    "jmp {bounce_return}",
     "",
     // The syscall callback (on the stack_switch stack): back to user mode like sysret,
-    // or, for the last syscall, back to the kernel code in bench_run_user.
+    // or, for the last syscall, back to the kernel code in run_user (the runtime's
+    // enter_user returns).
     ".balign 16",
     ".globl bench_syscall_entry",
     "bench_syscall_entry:",
@@ -149,29 +131,14 @@ core::arch::global_asm!(
     "push {in_syscall}",
     "jmp {hypercall_page} + {iret_stub}",
     "2:",
-    "mov rsp, qword ptr [rip + {user_saved_rsp}]",
-    "jmp bench_restore_ret",
+    "jmp {leave_user}",
     "",
-    // extern "C" fn(rip = rdi, rsp = rsi, count = rdx): enters user mode through the iret
-    // hypercall with r12 = count; returns when the user code's exit syscall arrives.
-    ".balign 16",
-    ".globl bench_run_user",
-    "bench_run_user:",
-    "bench_push_callee_saved",
-    "mov qword ptr [rip + {user_saved_rsp}], rsp",
-    "mov r12, rdx",
-    "push {user_ss}",
-    "push rsi",
-    "push {user_rflags}",
-    "push {user_cs}",
-    "push rdi",
-    "push 0",
-    "jmp {hypercall_page} + {iret_stub}",
-    "",
-    // User mode: r12 system calls that come straight back, then the exit syscall.
+    // User mode, entered with rdx = count: that many system calls that come straight
+    // back, then the exit syscall.
     ".balign 16",
     ".globl bench_user_code",
     "bench_user_code:",
+    "mov r12, rdx",
     "test r12, r12",
     "jz 2f",
     "1:",
@@ -189,7 +156,12 @@ core::arch::global_asm!(
     ".balign 16",
     ".globl bench_guard",
     "bench_guard:",
-    "bench_push_callee_saved",
+    "push rbx",
+    "push rbp",
+    "push r12",
+    "push r13",
+    "push r14",
+    "push r15",
     "sub rsp, 8",
     "mov qword ptr [rip + {guard_rsp}], rsp",
     "mov rax, rdi",
@@ -199,8 +171,7 @@ core::arch::global_asm!(
     "xor eax, eax",
     "bench_guard_return:",
     "add rsp, 8",
-    // Pops what bench_guard and bench_run_user pushed, and returns to their caller.
-    "bench_restore_ret:",
+    // Pops what bench_guard pushed, and returns to its caller.
     "pop r15",
     "pop r14",
     "pop r13",
@@ -212,7 +183,6 @@ core::arch::global_asm!(
     record = sym GUARD_TRAP,
     guard_rsp = sym GUARD_RSP,
     nm_count = sym NM_COUNT,
-    user_saved_rsp = sym USER_SAVED_RSP,
     fatal = sym trap_fatal,
     upcall = sym crate::events::upcall,
     hypercall_page = sym guest_abi::runtime::hypercall_page,
@@ -220,13 +190,12 @@ core::arch::global_asm!(
     failsafe = const FAILSAFE_VECTOR,
     in_syscall = const VgcfFlags::IN_SYSCALL.bits(),
     user_exit = const USER_EXIT,
-    user_ss = const FLAT_USER_SS,
-    user_cs = const FLAT_USER_CS,
-    user_rflags = const USER_RFLAGS,
+    bounce_return = sym user::bounce_return,
+    leave_user = sym user::leave_user,
 );
 
 // Labels of the assembly above, declared as functions to take their addresses; only
-// `bench_run_user` and `bench_guard` may be called from Rust.
+// `bench_guard` may be called from Rust.
 unsafe extern "C" {
     fn bench_trap_stubs();
     fn bench_failsafe_entry();
@@ -234,7 +203,6 @@ unsafe extern "C" {
     fn bench_event_entry();
     fn bench_syscall_entry();
     fn bench_user_code();
-    fn bench_run_user(rip: u64, rsp: u64, count: u64);
     fn bench_guard(f: extern "C" fn(u64), arg: u64) -> u64;
 }
 
@@ -300,9 +268,9 @@ pub fn install_traps() -> Result<u64, guest_abi::XenError> {
 /// ([`Entry::Syscall`]) must be in place, and `rsp` must be the top of a stack the user
 /// code may use.
 pub unsafe fn run_user(rsp: u64, count: u64) {
-    // SAFETY: the caller vouches for the user-mode setup; the syscall callback restores the
-    // callee-saved registers and the stack `bench_run_user` saved before returning.
-    unsafe { bench_run_user(Entry::UserCode.addr(), rsp, count) }
+    // SAFETY: the caller vouches for the user-mode setup; the syscall callback goes back
+    // through `leave_user` after the exit call.
+    unsafe { user::enter_user(Entry::UserCode.addr(), rsp, count) }
 }
 
 /// A trap that ended a guarded function: its vector and the first three words of the

@@ -16,11 +16,12 @@
 
 use core::mem::offset_of;
 
-use guest_abi::arch::{FLAT_KERNEL_CS, FLAT_USER_CS, FLAT_USER_SS, TrapInfo, VgcfFlags};
+use guest_abi::arch::{FLAT_KERNEL_CS, TrapInfo, VgcfFlags};
 use guest_abi::hypercall::Hypercall;
 use guest_abi::println;
 use guest_abi::runtime::AsmCell;
 use guest_abi::runtime::hypercall::{self, shutdown};
+use guest_abi::runtime::user;
 use guest_abi::sched::ShutdownReason;
 
 /// The bounce frame the hypervisor pushed (without the error code).
@@ -113,8 +114,6 @@ pub static SYSCALLS: AsmCell<[SyscallFrame; 2]> = AsmCell::new(
         kernel_gs: 0,
     }; 2],
 );
-/// The kernel `rsp` that [`enter_user`] saved, to come back to.
-static USER_SAVED_RSP: AsmCell<u64> = AsmCell::new(0);
 /// What the user-mode code read at `gs:[0]`.
 pub static USER_GS_SEEN: AsmCell<u64> = AsmCell::new(0);
 
@@ -129,8 +128,6 @@ pub const R11_MAGIC: u64 = 0x5b5b_0000_0000_1b1b;
 const ERR_CODE_VECTORS: u32 = (1 << 8) | (0x1f << 10) | (1 << 17) | (1 << 21) | (3 << 29);
 /// The `iret` stub's offset in the hypercall page.
 const IRET_STUB: usize = Hypercall::Iret.stub_offset();
-/// `rflags` for entering user mode: bit 1, IF clear so events stay masked.
-pub const USER_RFLAGS: u64 = 0x2;
 /// Marker vectors for a callback that must never run.
 const EVENT_MARKER: u64 = 0x1000;
 /// See [`EVENT_MARKER`].
@@ -222,7 +219,7 @@ core::arch::global_asm!(
     "",
     // The syscall callback: rsp -> rcx, r11, rip, cs, rflags, rsp, ss (on kernel_sp).
     // rax = 1: record in SYSCALLS[0], return to user mode; rax = 2: record in SYSCALLS[1]
-    // and go back to the kernel code that called selftest_enter_user.
+    // and go back to the kernel code that called enter_user (the runtime's leave_user).
     ".balign 16",
     ".globl selftest_syscall_entry",
     "selftest_syscall_entry:",
@@ -258,34 +255,7 @@ core::arch::global_asm!(
     "push {in_syscall}",
     "jmp {hypercall_page} + {iret_stub}",
     "3:",
-    "mov rsp, qword ptr [rip + {user_saved_rsp}]",
-    "pop r15",
-    "pop r14",
-    "pop r13",
-    "pop r12",
-    "pop rbp",
-    "pop rbx",
-    "ret",
-    "",
-    // extern "C" fn(rip = rdi, rsp = rsi): enters user mode through the iret hypercall;
-    // returns when the user code's second syscall arrives.
-    ".balign 16",
-    ".globl selftest_enter_user",
-    "selftest_enter_user:",
-    "push rbx",
-    "push rbp",
-    "push r12",
-    "push r13",
-    "push r14",
-    "push r15",
-    "mov qword ptr [rip + {user_saved_rsp}], rsp",
-    "push {user_ss}",
-    "push rsi",
-    "push {user_rflags}",
-    "push {user_cs}",
-    "push rdi",
-    "push 0",
-    "jmp {hypercall_page} + {iret_stub}",
+    "jmp {leave_user}",
     "",
     // The user-mode code: reads gs:[0], syscall 1 (returns here), int3 (the trap handler
     // resumes after it), syscall 2 (goes back to the kernel).
@@ -310,7 +280,6 @@ core::arch::global_asm!(
     rec = sym TRAP,
     resume = sym TRAP_RESUME,
     sys = sym SYSCALLS,
-    user_saved_rsp = sym USER_SAVED_RSP,
     user_gs_seen = sym USER_GS_SEEN,
     fatal = sym trap_fatal,
     hypercall_page = sym guest_abi::runtime::hypercall_page,
@@ -319,9 +288,7 @@ core::arch::global_asm!(
     event_marker = const EVENT_MARKER,
     failsafe_marker = const FAILSAFE_MARKER,
     in_syscall = const VgcfFlags::IN_SYSCALL.bits(),
-    user_ss = const FLAT_USER_SS,
-    user_cs = const FLAT_USER_CS,
-    user_rflags = const USER_RFLAGS,
+    leave_user = sym user::leave_user,
     o_count = const offset_of!(TrapFrame, count),
     o_frame = const offset_of!(TrapFrame, frame),
     o_vector = const offset_of!(TrapFrame, vector),
@@ -345,7 +312,7 @@ core::arch::global_asm!(
 );
 
 // Labels of the assembly above, declared as functions only to take their addresses; none
-// of them may be called from Rust except `selftest_enter_user`.
+// of them may be called from Rust.
 unsafe extern "C" {
     fn selftest_trap_stubs();
     fn selftest_event_entry();
@@ -355,9 +322,6 @@ unsafe extern "C" {
     fn selftest_user_after_syscall1();
     fn selftest_user_after_int3();
     fn selftest_user_after_syscall2();
-    /// Enters user mode at `rip` with stack `rsp`; returns when the user code's second
-    /// `syscall` reaches the syscall callback.
-    fn selftest_enter_user(rip: u64, rsp: u64);
 }
 
 /// A code address the tests need.
@@ -459,9 +423,9 @@ pub fn install() -> Result<u64, guest_abi::XenError> {
 /// A user page table, the kernel stack (`stack_switch`) and the syscall callback must be
 /// in place; the code at `rip` must end with `syscall` with `rax` = 2.
 pub unsafe fn enter_user(rip: u64, rsp: u64) {
-    // SAFETY: the caller vouches for the user-mode setup; the callback restores the
-    // callee-saved registers and the stack `selftest_enter_user` saved before returning.
-    unsafe { selftest_enter_user(rip, rsp) }
+    // SAFETY: the caller vouches for the user-mode setup; the callback goes back through
+    // the runtime's `leave_user` on the second syscall.
+    unsafe { user::enter_user(rip, rsp, 0) }
 }
 
 /// A trap nobody armed: prints it and crashes the domain (there is no safe place to go

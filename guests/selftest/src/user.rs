@@ -7,6 +7,7 @@ use guest_abi::arch::{
     FLAT_KERNEL_SS, FLAT_USER_CS, FLAT_USER_SS, SEGBASE_GS_KERNEL, SEGBASE_GS_USER,
 };
 use guest_abi::callback::{CALLBACKF_MASK_EVENTS, CallbackRegister, CallbackType};
+use guest_abi::runtime::user::USER_RFLAGS;
 use guest_abi::runtime::{AsmCell, hypercall};
 use guest_abi::xen::{MmuextCmd, MmuextOp, StartInfo};
 use guest_abi::{DomId, XenError, println};
@@ -15,9 +16,7 @@ use crate::check::{Report, Why, eq};
 use crate::domain;
 use crate::exceptions::IF;
 use crate::hypercalls::{GS_KERNEL_DATA, GS_USER_DATA, kernel_stack_top, read_gs, set_base};
-use crate::traps::{
-    Bounce, Entry, SYSCALLS, SyscallFrame, TRAP, TRAP_RESUME, USER_GS_SEEN, USER_RFLAGS,
-};
+use crate::traps::{Bounce, Entry, SYSCALLS, SyscallFrame, TRAP, TRAP_RESUME, USER_GS_SEEN};
 
 /// The user-mode stack.
 #[repr(C, align(16))]
