@@ -59,13 +59,27 @@ id_newtype!(
 );
 
 impl Mfn {
+    /// The frame containing machine address `addr`.
+    pub const fn containing(addr: u64) -> Self {
+        Self(addr >> PAGE_SHIFT)
+    }
+
     /// The machine address of the first byte of this frame.
     pub const fn addr(self) -> u64 {
         self.0 << PAGE_SHIFT
     }
 }
 
+impl core::fmt::Display for Mfn {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "mfn {:#x}", self.0)
+    }
+}
+
 impl Pfn {
+    /// The M2P value of a frame no domain has named (`INVALID_M2P_ENTRY`).
+    pub const INVALID: Self = Self(!0);
+
     /// The pseudo-physical address of the first byte of this frame.
     pub const fn addr(self) -> u64 {
         self.0 << PAGE_SHIFT
@@ -111,6 +125,36 @@ impl DomId {
     /// Whether this is an ordinary domain id (not one of the special ones).
     pub const fn is_normal(self) -> bool {
         self.0 < Self::FIRST_RESERVED.0
+    }
+
+    /// Whether this is one of the special ids rather than a domain.
+    pub const fn is_reserved(self) -> bool {
+        !self.is_normal()
+    }
+
+    /// `self`, with [`DomId::SELF`] replaced by `caller`.
+    pub const fn or_self(self, caller: DomId) -> DomId {
+        if self.0 == Self::SELF.0 { caller } else { self }
+    }
+}
+
+impl core::fmt::Display for DomId {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "d{}", self.0)
+    }
+}
+
+impl VcpuId {
+    /// The vCPU as an index into per-vCPU tables.
+    pub const fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+impl EvtchnPort {
+    /// The port as an index into per-port tables.
+    pub const fn index(self) -> usize {
+        self.0 as usize
     }
 }
 

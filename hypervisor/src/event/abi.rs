@@ -6,43 +6,8 @@
 
 use guest_abi::XenError;
 
-/// A domain identifier (`domid_t`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct DomId(pub u16);
-
-impl DomId {
-    /// `DOMID_SELF`: "the calling domain" wherever a hypercall takes a domain.
-    pub const SELF: Self = Self(0x7ff0);
-    /// `DOMID_FIRST_RESERVED`: ids from here on never name an ordinary domain.
-    pub const FIRST_RESERVED: Self = Self(0x7ff0);
-
-    /// `self`, with [`DomId::SELF`] replaced by `caller`.
-    pub const fn or_self(self, caller: DomId) -> DomId {
-        if self.0 == Self::SELF.0 { caller } else { self }
-    }
-}
-
-/// A vCPU number within its domain.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct VcpuId(pub u32);
-
-impl VcpuId {
-    /// The vCPU as an index into per-vCPU tables.
-    pub const fn index(self) -> usize {
-        self.0 as usize
-    }
-}
-
-/// An event channel port number (`evtchn_port_t`), as the guest gave it: not yet checked.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Port(pub u32);
-
-impl Port {
-    /// The port as an index into per-port tables.
-    pub const fn index(self) -> usize {
-        self.0 as usize
-    }
-}
+/// The identifiers are guest-abi's, the one set the whole hypervisor uses.
+pub use guest_abi::{DomId, EvtchnPort, VcpuId};
 
 /// `XEN_LEGACY_MAX_VCPUS`: vCPUs whose `vcpu_info` lives in the shared_info page. It is also
 /// the vCPU limit per domain: `VCPUOP_register_vcpu_info` can move a vCPU's `vcpu_info` into a

@@ -1,7 +1,7 @@
 //! One domain's event channels: the port table, the VIRQ bindings of its vCPUs and the state
 //! of vCPUs blocked in `SCHEDOP_poll`.
 
-use super::abi::{DomId, MAX_VCPUS, NR_EVENT_CHANNELS, NR_VIRQS, Port, VcpuId, Virq};
+use super::abi::{DomId, EvtchnPort, MAX_VCPUS, NR_EVENT_CHANNELS, NR_VIRQS, VcpuId, Virq};
 use super::error::EvtchnError;
 use super::shared::{self, Raised, SharedInfoView};
 
@@ -27,7 +27,7 @@ pub enum ChannelState {
         /// The other end's domain.
         remote: DomId,
         /// The other end's port.
-        remote_port: Port,
+        remote_port: EvtchnPort,
     },
     /// Bound to a virtual IRQ (`ECS_VIRQ`).
     Virq(Virq),
@@ -127,7 +127,7 @@ enum PollTarget {
     /// Any port (several were given, or the poll is being set up).
     Any,
     /// One port.
-    One(Port),
+    One(EvtchnPort),
 }
 
 /// Per-domain port table and event bindings.
@@ -145,7 +145,7 @@ pub struct EventChannels<T> {
     /// Highest port the domain may allocate (Xen's `max_evtchn_port`).
     max_port: u32,
     nr_vcpus: u32,
-    /// Port bound to each VIRQ on each vCPU; 0 = none (port 0 is never bound).
+    /// EvtchnPort bound to each VIRQ on each vCPU; 0 = none (port 0 is never bound).
     virq_ports: [[u16; NR_VIRQS]; MAX_VCPUS],
     /// vCPUs blocked in `SCHEDOP_poll` (Xen's `poll_mask`).
     polling: VcpuSet,
@@ -181,7 +181,7 @@ impl<T: ChannelStore> EventChannels<T> {
     }
 
     /// A table for a domain with `nr_vcpus` vCPUs whose ports go up to `max_port` (Xen's
-    /// `max_evtchn_port`: 4095 for dom0, what the toolstack sets for others). Port 0 is
+    /// `max_evtchn_port`: 4095 for dom0, what the toolstack sets for others). EvtchnPort 0 is
     /// reserved and the first bucket is valid, as after Xen's `evtchn_init`.
     pub fn new(mut chans: T, nr_vcpus: u32, max_port: u32) -> Result<Self, ConfigError> {
         if nr_vcpus == 0 || nr_vcpus as usize > MAX_VCPUS {
@@ -247,7 +247,7 @@ impl<T: ChannelStore> EventChannels<T> {
     }
 
     /// The channel at a valid port (Xen's `port_is_valid` + `evtchn_from_port`).
-    pub fn channel(&self, port: Port) -> Result<Channel, EvtchnError> {
+    pub fn channel(&self, port: EvtchnPort) -> Result<Channel, EvtchnError> {
         if port.index() < self.valid {
             Ok(self.chans.as_ref()[port.index()])
         } else {
@@ -256,25 +256,25 @@ impl<T: ChannelStore> EventChannels<T> {
     }
 
     /// Valid ports and their channels, in port order.
-    pub fn channels(&self) -> impl Iterator<Item = (Port, Channel)> + '_ {
+    pub fn channels(&self) -> impl Iterator<Item = (EvtchnPort, Channel)> + '_ {
         self.chans.as_ref()[..self.valid]
             .iter()
             .enumerate()
-            .map(|(i, c)| (Port(i as u32), *c))
+            .map(|(i, c)| (EvtchnPort(i as u32), *c))
     }
 
     /// The port bound to `virq` on `vcpu`, if any.
-    pub fn virq_port(&self, vcpu: VcpuId, virq: Virq) -> Option<Port> {
+    pub fn virq_port(&self, vcpu: VcpuId, virq: Virq) -> Option<EvtchnPort> {
         let row = self.virq_ports.get(vcpu.index())?;
         match row[virq.index()] {
             0 => None,
-            p => Some(Port(u32::from(p))),
+            p => Some(EvtchnPort(u32::from(p))),
         }
     }
 
     /// Xen's `get_free_port`: the lowest free port, making its bucket valid if needed. The
     /// port stays `Free` until the caller binds it.
-    pub fn find_free_port(&mut self) -> Result<Port, EvtchnError> {
+    pub fn find_free_port(&mut self) -> Result<EvtchnPort, EvtchnError> {
         if self.dying {
             return Err(EvtchnError::Dying);
         }
@@ -282,18 +282,18 @@ impl<T: ChannelStore> EventChannels<T> {
         let chans = self.chans.as_ref();
         if let Some(p) = (0..self.valid.min(limit)).find(|&p| chans[p].state == ChannelState::Free)
         {
-            return Ok(Port(p as u32));
+            return Ok(EvtchnPort(p as u32));
         }
         if self.valid >= limit {
             return Err(EvtchnError::NoFreePort);
         }
-        let port = Port(self.valid as u32);
+        let port = EvtchnPort(self.valid as u32);
         self.valid += PORTS_PER_BUCKET;
         Ok(port)
     }
 
     /// Binds a port found by [`Self::find_free_port`] (or any valid port).
-    pub(super) fn bind(&mut self, port: Port, state: ChannelState, notify_vcpu: VcpuId) {
+    pub(super) fn bind(&mut self, port: EvtchnPort, state: ChannelState, notify_vcpu: VcpuId) {
         debug_assert!(port.index() < self.valid && self.has_vcpu(notify_vcpu));
         let ch = &mut self.chans.as_mut()[port.index()];
         ch.state = state;
@@ -310,20 +310,20 @@ impl<T: ChannelStore> EventChannels<T> {
 
     /// Changes a port's state, keeping its notify vCPU (the other end of a closed
     /// interdomain channel going back to `Unbound`).
-    pub(super) fn set_state(&mut self, port: Port, state: ChannelState) {
+    pub(super) fn set_state(&mut self, port: EvtchnPort, state: ChannelState) {
         debug_assert!(port.index() < self.valid);
         self.chans.as_mut()[port.index()].state = state;
     }
 
     /// Changes a port's notify vCPU (`EVTCHNOP_bind_vcpu`).
-    pub(super) fn set_notify_vcpu(&mut self, port: Port, vcpu: VcpuId) {
+    pub(super) fn set_notify_vcpu(&mut self, port: EvtchnPort, vcpu: VcpuId) {
         debug_assert!(port.index() < self.valid && self.has_vcpu(vcpu));
         self.chans.as_mut()[port.index()].notify_vcpu = vcpu;
     }
 
     /// Xen's `evtchn_free`: clears the port's pending bit, drops any VIRQ binding to it, and
     /// makes it `Free` notifying vCPU 0.
-    pub(super) fn free<S: SharedInfoView + ?Sized>(&mut self, shared: &S, port: Port) {
+    pub(super) fn free<S: SharedInfoView + ?Sized>(&mut self, shared: &S, port: EvtchnPort) {
         debug_assert!(port.index() < self.valid);
         shared::clear_pending(shared, port);
         let ch = &mut self.chans.as_mut()[port.index()];
@@ -344,7 +344,7 @@ impl<T: ChannelStore> EventChannels<T> {
         &mut self,
         shared: &S,
         vcpu: VcpuId,
-        port: Port,
+        port: EvtchnPort,
     ) -> VcpuSet {
         match shared::set_pending(shared, vcpu, port) {
             Raised::AlreadyPending => VcpuSet::EMPTY,
@@ -361,7 +361,7 @@ impl<T: ChannelStore> EventChannels<T> {
 
     /// Xen's `evtchn_check_pollers`: every vCPU polling for `port` (or for any port) stops
     /// polling and is returned to be woken.
-    fn check_pollers(&mut self, port: Port) -> VcpuSet {
+    fn check_pollers(&mut self, port: EvtchnPort) -> VcpuSet {
         let mut woken = VcpuSet::EMPTY;
         for v in self.polling.iter() {
             let wants = match self.poll_target[v.index()] {
@@ -385,7 +385,7 @@ impl<T: ChannelStore> EventChannels<T> {
     }
 
     /// `SCHEDOP_poll` with a single port: only that port wakes `vcpu`.
-    pub fn poll_for(&mut self, vcpu: VcpuId, port: Port) {
+    pub fn poll_for(&mut self, vcpu: VcpuId, port: EvtchnPort) {
         if self.has_vcpu(vcpu) {
             self.poll_target[vcpu.index()] = PollTarget::One(port);
         }
@@ -436,7 +436,7 @@ impl<T: ChannelStore> EventChannels<T> {
                 if p == 0 {
                     continue;
                 }
-                let Ok(ch) = self.channel(Port(u32::from(p))) else {
+                let Ok(ch) = self.channel(EvtchnPort(u32::from(p))) else {
                     return Err("a virq table entry names an invalid port");
                 };
                 let binder = if ch.state.is_global_virq() {

@@ -1,6 +1,6 @@
 //! Why an event channel operation failed, and the errno Xen returns for it.
 
-use super::abi::{DomId, Port, VcpuId};
+use super::abi::{DomId, EvtchnPort, VcpuId};
 use guest_abi::XenError;
 
 /// An event channel operation's failure. [`EvtchnError::errno`] maps it to Xen's errno at the
@@ -12,24 +12,24 @@ pub enum EvtchnError {
     /// The domain has no such vCPU (`-ENOENT`).
     NoSuchVcpu(VcpuId),
     /// The port is beyond the domain's allocated ports (`-EINVAL`).
-    InvalidPort(Port),
+    InvalidPort(EvtchnPort),
     /// The port is not in a state this operation accepts, e.g. sending on a closed port or
     /// closing port 0 (`-EINVAL`).
-    WrongState(Port),
+    WrongState(EvtchnPort),
     /// `bind_interdomain` named a remote port that is not unbound and waiting for the caller
     /// (`-EINVAL`).
     NotUnboundForUs {
         /// The remote domain.
         dom: DomId,
         /// The remote port.
-        port: Port,
+        port: EvtchnPort,
     },
     /// The VIRQ number is not below `NR_VIRQS` (`-EINVAL`).
     InvalidVirq(u32),
     /// A global VIRQ must be bound on vCPU 0 (`-EINVAL`).
     GlobalVirqOffVcpu0,
     /// Per-vCPU VIRQ and IPI channels stay on the vCPU they were bound for (`-EINVAL`).
-    FixedVcpu(Port),
+    FixedVcpu(EvtchnPort),
     /// The VIRQ is already bound on this vCPU (`-EEXIST`).
     VirqBound,
     /// Every port up to the domain's limit is in use (`-ENOSPC`).

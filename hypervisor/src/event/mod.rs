@@ -9,7 +9,7 @@
 //! and a 0→1 change of the latter means the vCPU needs a kick (see [`shared`]).
 //!
 //! # Invariants
-//! 1. Port 0 of every domain is reserved; ports beyond a domain's valid range are free.
+//! 1. EvtchnPort 0 of every domain is reserved; ports beyond a domain's valid range are free.
 //! 2. If port `p` of domain `a` is interdomain to port `q` of domain `b`, then port `q` of `b`
 //!    is interdomain to port `p` of `a` (`a == b` for loopback). Closing one end returns the
 //!    other to unbound, waiting for `a`.
@@ -36,7 +36,7 @@ pub mod shared;
 #[cfg(test)]
 pub(crate) mod tests;
 
-pub use abi::{DomId, Port, VcpuId, Virq};
+pub use abi::{DomId, EvtchnPort, VcpuId, Virq};
 pub use channel::{Channel, ChannelState, ChannelStore, EventChannels, VcpuSet};
 pub use error::EvtchnError;
 pub use ops::{Caller, DomainEvents, Domains, Status, StatusState, Wake};

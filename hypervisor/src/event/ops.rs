@@ -5,7 +5,7 @@
 //! `event_channel.c` (4.17) check for check and in the same order, so that a guest sees the
 //! same errno for the same mistake.
 
-use super::abi::{DomId, Port, VcpuId, Virq};
+use super::abi::{DomId, EvtchnPort, VcpuId, Virq};
 use super::channel::{ChannelState, ChannelStore, EventChannels, VcpuSet};
 use super::error::EvtchnError;
 use super::shared::{self, SharedInfoView};
@@ -26,7 +26,7 @@ pub struct DomainEvents<'a, T, S: ?Sized> {
 /// domain and of any domain it names (Xen takes them in order of domain address; we use
 /// domain id), or simply one global event lock.
 pub trait Domains {
-    /// Port table storage.
+    /// EvtchnPort table storage.
     type Store: ChannelStore;
     /// shared_info access.
     type Shared: SharedInfoView + ?Sized;
@@ -111,7 +111,7 @@ pub enum StatusState {
         /// The other end's domain.
         dom: DomId,
         /// The other end's port.
-        port: Port,
+        port: EvtchnPort,
     },
     /// `EVTCHNSTAT_pirq`.
     Pirq(u32),
@@ -150,7 +150,7 @@ pub fn alloc_unbound<D: Domains>(
     caller: Caller,
     dom: DomId,
     remote_dom: DomId,
-) -> Result<Port, EvtchnError> {
+) -> Result<EvtchnPort, EvtchnError> {
     let dom = dom.or_self(caller.domain);
     let ev = lookup(doms, dom)?;
     let port = ev.channels.find_free_port()?;
@@ -168,8 +168,8 @@ pub fn bind_interdomain<D: Domains>(
     doms: &mut D,
     caller: Caller,
     remote_dom: DomId,
-    remote_port: Port,
-) -> Result<(Port, Wake), EvtchnError> {
+    remote_port: EvtchnPort,
+) -> Result<(EvtchnPort, Wake), EvtchnError> {
     let ld = caller.domain;
     let rd = remote_dom.or_self(ld);
     lookup(doms, rd)?;
@@ -208,7 +208,7 @@ pub fn bind_virq<D: Domains>(
     caller: Caller,
     virq: u32,
     vcpu: VcpuId,
-) -> Result<Port, EvtchnError> {
+) -> Result<EvtchnPort, EvtchnError> {
     let virq = Virq::new(virq).ok_or(EvtchnError::InvalidVirq(virq))?;
     if virq.is_global() && vcpu != VcpuId(0) {
         return Err(EvtchnError::GlobalVirqOffVcpu0);
@@ -228,7 +228,7 @@ pub fn bind_ipi<D: Domains>(
     doms: &mut D,
     caller: Caller,
     vcpu: VcpuId,
-) -> Result<Port, EvtchnError> {
+) -> Result<EvtchnPort, EvtchnError> {
     let ev = lookup(doms, caller.domain)?;
     ev.channels.check_vcpu(vcpu)?;
     let port = ev.channels.find_free_port()?;
@@ -242,18 +242,22 @@ pub fn bind_pirq<D: Domains>(
     _doms: &mut D,
     _caller: Caller,
     _pirq: u32,
-) -> Result<Port, EvtchnError> {
+) -> Result<EvtchnPort, EvtchnError> {
     Err(EvtchnError::PirqUnsupported)
 }
 
 /// `EVTCHNOP_close`: frees `port` of the caller. The other end of an interdomain channel goes
 /// back to `Unbound`, waiting for the caller's domain again (Xen's defined state).
-pub fn close<D: Domains>(doms: &mut D, caller: Caller, port: Port) -> Result<(), EvtchnError> {
+pub fn close<D: Domains>(
+    doms: &mut D,
+    caller: Caller,
+    port: EvtchnPort,
+) -> Result<(), EvtchnError> {
     close_port(doms, caller.domain, port)
 }
 
 /// Xen's `evtchn_close` on domain `d1`.
-fn close_port<D: Domains>(doms: &mut D, d1: DomId, port: Port) -> Result<(), EvtchnError> {
+fn close_port<D: Domains>(doms: &mut D, d1: DomId, port: EvtchnPort) -> Result<(), EvtchnError> {
     let state = lookup(doms, d1)?.channels.channel(port)?.state;
     match state {
         ChannelState::Free | ChannelState::Reserved => return Err(EvtchnError::WrongState(port)),
@@ -288,7 +292,11 @@ fn close_port<D: Domains>(doms: &mut D, d1: DomId, port: Port) -> Result<(), Evt
 /// `EVTCHNOP_send`: raises the other end of an interdomain channel, or the bound vCPU of an
 /// IPI port. Sending on an unbound port is silently dropped. The hot path: two table look-ups
 /// and the 2-level bit operations, no allocation.
-pub fn send<D: Domains>(doms: &mut D, caller: Caller, port: Port) -> Result<Wake, EvtchnError> {
+pub fn send<D: Domains>(
+    doms: &mut D,
+    caller: Caller,
+    port: EvtchnPort,
+) -> Result<Wake, EvtchnError> {
     let local = lookup(doms, caller.domain)?;
     let ch = local.channels.channel(port)?;
     match ch.state {
@@ -329,7 +337,7 @@ pub fn status<D: Domains>(
     doms: &mut D,
     caller: Caller,
     dom: DomId,
-    port: Port,
+    port: EvtchnPort,
 ) -> Result<Status, EvtchnError> {
     let dom = dom.or_self(caller.domain);
     let ch = lookup(doms, dom)?.channels.channel(port)?;
@@ -359,7 +367,7 @@ pub fn status<D: Domains>(
 pub fn bind_vcpu<D: Domains>(
     doms: &mut D,
     caller: Caller,
-    port: Port,
+    port: EvtchnPort,
     vcpu: VcpuId,
 ) -> Result<(), EvtchnError> {
     let ev = lookup(doms, caller.domain)?;
@@ -378,7 +386,11 @@ pub fn bind_vcpu<D: Domains>(
 /// `EVTCHNOP_unmask`: clears the mask bit of the caller's `port` and, if the port is pending,
 /// re-raises it on its notify vCPU. Any valid port may be unmasked, whatever its state; only
 /// the caller's own ports can be named.
-pub fn unmask<D: Domains>(doms: &mut D, caller: Caller, port: Port) -> Result<Wake, EvtchnError> {
+pub fn unmask<D: Domains>(
+    doms: &mut D,
+    caller: Caller,
+    port: EvtchnPort,
+) -> Result<Wake, EvtchnError> {
     let ev = lookup(doms, caller.domain)?;
     let ch = ev.channels.channel(port)?;
     let vcpus = if shared::unmask(ev.shared, ch.notify_vcpu, port) {
@@ -424,7 +436,7 @@ pub fn close_all<D: Domains>(doms: &mut D, dom: DomId) {
     let valid = doms.events(dom).map_or(0, |ev| ev.channels.valid_ports());
     for p in 0..valid {
         // Errors are expected (free ports, port 0) and ignored, as in Xen.
-        let _ = close_port(doms, dom, Port(p as u32));
+        let _ = close_port(doms, dom, EvtchnPort(p as u32));
     }
 }
 
@@ -457,7 +469,7 @@ pub fn check_links<D: Domains>(doms: &mut D, ids: &[DomId]) -> Result<(), &'stat
         ev.channels.check()?;
         let valid = ev.channels.valid_ports();
         for p in 0..valid {
-            let port = Port(p as u32);
+            let port = EvtchnPort(p as u32);
             let Some(ev) = doms.events(d) else {
                 return Err("a domain vanished");
             };

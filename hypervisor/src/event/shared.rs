@@ -9,7 +9,7 @@
 
 use core::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 
-use super::abi::{BITS_PER_EVTCHN_WORD, MAX_VCPUS, Port, VcpuId};
+use super::abi::{BITS_PER_EVTCHN_WORD, EvtchnPort, MAX_VCPUS, VcpuId};
 use crate::time::pvclock::VcpuTimeInfo;
 
 /// Atomic access to the parts of a domain's `shared_info` (and its vCPUs' `vcpu_info`) that event
@@ -72,7 +72,7 @@ pub trait SharedInfoView {
 }
 
 /// The word of the pending/mask arrays holding `port`, and the port's bit in it.
-pub const fn port_bit(port: Port) -> (usize, u64) {
+pub const fn port_bit(port: EvtchnPort) -> (usize, u64) {
     let p = port.index();
     (p / BITS_PER_EVTCHN_WORD, 1u64 << (p % BITS_PER_EVTCHN_WORD))
 }
@@ -94,7 +94,11 @@ pub enum Raised {
 /// Xen's `evtchn_2l_set_pending` (without the poller check, which needs the port table):
 /// test-and-set the pending bit; if it was clear and the port is unmasked, set the selector
 /// bit; if that was clear, set `evtchn_upcall_pending` (Xen's `vcpu_mark_events_pending`).
-pub fn set_pending<S: SharedInfoView + ?Sized>(shared: &S, vcpu: VcpuId, port: Port) -> Raised {
+pub fn set_pending<S: SharedInfoView + ?Sized>(
+    shared: &S,
+    vcpu: VcpuId,
+    port: EvtchnPort,
+) -> Raised {
     let (word, bit) = port_bit(port);
     if shared.pending_fetch_or(word, bit) & bit != 0 {
         return Raised::AlreadyPending;
@@ -111,7 +115,7 @@ fn raise_selector<S: SharedInfoView + ?Sized>(shared: &S, vcpu: VcpuId, word: us
 }
 
 /// Xen's `evtchn_2l_clear_pending`.
-pub fn clear_pending<S: SharedInfoView + ?Sized>(shared: &S, port: Port) {
+pub fn clear_pending<S: SharedInfoView + ?Sized>(shared: &S, port: EvtchnPort) {
     let (word, bit) = port_bit(port);
     shared.pending_fetch_and(word, !bit);
 }
@@ -119,7 +123,7 @@ pub fn clear_pending<S: SharedInfoView + ?Sized>(shared: &S, port: Port) {
 /// Xen's `evtchn_2l_unmask`: clear the mask bit; if it was set and the port is pending,
 /// re-raise the selector and `evtchn_upcall_pending` on `vcpu` (the port's notify vCPU).
 /// Returns whether the vCPU needs a kick.
-pub fn unmask<S: SharedInfoView + ?Sized>(shared: &S, vcpu: VcpuId, port: Port) -> bool {
+pub fn unmask<S: SharedInfoView + ?Sized>(shared: &S, vcpu: VcpuId, port: EvtchnPort) -> bool {
     let (word, bit) = port_bit(port);
     shared.mask_fetch_and(word, !bit) & bit != 0
         && shared.pending_load(word) & bit != 0
@@ -127,13 +131,13 @@ pub fn unmask<S: SharedInfoView + ?Sized>(shared: &S, vcpu: VcpuId, port: Port) 
 }
 
 /// Whether `port` is pending.
-pub fn is_pending<S: SharedInfoView + ?Sized>(shared: &S, port: Port) -> bool {
+pub fn is_pending<S: SharedInfoView + ?Sized>(shared: &S, port: EvtchnPort) -> bool {
     let (word, bit) = port_bit(port);
     shared.pending_load(word) & bit != 0
 }
 
 /// Whether `port` is masked.
-pub fn is_masked<S: SharedInfoView + ?Sized>(shared: &S, port: Port) -> bool {
+pub fn is_masked<S: SharedInfoView + ?Sized>(shared: &S, port: EvtchnPort) -> bool {
     let (word, bit) = port_bit(port);
     shared.mask_load(word) & bit != 0
 }
@@ -208,7 +212,7 @@ impl SharedInfo {
     }
 
     /// Sets or clears the mask bit of `port`, as the guest does.
-    pub fn set_masked(&self, port: Port, masked: bool) {
+    pub fn set_masked(&self, port: EvtchnPort, masked: bool) {
         let (word, bit) = port_bit(port);
         if masked {
             self.evtchn_mask[word].fetch_or(bit, Ordering::SeqCst);
@@ -349,16 +353,25 @@ mod tests {
     fn first_pending_edge_raises_selector_and_upcall() {
         let s = SharedInfo::new();
         let v = VcpuId(1);
-        assert_eq!(set_pending(&s, v, Port(70)), Raised::Newly { kick: true });
-        assert!(is_pending(&s, Port(70)));
+        assert_eq!(
+            set_pending(&s, v, EvtchnPort(70)),
+            Raised::Newly { kick: true }
+        );
+        assert!(is_pending(&s, EvtchnPort(70)));
         assert_eq!(sel(&s, 1), 1 << 1);
         assert!(s.upcall_pending(v));
         // Same port again: the edge is lost, nothing changes.
-        assert_eq!(set_pending(&s, v, Port(70)), Raised::AlreadyPending);
+        assert_eq!(set_pending(&s, v, EvtchnPort(70)), Raised::AlreadyPending);
         // Another port in the same word: selector already set, no new kick.
-        assert_eq!(set_pending(&s, v, Port(71)), Raised::Newly { kick: false });
+        assert_eq!(
+            set_pending(&s, v, EvtchnPort(71)),
+            Raised::Newly { kick: false }
+        );
         // A port in another word: selector gains a bit but upcall_pending was already set.
-        assert_eq!(set_pending(&s, v, Port(3)), Raised::Newly { kick: false });
+        assert_eq!(
+            set_pending(&s, v, EvtchnPort(3)),
+            Raised::Newly { kick: false }
+        );
         assert_eq!(sel(&s, 1), 0b11);
     }
 
@@ -366,24 +379,30 @@ mod tests {
     fn masked_port_is_pending_without_upcall_until_unmasked() {
         let s = SharedInfo::new();
         let v = VcpuId(0);
-        s.set_masked(Port(9), true);
-        assert_eq!(set_pending(&s, v, Port(9)), Raised::Newly { kick: false });
+        s.set_masked(EvtchnPort(9), true);
+        assert_eq!(
+            set_pending(&s, v, EvtchnPort(9)),
+            Raised::Newly { kick: false }
+        );
         assert_eq!(sel(&s, 0), 0);
         assert!(!s.upcall_pending(v));
-        assert!(unmask(&s, v, Port(9)), "unmask of a pending port re-raises");
-        assert!(!is_masked(&s, Port(9)));
+        assert!(
+            unmask(&s, v, EvtchnPort(9)),
+            "unmask of a pending port re-raises"
+        );
+        assert!(!is_masked(&s, EvtchnPort(9)));
         assert_eq!(sel(&s, 0), 1);
         assert!(s.upcall_pending(v));
         // Unmasking an unmasked port does nothing, even though it is pending.
-        assert!(!unmask(&s, v, Port(9)));
+        assert!(!unmask(&s, v, EvtchnPort(9)));
     }
 
     #[test]
     fn unmask_without_pending_only_clears_the_mask() {
         let s = SharedInfo::new();
-        s.set_masked(Port(100), true);
-        assert!(!unmask(&s, VcpuId(0), Port(100)));
-        assert!(!is_masked(&s, Port(100)));
+        s.set_masked(EvtchnPort(100), true);
+        assert!(!unmask(&s, VcpuId(0), EvtchnPort(100)));
+        assert!(!is_masked(&s, EvtchnPort(100)));
         assert!(!s.upcall_pending(VcpuId(0)));
     }
 
@@ -391,14 +410,20 @@ mod tests {
     fn guest_cleared_upcall_pending_is_raised_again() {
         let s = SharedInfo::new();
         let v = VcpuId(0);
-        assert_eq!(set_pending(&s, v, Port(1)), Raised::Newly { kick: true });
+        assert_eq!(
+            set_pending(&s, v, EvtchnPort(1)),
+            Raised::Newly { kick: true }
+        );
         // The guest handles the event: clears upcall_pending, the selector and the bit.
         s.vcpu_info[0]
             .evtchn_upcall_pending
             .store(0, Ordering::SeqCst);
         s.vcpu_info[0].evtchn_pending_sel.store(0, Ordering::SeqCst);
-        clear_pending(&s, Port(1));
-        assert_eq!(set_pending(&s, v, Port(1)), Raised::Newly { kick: true });
+        clear_pending(&s, EvtchnPort(1));
+        assert_eq!(
+            set_pending(&s, v, EvtchnPort(1)),
+            Raised::Newly { kick: true }
+        );
     }
 
     #[test]
@@ -406,7 +431,7 @@ mod tests {
         let s = SharedInfo::new();
         let v = VcpuId(2);
         assert!(!events_need_delivery(&s, v));
-        let _ = set_pending(&s, v, Port(5));
+        let _ = set_pending(&s, v, EvtchnPort(5));
         assert!(events_need_delivery(&s, v));
         s.set_upcall_masked(v, true);
         assert!(!events_need_delivery(&s, v));
@@ -416,7 +441,7 @@ mod tests {
     fn vcpus_beyond_the_legacy_array_are_ignored_not_panicking() {
         let s = SharedInfo::new();
         let v = VcpuId(MAX_VCPUS as u32);
-        let _ = set_pending(&s, v, Port(5));
+        let _ = set_pending(&s, v, EvtchnPort(5));
         assert!(!s.upcall_pending(v));
         s.set_upcall_masked(v, true);
         assert!(!s.upcall_masked(v));
@@ -446,7 +471,10 @@ mod tests {
         new.evtchn_pending_sel.store(0, Ordering::SeqCst);
         // Events now land in the new place, never in the old slot.
         d.set_upcall_masked(v, false);
-        assert_eq!(set_pending(&d, v, Port(65)), Raised::Newly { kick: true });
+        assert_eq!(
+            set_pending(&d, v, EvtchnPort(65)),
+            Raised::Newly { kick: true }
+        );
         assert_eq!(new.evtchn_pending_sel.load(Ordering::SeqCst), 1 << 1);
         assert!(events_need_delivery(&d, v));
         assert_eq!(sel(page, 0), 0);

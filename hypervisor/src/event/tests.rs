@@ -56,11 +56,11 @@ impl Fake {
         self.doms.iter().find(|d| d.id == id).unwrap()
     }
 
-    pub fn state(&self, id: DomId, port: Port) -> ChannelState {
+    pub fn state(&self, id: DomId, port: EvtchnPort) -> ChannelState {
         self.dom(id).ev.channel(port).unwrap().state
     }
 
-    pub fn pending(&self, id: DomId, port: Port) -> bool {
+    pub fn pending(&self, id: DomId, port: EvtchnPort) -> bool {
         shared::is_pending(&self.dom(id).shared, port)
     }
 
@@ -118,13 +118,13 @@ fn check(f: &mut Fake) {
 #[test]
 fn ports_are_allocated_lowest_first_from_1_and_reused() {
     let mut f = Fake::new(&[A]);
-    let p: Vec<Port> = (0..3)
+    let p: Vec<EvtchnPort> = (0..3)
         .map(|_| bind_ipi(&mut f, me(A), VcpuId(0)).unwrap())
         .collect();
-    assert_eq!(p, [Port(1), Port(2), Port(3)]);
-    close(&mut f, me(A), Port(2)).unwrap();
-    assert_eq!(bind_ipi(&mut f, me(A), VcpuId(0)), Ok(Port(2)));
-    assert_eq!(bind_ipi(&mut f, me(A), VcpuId(0)), Ok(Port(4)));
+    assert_eq!(p, [EvtchnPort(1), EvtchnPort(2), EvtchnPort(3)]);
+    close(&mut f, me(A), EvtchnPort(2)).unwrap();
+    assert_eq!(bind_ipi(&mut f, me(A), VcpuId(0)), Ok(EvtchnPort(2)));
+    assert_eq!(bind_ipi(&mut f, me(A), VcpuId(0)), Ok(EvtchnPort(4)));
     check(&mut f);
 }
 
@@ -134,13 +134,13 @@ fn valid_range_grows_by_buckets_and_stops_at_4096() {
     assert_eq!(f.dom(A).ev.valid_ports(), PORTS_PER_BUCKET);
     // A port beyond the valid range is invalid, one inside it but unused is closed.
     assert_eq!(
-        err(status(&mut f, me(A), DomId::SELF, Port(64))),
+        err(status(&mut f, me(A), DomId::SELF, EvtchnPort(64))),
         XenError::Inval
     );
-    let st = status(&mut f, me(A), DomId::SELF, Port(63)).unwrap();
+    let st = status(&mut f, me(A), DomId::SELF, EvtchnPort(63)).unwrap();
     assert_eq!(st.state, StatusState::Closed);
     for i in 1..NR_EVENT_CHANNELS {
-        assert_eq!(bind_ipi(&mut f, me(A), VcpuId(0)), Ok(Port(i as u32)));
+        assert_eq!(bind_ipi(&mut f, me(A), VcpuId(0)), Ok(EvtchnPort(i as u32)));
     }
     assert_eq!(f.dom(A).ev.valid_ports(), NR_EVENT_CHANNELS);
     assert_eq!(err(bind_ipi(&mut f, me(A), VcpuId(0))), XenError::NoSpc);
@@ -148,8 +148,8 @@ fn valid_range_grows_by_buckets_and_stops_at_4096() {
         err(alloc_unbound(&mut f, me(A), DomId::SELF, B)),
         XenError::NoSpc
     );
-    close(&mut f, me(A), Port(4000)).unwrap();
-    assert_eq!(bind_ipi(&mut f, me(A), VcpuId(0)), Ok(Port(4000)));
+    close(&mut f, me(A), EvtchnPort(4000)).unwrap();
+    assert_eq!(bind_ipi(&mut f, me(A), VcpuId(0)), Ok(EvtchnPort(4000)));
     check(&mut f);
 }
 
@@ -157,7 +157,7 @@ fn valid_range_grows_by_buckets_and_stops_at_4096() {
 fn a_smaller_port_limit_gives_enospc_earlier() {
     let mut f = Fake::with_max_port(&[A], 99);
     for i in 1..=99 {
-        assert_eq!(bind_ipi(&mut f, me(A), VcpuId(0)), Ok(Port(i)));
+        assert_eq!(bind_ipi(&mut f, me(A), VcpuId(0)), Ok(EvtchnPort(i)));
     }
     assert_eq!(err(bind_ipi(&mut f, me(A), VcpuId(0))), XenError::NoSpc);
     // The second bucket is valid as a whole, as in Xen.
@@ -213,10 +213,10 @@ const STARTS: [Start; 9] = [
 ];
 
 /// Builds the state; returns the port and, for channels, the other end (domain, port).
-fn setup(f: &mut Fake, s: Start) -> (Port, Option<(DomId, Port)>) {
+fn setup(f: &mut Fake, s: Start) -> (EvtchnPort, Option<(DomId, EvtchnPort)>) {
     match s {
-        Start::Free => (Port(5), None),
-        Start::Reserved => (Port(0), None),
+        Start::Free => (EvtchnPort(5), None),
+        Start::Reserved => (EvtchnPort(0), None),
         Start::UnboundForB => (alloc_unbound(f, me(A), DomId::SELF, B).unwrap(), None),
         Start::InterdomainToB => {
             let rp = alloc_unbound(f, me(B), DomId::SELF, A).unwrap();
@@ -237,7 +237,7 @@ fn setup(f: &mut Fake, s: Start) -> (Port, Option<(DomId, Port)>) {
             None,
         ),
         Start::Ipi => (bind_ipi(f, me(A), VcpuId(3)).unwrap(), None),
-        Start::Invalid => (Port(4000), None),
+        Start::Invalid => (EvtchnPort(4000), None),
     }
 }
 
@@ -271,7 +271,7 @@ fn expected(op: Op, s: Start) -> Option<XenError> {
     }
 }
 
-fn run(f: &mut Fake, op: Op, port: Port) -> Result<(), EvtchnError> {
+fn run(f: &mut Fake, op: Op, port: EvtchnPort) -> Result<(), EvtchnError> {
     match op {
         Op::Close => close(f, me(A), port),
         Op::Send => send(f, me(A), port).map(drop),
@@ -342,7 +342,7 @@ fn status_codes_are_xens() {
     assert_eq!(
         StatusState::Interdomain {
             dom: A,
-            port: Port(1)
+            port: EvtchnPort(1)
         }
         .code(),
         2
@@ -567,7 +567,12 @@ fn raise_virq_delivers_per_vcpu_and_global() {
 #[test]
 fn out_of_range_ports_are_einval_everywhere() {
     let mut f = Fake::new(&[A, B]);
-    for port in [Port(64), Port(4095), Port(4096), Port(u32::MAX)] {
+    for port in [
+        EvtchnPort(64),
+        EvtchnPort(4095),
+        EvtchnPort(4096),
+        EvtchnPort(u32::MAX),
+    ] {
         assert_eq!(err(close(&mut f, me(A), port)), XenError::Inval);
         assert_eq!(err(send(&mut f, me(A), port)), XenError::Inval);
         assert_eq!(
@@ -611,7 +616,7 @@ fn bind_interdomain_needs_a_port_unbound_for_us() {
         XenError::Inval
     );
     assert_eq!(
-        err(bind_interdomain(&mut f, me(A), NOBODY, Port(1))),
+        err(bind_interdomain(&mut f, me(A), NOBODY, EvtchnPort(1))),
         XenError::Srch
     );
     // Already connected: a second binder is refused.
@@ -690,7 +695,7 @@ fn reset_closes_everything_and_unbinds_peers() {
     for s in STARTS {
         setup(&mut f, s);
     }
-    let peers: Vec<Port> = f
+    let peers: Vec<EvtchnPort> = f
         .dom(B)
         .ev
         .channels()
@@ -721,11 +726,11 @@ fn bind_ipi_and_bind_vcpu_check_the_vcpu() {
     assert_eq!(err(bind_vcpu(&mut f, me(A), p, VcpuId(9))), XenError::NoEnt);
     // ENOENT comes before the port check, as in Xen.
     assert_eq!(
-        err(bind_vcpu(&mut f, me(A), Port(u32::MAX), VcpuId(9))),
+        err(bind_vcpu(&mut f, me(A), EvtchnPort(u32::MAX), VcpuId(9))),
         XenError::NoEnt
     );
     assert_eq!(err(bind_pirq(&mut f, me(A), 3)), XenError::Perm);
-    assert_eq!(err(send(&mut f, me(NOBODY), Port(1))), XenError::Srch);
+    assert_eq!(err(send(&mut f, me(NOBODY), EvtchnPort(1))), XenError::Srch);
 }
 
 #[test]
@@ -879,9 +884,9 @@ const XEN_ERRNOS: [XenError; 6] = [
 ];
 
 /// The port `pick` names among the ports of `dom` that satisfy `usable`.
-fn port_of(f: &Fake, dom: DomId, pick: Pick, usable: impl Fn(&Channel) -> bool) -> Port {
+fn port_of(f: &Fake, dom: DomId, pick: Pick, usable: impl Fn(&Channel) -> bool) -> EvtchnPort {
     match pick {
-        Pick::Raw(p) => Port(p),
+        Pick::Raw(p) => EvtchnPort(p),
         Pick::Nth(n) => f
             .doms
             .iter()
@@ -891,7 +896,7 @@ fn port_of(f: &Fake, dom: DomId, pick: Pick, usable: impl Fn(&Channel) -> bool) 
                 let mut ports = d.ev.channels().filter(|(_, c)| usable(c));
                 ports.nth(n % count.max(1))
             })
-            .map_or(Port(n as u32), |(p, _)| p),
+            .map_or(EvtchnPort(n as u32), |(p, _)| p),
     }
 }
 
@@ -925,7 +930,7 @@ fn apply(f: &mut Fake, op: &RandOp) -> Result<(), EvtchnError> {
             bind_interdomain(f, me(caller), remote, p).map(drop)
         }
         RandOp::Connect { nth } => {
-            let waiting: Vec<(DomId, Port, DomId)> = f
+            let waiting: Vec<(DomId, EvtchnPort, DomId)> = f
                 .doms
                 .iter()
                 .flat_map(|d| {

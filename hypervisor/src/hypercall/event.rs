@@ -3,7 +3,7 @@
 //! scheduler and timer logic (`crate::event`, `crate::sched`).
 
 use super::{Action, Ctx, HcResult, Host};
-use crate::event::abi::{self as eabi, Port};
+use crate::event::abi::{self as eabi, EvtchnPort};
 use crate::event::ops::{self as evops, Caller, Wake};
 use crate::pv::guest_mem::GuestMemory;
 use crate::sched::ops::{Blocking, MAX_POLL_PORTS};
@@ -43,7 +43,7 @@ impl<D> World<'_, D> {
 }
 
 fn me<M: GuestMemory, H: Host>(ctx: &Ctx<'_, M, H>) -> (Caller, VcpuRef) {
-    let dom = eabi::DomId(ctx.domain.id.0);
+    let dom = ctx.domain.id;
     (
         Caller {
             domain: dom,
@@ -83,7 +83,7 @@ pub fn event_channel_op<M: GuestMemory, H: Host>(
                 w.doms,
                 caller,
                 eabi::DomId(a.remote_dom),
-                Port(a.remote_port),
+                EvtchnPort(a.remote_port),
             )
             .map_err(e)?;
             w.wake(wake);
@@ -107,12 +107,12 @@ pub fn event_channel_op<M: GuestMemory, H: Host>(
         EvtchnOp::BindPirq => return Err(XenError::Perm),
         EvtchnOp::Close => {
             let a: EvtchnPortArg = ctx.mem.read_obj(arg)?;
-            evops::close(ctx.host.world().doms, caller, Port(a.port)).map_err(e)?;
+            evops::close(ctx.host.world().doms, caller, EvtchnPort(a.port)).map_err(e)?;
         }
         EvtchnOp::Send => {
             let a: EvtchnPortArg = ctx.mem.read_obj(arg)?;
             let mut w = ctx.host.world();
-            let wake = evops::send(w.doms, caller, Port(a.port)).map_err(e)?;
+            let wake = evops::send(w.doms, caller, EvtchnPort(a.port)).map_err(e)?;
             w.wake(wake);
         }
         EvtchnOp::Status => {
@@ -121,7 +121,7 @@ pub fn event_channel_op<M: GuestMemory, H: Host>(
                 ctx.host.world().doms,
                 caller,
                 eabi::DomId(a.dom),
-                Port(a.port),
+                EvtchnPort(a.port),
             )
             .map_err(e)?;
             a.status = st.state.code();
@@ -140,7 +140,7 @@ pub fn event_channel_op<M: GuestMemory, H: Host>(
             evops::bind_vcpu(
                 ctx.host.world().doms,
                 caller,
-                Port(a.port),
+                EvtchnPort(a.port),
                 eabi::VcpuId(a.vcpu),
             )
             .map_err(e)?;
@@ -148,7 +148,7 @@ pub fn event_channel_op<M: GuestMemory, H: Host>(
         EvtchnOp::Unmask => {
             let a: EvtchnPortArg = ctx.mem.read_obj(arg)?;
             let mut w = ctx.host.world();
-            let wake = evops::unmask(w.doms, caller, Port(a.port)).map_err(e)?;
+            let wake = evops::unmask(w.doms, caller, EvtchnPort(a.port)).map_err(e)?;
             w.wake(wake);
         }
         EvtchnOp::Reset => {
@@ -180,9 +180,9 @@ pub fn poll<M: GuestMemory, H: Host>(ctx: &mut Ctx<'_, M, H>, arg: u64) -> HcRes
     if req.nr_ports as usize > MAX_POLL_PORTS {
         return Err(XenError::Inval);
     }
-    let mut ports = [Port(0); MAX_POLL_PORTS];
+    let mut ports = [EvtchnPort(0); MAX_POLL_PORTS];
     for (i, p) in ports.iter_mut().take(req.nr_ports as usize).enumerate() {
-        *p = Port(ctx.mem.read_obj(req.ports.wrapping_add(4 * i as u64))?);
+        *p = EvtchnPort(ctx.mem.read_obj(req.ports.wrapping_add(4 * i as u64))?);
     }
     let shared = *ctx.host.shared();
     let w = ctx.host.world();

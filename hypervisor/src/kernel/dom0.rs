@@ -265,7 +265,7 @@ pub fn start(mut domain: Domain, regs: Regs, max_mfn: u64) -> ! {
     MAX_MFN.store(max_mfn, Ordering::Relaxed);
     entry::init(crate::arch::x86_64::gdt::ring0_stack_top());
     let pv = domain.vcpus[0].pv.clone();
-    let id = eabi::DomId(domain.info.id.0);
+    let id = domain.info.id;
     let me = crate::sched::scheduler::vcpu(id, eabi::VcpuId(0));
     let shared = domain.shared();
     let storage = vec![Channel::FREE; EventChannels::<Box<[Channel]>>::storage_len(MAX_PORT)]

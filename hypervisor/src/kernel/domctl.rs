@@ -267,9 +267,9 @@ impl lifecycle::create::Resources for MachineResources<'_> {
             iomem_access: false,
         };
         let d = mmu
-            .create_domain(mmpv::DomId(id.0), config)
+            .create_domain(id, config)
             .map_err(mmpv::PvMmError::errno)?;
-        if let Err(e) = mmu.share_hypervisor_frame(frame, mmpv::DomId(id.0), true) {
+        if let Err(e) = mmu.share_hypervisor_frame(frame, id, true) {
             let _ = mmu.destroy_domain(d, &mut []);
             return Err(e.errno());
         }
@@ -285,15 +285,14 @@ impl lifecycle::create::Resources for MachineResources<'_> {
 
     fn add_to_scheduler(&mut self, id: DomId, vcpus: u32) -> Result<(), XenError> {
         let sched = &mut self.m.sched;
-        let eid = eabi::DomId(id.0);
-        sched.add_domain(eid).map_err(|_| XenError::NoSpc)?;
-        let _ = sched.pause_by_controller(eid);
+        sched.add_domain(id).map_err(|_| XenError::NoSpc)?;
+        let _ = sched.pause_by_controller(id);
         for v in 0..vcpus {
             if sched
-                .add_vcpu(vcpu_ref(eid, eabi::VcpuId(v)), CpuId(0), false)
+                .add_vcpu(vcpu_ref(id, eabi::VcpuId(v)), CpuId(0), false)
                 .is_err()
             {
-                let _ = sched.remove_domain(eid);
+                let _ = sched.remove_domain(id);
                 return Err(XenError::NoSpc);
             }
         }
@@ -320,7 +319,7 @@ impl lifecycle::create::Resources for MachineResources<'_> {
         let channels = EventChannels::new(storage, vcpus, MAX_PORT)
             .expect("vCPU count checked before the domain was made");
         m.events.domains.push(DomainEventState {
-            id: eabi::DomId(id.0),
+            id,
             channels,
             shared: DomainShared::new(shared),
             controller_paused: true,
@@ -626,10 +625,7 @@ fn hypercall_init(m: &mut Machine, dom: u16, mfn: Mfn) -> Result<(), XenError> {
     let owned = MMU
         .lock()
         .as_ref()
-        .and_then(|mmu| {
-            mmu.frame(mfn)
-                .map(|f| f.owner() == Some(mmpv::DomId(d.info.id.0)))
-        })
+        .and_then(|mmu| mmu.frame(mfn).map(|f| f.owner() == Some(d.info.id)))
         .unwrap_or(false);
     if !owned {
         return Err(XenError::Inval);

@@ -134,7 +134,7 @@ fn with_current<R>(
     let mut host = KernelHost {
         console_mid_line: &mut dom.console_mid_line,
         event_slot,
-        domain: eabi::DomId(dom.info.id.0),
+        domain: dom.info.id,
         vcpu_id,
         privileged: dom.info.privileged,
         events,

@@ -90,9 +90,7 @@ impl Host for KernelHost<'_> {
         use crate::mm::pv::PageType;
         let mut guard = super::mmu::MMU.lock();
         let mmu = guard.as_mut().ok_or(XenError::NoSys)?;
-        let me = mmu
-            .lookup(crate::mm::pv::DomId(self.domain.0))
-            .ok_or(XenError::Srch)?;
+        let me = mmu.lookup(self.domain).ok_or(XenError::Srch)?;
         // Xen answers -EINVAL for a frame that is not the caller's or cannot be writable.
         super::mmu::honour(mmu.get_page_and_type(me, Mfn(mfn), PageType::Writable))
             .map_err(|_| XenError::Inval)?;

@@ -324,7 +324,7 @@ pub fn hypercall(
 ) -> HcResult {
     let mut guard = MMU.lock();
     let mmu = guard.as_mut().ok_or(XenError::NoSys)?;
-    let me = mmu.lookup(DomId(domain.id.0)).ok_or(XenError::Srch)?;
+    let me = mmu.lookup(domain.id).ok_or(XenError::Srch)?;
     let mem = &mut CurrentGuest;
     let [a0, a1, a2, a3, _] = *args;
     let result = match nr {
@@ -511,7 +511,7 @@ pub fn ptwr(
     let Some(mmu) = guard.as_mut() else {
         return false;
     };
-    let Some(me) = mmu.lookup(DomId(domain.id.0)) else {
+    let Some(me) = mmu.lookup(domain.id) else {
         return false;
     };
     let Some((l1, slot)) = mmu.walk(l4, fault_va) else {

@@ -9,27 +9,8 @@ pub const PAGE_SIZE: u64 = 4096;
 /// log2 of [`PAGE_SIZE`].
 pub const PAGE_SHIFT: u32 = 12;
 
-/// A machine frame number: a physical address divided by the page size.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Mfn(pub u64);
-
-impl Mfn {
-    /// The frame containing physical address `addr`.
-    pub const fn containing(addr: u64) -> Self {
-        Self(addr >> PAGE_SHIFT)
-    }
-
-    /// The physical address of the frame's first byte.
-    pub const fn addr(self) -> u64 {
-        self.0 << PAGE_SHIFT
-    }
-}
-
-impl core::fmt::Display for Mfn {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "mfn {:#x}", self.0)
-    }
-}
+/// Machine frame numbers are guest-abi's, the one set the whole hypervisor uses.
+pub use guest_abi::Mfn;
 
 /// A half-open physical address range `[start, end)`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -15,7 +15,7 @@
 use super::VcpuRef;
 use super::scheduler::{CpuId, SchedError, Scheduler};
 use super::timer::{TimerError, TimerKey, TimerKind, TimerQueue};
-use crate::event::abi::{NR_EVENT_CHANNELS, Port};
+use crate::event::abi::{EvtchnPort, NR_EVENT_CHANNELS};
 use crate::event::channel::{ChannelStore, EventChannels};
 use crate::event::shared::{self, SharedInfoView};
 use guest_abi::XenError;
@@ -29,7 +29,7 @@ pub enum SchedOpError {
     /// More than [`MAX_POLL_PORTS`] ports (`-EINVAL`).
     TooManyPorts,
     /// A polled port is beyond the 2-level ABI's range (`-EINVAL`).
-    PortOutOfRange(Port),
+    PortOutOfRange(EvtchnPort),
     /// The scheduler does not know the vCPU.
     Sched(SchedError),
     /// The poll timeout could not be armed.
@@ -91,7 +91,7 @@ pub fn poll<T, S, const N: usize, const C: usize, const Q: usize>(
     sched: &mut Scheduler<N, C>,
     timers: &mut TimerQueue<Q>,
     vcpu: VcpuRef,
-    ports: &[Port],
+    ports: &[EvtchnPort],
     timeout: u64,
 ) -> Result<Blocking, SchedOpError>
 where

@@ -5,7 +5,7 @@ use super::VcpuRef;
 use super::ops::{self, Blocking, MAX_POLL_PORTS, SchedOpError};
 use super::scheduler::{CpuId, DEFAULT_SLICE_NS, Decision, RunState, SchedError, Scheduler};
 use super::timer::*;
-use crate::event::abi::{DomId, Port, VCPU_SSHOTTMR_FUTURE, VcpuId, Virq};
+use crate::event::abi::{DomId, EvtchnPort, VCPU_SSHOTTMR_FUTURE, VcpuId, Virq};
 use crate::event::ops as ev;
 use crate::event::shared::SharedInfoView;
 use crate::event::tests::{Fake, me};
@@ -537,7 +537,12 @@ impl World {
         ops::block(shared, &mut self.sched, v(1, n)).unwrap()
     }
 
-    fn poll(&mut self, n: u32, ports: &[Port], timeout: u64) -> Result<Blocking, SchedOpError> {
+    fn poll(
+        &mut self,
+        n: u32,
+        ports: &[EvtchnPort],
+        timeout: u64,
+    ) -> Result<Blocking, SchedOpError> {
         let d = &mut self.doms.doms[0];
         ops::poll(
             &mut d.ev,
@@ -649,24 +654,27 @@ fn poll_returns_at_once_for_pending_ports_and_rejects_bad_input() {
     let p = ev::bind_ipi(&mut w.doms, me(D), VcpuId(0)).unwrap();
     w.shared().set_masked(p, true);
     let _ = ev::send(&mut w.doms, me(D), p).unwrap();
-    assert_eq!(w.poll(0, &[Port(9), p], 0), Ok(Blocking::Ready));
+    assert_eq!(w.poll(0, &[EvtchnPort(9), p], 0), Ok(Blocking::Ready));
     assert_eq!(w.state(0), RunState::Runnable);
     assert!(w.doms.dom(D).ev.pollers().is_empty());
-    let many = [Port(1); MAX_POLL_PORTS + 1];
+    let many = [EvtchnPort(1); MAX_POLL_PORTS + 1];
     assert_eq!(w.poll(0, &many, 0), Err(SchedOpError::TooManyPorts));
     assert_eq!(
-        w.poll(0, &[Port(4096)], 0),
-        Err(SchedOpError::PortOutOfRange(Port(4096)))
+        w.poll(0, &[EvtchnPort(4096)], 0),
+        Err(SchedOpError::PortOutOfRange(EvtchnPort(4096)))
     );
     assert_eq!(SchedOpError::TooManyPorts.errno(), XenError::Inval);
     // A pending port before the bad one wins, as Xen checks them in order.
-    assert_eq!(w.poll(0, &[p, Port(u32::MAX)], 0), Ok(Blocking::Ready));
+    assert_eq!(
+        w.poll(0, &[p, EvtchnPort(u32::MAX)], 0),
+        Ok(Blocking::Ready)
+    );
     assert_eq!(w.state(0), RunState::Runnable);
     // With an unmasked upcall pending, poll returns at once too.
     w.shared().vcpu_info[1]
         .evtchn_upcall_pending
         .store(1, Ordering::SeqCst);
-    assert_eq!(w.poll(1, &[Port(9)], 0), Ok(Blocking::Ready));
+    assert_eq!(w.poll(1, &[EvtchnPort(9)], 0), Ok(Blocking::Ready));
     w.sched.check().unwrap();
 }
 
@@ -711,24 +719,30 @@ fn multi_port_poll_wakes_on_any_port_of_the_domain() {
 fn poll_timeout_wakes_once() {
     let mut w = World::new();
     w.shared().set_upcall_masked(VcpuId(0), true);
-    assert_eq!(w.poll(0, &[Port(3)], 10_000), Ok(Blocking::Blocked(None)));
+    assert_eq!(
+        w.poll(0, &[EvtchnPort(3)], 10_000),
+        Ok(Blocking::Blocked(None))
+    );
     w.tick(9_999);
     assert_eq!(w.state(0), RunState::Blocked);
     w.tick(10_000);
     assert_eq!(w.state(0), RunState::Runnable);
     assert!(w.doms.dom(D).ev.pollers().is_empty());
     // A poll woken by its port leaves a stale timeout that must not wake a later block.
-    assert_eq!(w.poll(0, &[Port(3)], 20_000), Ok(Blocking::Blocked(None)));
+    assert_eq!(
+        w.poll(0, &[EvtchnPort(3)], 20_000),
+        Ok(Blocking::Blocked(None))
+    );
     let p = ev::bind_ipi(&mut w.doms, me(D), VcpuId(1)).unwrap();
-    assert_eq!(p, Port(1));
+    assert_eq!(p, EvtchnPort(1));
     let three = (2..=3)
         .map(|_| ev::bind_ipi(&mut w.doms, me(D), VcpuId(1)).unwrap())
         .last()
         .unwrap();
-    assert_eq!(three, Port(3));
+    assert_eq!(three, EvtchnPort(3));
     let _ = w
         .sched
-        .wake_all(ev::send(&mut w.doms, me(D), Port(3)).unwrap());
+        .wake_all(ev::send(&mut w.doms, me(D), EvtchnPort(3)).unwrap());
     assert_eq!(w.state(0), RunState::Runnable);
     w.shared().set_upcall_masked(VcpuId(0), false);
     w.shared().vcpu_info[0]

@@ -2,42 +2,8 @@
 
 use crate::mm::Mfn;
 
-/// A domain identifier, as in Xen's `domid_t`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct DomId(pub u16);
-
-impl DomId {
-    /// First identifier with a special meaning (`DOMID_FIRST_RESERVED`).
-    pub const FIRST_RESERVED: DomId = DomId(0x7ff0);
-    /// "The calling domain" in hypercall arguments (`DOMID_SELF`).
-    pub const SELF: DomId = DomId(0x7ff0);
-    /// Owner of I/O memory (`DOMID_IO`).
-    pub const IO: DomId = DomId(0x7ff1);
-    /// Owner of hypervisor frames that may be shared with guests (`DOMID_XEN`).
-    pub const XEN: DomId = DomId(0x7ff2);
-    /// No domain (`DOMID_INVALID`): the owner recorded for free and unmanaged frames.
-    pub const INVALID: DomId = DomId(0x7ff4);
-
-    /// Whether the identifier is one of the special values rather than a domain.
-    pub const fn is_reserved(self) -> bool {
-        self.0 >= Self::FIRST_RESERVED.0
-    }
-}
-
-impl core::fmt::Display for DomId {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "d{}", self.0)
-    }
-}
-
-/// A guest pseudo-physical frame number, as stored in the M2P table.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Pfn(pub u64);
-
-impl Pfn {
-    /// The M2P value of a frame no domain has named (`INVALID_M2P_ENTRY`).
-    pub const INVALID: Pfn = Pfn(!0);
-}
+/// Domain ids and frame numbers are guest-abi's, the one set the whole hypervisor uses.
+pub use guest_abi::{DomId, Pfn};
 
 /// The use a frame is put to. A frame has exactly one type at a time; the type changes only while
 /// its type count is zero.
