@@ -28,6 +28,7 @@ mod asm_cell;
 pub mod console;
 pub mod events;
 pub mod hypercall;
+pub mod traps;
 pub mod user;
 
 pub use asm_cell::AsmCell;

@@ -1,5 +1,5 @@
-//! Traps: the guest's exception handlers (assembly that records the vector and resumes where
-//! the case armed), user mode (entered through the `iret` hypercall, left with `syscall`), the
+//! Traps: the guest's exception handlers (guest-abi's trap recorder, `runtime::traps`, which
+//! records the trap and resumes where the case armed), user mode (entered through the `iret` hypercall, left with `syscall`), the
 //! `trap.*` cases (handlers, callbacks and kernel stacks that name the hypervisor), and the
 //! fatal cases that end the domain.
 //!
@@ -7,15 +7,16 @@
 //! code], rip, cs, rflags, rsp, ss`. A handler returns through the hypercall page's `iret` stub
 //! with `flags, rip, cs, rflags, rsp, ss` on the stack. Every exception handler here records
 //! the vector in [`TRAP`] and resumes at [`RESUME`], which the case that provokes the trap arms
-//! (and the handler disarms); with nothing armed it prints what it saw and crashes the domain.
-
-use core::mem::offset_of;
+//! (and the handler disarms); with nothing armed `trap_fatal` prints what it saw and crashes the
+//! domain.
 
 use guest_abi::arch::{FLAT_KERNEL_CS, FLAT_KERNEL_SS, FLAT_USER_SS, TrapInfo};
 use guest_abi::callback::{CallbackRegister, CallbackType};
 use guest_abi::hypercall::Hypercall;
 pub use guest_abi::runtime::AsmCell;
 use guest_abi::runtime::hypercall::{self, shutdown};
+use guest_abi::runtime::traps;
+pub use guest_abi::runtime::traps::{RESUME, TRAP};
 use guest_abi::runtime::user;
 use guest_abi::sched::ShutdownReason;
 use guest_abi::xen::MmuextCmd;
@@ -23,38 +24,6 @@ use guest_abi::{XenError, println};
 
 use crate::mem;
 use crate::report::{Expect, Got, OK, Report, Want, err};
-
-/// What the exception handler saw last.
-#[repr(C)]
-#[derive(Clone, Copy, Debug)]
-pub struct TrapRec {
-    /// Handler invocations so far.
-    pub count: u64,
-    /// The vector of the last one.
-    pub vector: u64,
-    /// Its error code (0 if none).
-    pub err: u64,
-    /// Where it happened.
-    pub rip: u64,
-    saved_rax: u64,
-    saved_rdx: u64,
-    saved_rcx: u64,
-    saved_r11: u64,
-}
-
-/// The last trap.
-pub static TRAP: AsmCell<TrapRec> = AsmCell::new(TrapRec {
-    count: 0,
-    vector: 0,
-    err: 0,
-    rip: 0,
-    saved_rax: 0,
-    saved_rdx: 0,
-    saved_rcx: 0,
-    saved_r11: 0,
-});
-/// Where the next trap resumes (0: nothing armed, a trap is fatal). One-shot.
-pub static RESUME: AsmCell<u64> = AsmCell::new(0);
 
 #[repr(C, align(16))]
 struct Stack([u8; 16384]);
@@ -64,55 +33,10 @@ static KERNEL_STACK: AsmCell<Stack> = AsmCell::new(Stack([0; 16384]));
 /// The user-mode stack.
 static USER_STACK: AsmCell<Stack> = AsmCell::new(Stack([0; 16384]));
 
-/// Vectors whose frames carry an error code: #DF, #TS, #NP, #SS, #GP, #PF, #AC, #CP, #VC, #SX.
-const ERR_CODE_VECTORS: u32 = (1 << 8) | (0x1f << 10) | (1 << 17) | (1 << 21) | (3 << 29);
 const IRET_STUB: usize = Hypercall::Iret.stub_offset();
 
 core::arch::global_asm!(
     ".pushsection .text.attack_traps, \"ax\", @progbits",
-    ".balign 32",
-    ".globl attack_trap_stubs",
-    "attack_trap_stubs:",
-    ".irp vec, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31",
-    ".balign 32",
-    "mov qword ptr [rip + {rec} + {o_rax}], rax",
-    "mov eax, \\vec",
-    "jmp attack_trap_common",
-    ".endr",
-    // rax = vector; rsp -> rcx, r11, [err], rip, cs, rflags, rsp, ss.
-    "attack_trap_common:",
-    "mov qword ptr [rip + {rec} + {o_vector}], rax",
-    "mov qword ptr [rip + {rec} + {o_rdx}], rdx",
-    "mov rdx, qword ptr [rsp]",
-    "mov qword ptr [rip + {rec} + {o_rcx}], rdx",
-    "mov rdx, qword ptr [rsp + 8]",
-    "mov qword ptr [rip + {rec} + {o_r11}], rdx",
-    "add rsp, 16",
-    "mov qword ptr [rip + {rec} + {o_err}], 0",
-    "mov edx, {err_vectors}",
-    "bt edx, eax",
-    "jnc 2f",
-    "pop rdx",
-    "mov qword ptr [rip + {rec} + {o_err}], rdx",
-    "2:",
-    "mov rdx, qword ptr [rsp]",
-    "mov qword ptr [rip + {rec} + {o_rip}], rdx",
-    "inc qword ptr [rip + {rec} + {o_count}]",
-    "mov rdx, qword ptr [rip + {resume}]",
-    "test rdx, rdx",
-    "jz 3f",
-    "mov qword ptr [rip + {resume}], 0",
-    "mov qword ptr [rsp], rdx",
-    "push 0",
-    "mov rax, qword ptr [rip + {rec} + {o_rax}]",
-    "mov rdx, qword ptr [rip + {rec} + {o_rdx}]",
-    "mov rcx, qword ptr [rip + {rec} + {o_rcx}]",
-    "mov r11, qword ptr [rip + {rec} + {o_r11}]",
-    "jmp {hypercall_page} + {iret_stub}",
-    "3:",
-    "and rsp, -16",
-    "call {fatal}",
-    "ud2",
     // User code (entered with the runtime's enter_user; the syscall callback is its
     // leave_user): one instruction, then back to the kernel. The trap handler resumes at the
     // syscall when the instruction traps (the case arms it).
@@ -141,25 +65,10 @@ core::arch::global_asm!(
     "int3",
     "syscall",
     ".popsection",
-    rec = sym TRAP,
-    resume = sym RESUME,
-    fatal = sym trap_fatal,
-    hypercall_page = sym guest_abi::runtime::hypercall_page,
-    iret_stub = const IRET_STUB,
-    err_vectors = const ERR_CODE_VECTORS,
-    o_count = const offset_of!(TrapRec, count),
-    o_vector = const offset_of!(TrapRec, vector),
-    o_err = const offset_of!(TrapRec, err),
-    o_rip = const offset_of!(TrapRec, rip),
-    o_rax = const offset_of!(TrapRec, saved_rax),
-    o_rdx = const offset_of!(TrapRec, saved_rdx),
-    o_rcx = const offset_of!(TrapRec, saved_rcx),
-    o_r11 = const offset_of!(TrapRec, saved_r11),
 );
 
 // Labels of the assembly above, declared as functions only to take their addresses.
 unsafe extern "C" {
-    fn attack_trap_stubs();
     fn attack_user_in();
     fn attack_user_in_done();
     fn attack_user_cli();
@@ -178,7 +87,7 @@ extern "C" fn trap_fatal() -> ! {
     let t = TRAP.get();
     println!(
         "FAIL attack.unexpected_trap: vector {} err {:#x} rip {:#x}",
-        t.vector, t.err, t.rip
+        t.vector, t.err, t.frame.rip
     );
     println!("attack: aborted");
     shutdown(ShutdownReason::Crash)
@@ -228,7 +137,7 @@ fn trap_table() -> [TrapInfo; 33] {
             flags: if v == 3 { 3 } else { 1 },
             cs: FLAT_KERNEL_CS,
             _hole: 0,
-            address: addr(attack_trap_stubs) + 32 * v as u64,
+            address: traps::stub(v as u8),
         };
     }
     table
@@ -236,8 +145,9 @@ fn trap_table() -> [TrapInfo; 33] {
 
 /// Installs the virtual IDT.
 pub fn install() -> Result<u64, XenError> {
-    // SAFETY: every address is one of the stubs above, which record any trap and resume where
-    // the case armed, or crash the domain.
+    traps::set_unarmed(trap_fatal);
+    // SAFETY: every address is one of the runtime's stubs, which record any trap and resume
+    // where the case armed, or call `trap_fatal`.
     unsafe { hypercall::set_trap_table(&trap_table()) }
 }
 

@@ -1,7 +1,8 @@
-//! The assembly side of the test kernel: exception entry points that record the bounce
-//! frame the hypervisor pushed and return through the `iret` hypercall, the syscall
-//! callback, the entry into user mode and the user-mode code, plus the [`provoke!`] and
-//! [`emulate!`] macros that run an instruction with a resume address armed.
+//! The assembly side of the test kernel: the trap table over guest-abi's trap recorder
+//! (`runtime::traps`: exception entry points that record the bounce frame the hypervisor
+//! pushed and return through the `iret` hypercall), the syscall callback, the user-mode code
+//! (entered with the runtime's `enter_user`), plus the [`provoke!`] and [`emulate!`] macros
+//! that run an instruction with a resume address armed.
 //!
 //! The frame a 64-bit PV kernel receives (Xen's `create_bounce_frame`), from the handler's
 //! `rsp` upwards: `rcx, r11, [error code], rip, cs, rflags, rsp, ss`. The `cs` slot holds
@@ -12,7 +13,8 @@
 //!
 //! Every trap handler writes [`TRAP`] and resumes at [`TRAP_RESUME`], which the test that
 //! provokes the trap arms (and the handler disarms). A trap with nothing armed is a bug of
-//! the test or of the hypervisor: the handler prints what it saw and crashes the domain.
+//! the test or of the hypervisor: the handler calls `trap_fatal`, which prints what it saw
+//! and crashes the domain.
 
 use core::mem::offset_of;
 
@@ -21,63 +23,10 @@ use guest_abi::hypercall::Hypercall;
 use guest_abi::println;
 use guest_abi::runtime::AsmCell;
 use guest_abi::runtime::hypercall::{self, shutdown};
+use guest_abi::runtime::traps;
+pub use guest_abi::runtime::traps::{Bounce, RESUME as TRAP_RESUME, TRAP, TrapFrame};
 use guest_abi::runtime::user;
 use guest_abi::sched::ShutdownReason;
-
-/// The bounce frame the hypervisor pushed (without the error code).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Bounce {
-    /// The frame's `rcx`.
-    pub rcx: u64,
-    /// The frame's `r11`.
-    pub r11: u64,
-    /// The frame's `rip`.
-    pub rip: u64,
-    /// The frame's `cs` slot (saved event mask in bits 32-39).
-    pub cs: u64,
-    /// The frame's `rflags`.
-    pub rflags: u64,
-    /// The frame's `rsp`.
-    pub rsp: u64,
-    /// The frame's `ss`.
-    pub ss: u64,
-    /// `rsp` when the handler was entered (the address of the frame's `rcx`).
-    pub handler_rsp: u64,
-}
-
-impl Bounce {
-    const ZERO: Self = Self {
-        rcx: 0,
-        r11: 0,
-        rip: 0,
-        cs: 0,
-        rflags: 0,
-        rsp: 0,
-        ss: 0,
-        handler_rsp: 0,
-    };
-}
-
-/// What the trap handler saw, in the order the assembly stores it.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct TrapFrame {
-    /// Handler invocations so far.
-    pub count: u64,
-    /// The vector of the last one.
-    pub vector: u64,
-    /// 1 if the frame had an error code.
-    pub has_err: u64,
-    /// The error code (0 if none).
-    pub err: u64,
-    /// The rest of the frame.
-    pub frame: Bounce,
-    /// Scratch: the interrupted `rax`.
-    pub saved_rax: u64,
-    /// Scratch: the interrupted `rdx`.
-    pub saved_rdx: u64,
-}
 
 /// What a `syscall` from user mode delivered to the syscall callback.
 #[repr(C)]
@@ -93,18 +42,6 @@ pub struct SyscallFrame {
     pub kernel_gs: u64,
 }
 
-/// The last trap the handler took.
-pub static TRAP: AsmCell<TrapFrame> = AsmCell::new(TrapFrame {
-    count: 0,
-    vector: 0,
-    has_err: 0,
-    err: 0,
-    frame: Bounce::ZERO,
-    saved_rax: 0,
-    saved_rdx: 0,
-});
-/// Where the next trap resumes (0: nothing armed, a trap is fatal). One-shot.
-pub static TRAP_RESUME: AsmCell<u64> = AsmCell::new(0);
 /// The two user-mode `syscall`s: `rax` = 1, then `rax` = 2.
 pub static SYSCALLS: AsmCell<[SyscallFrame; 2]> = AsmCell::new(
     [SyscallFrame {
@@ -123,9 +60,6 @@ pub const RCX_MAGIC: u64 = 0x5c5c_0000_0000_1c1c;
 /// See [`RCX_MAGIC`].
 pub const R11_MAGIC: u64 = 0x5b5b_0000_0000_1b1b;
 
-/// Vectors whose frames carry an error code: #DF, #TS, #NP, #SS, #GP, #PF, #AC, #CP, #VC,
-/// #SX.
-const ERR_CODE_VECTORS: u32 = (1 << 8) | (0x1f << 10) | (1 << 17) | (1 << 21) | (3 << 29);
 /// The `iret` stub's offset in the hypercall page.
 const IRET_STUB: usize = Hypercall::Iret.stub_offset();
 /// Marker vectors for a callback that must never run.
@@ -135,72 +69,6 @@ const FAILSAFE_MARKER: u64 = 0x1001;
 
 core::arch::global_asm!(
     ".pushsection .text.selftest_traps, \"ax\", @progbits",
-    // The exception entry points: 32 bytes each, vectors 0 to 31 then 0x80.
-    ".balign 32",
-    ".globl selftest_trap_stubs",
-    "selftest_trap_stubs:",
-    ".irp vec, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,128",
-    ".balign 32",
-    "mov qword ptr [rip + {rec} + {o_saved_rax}], rax",
-    "mov eax, \\vec",
-    "jmp selftest_trap_common",
-    ".endr",
-    "",
-    // rax = vector; rsp -> rcx, r11, [err], rip, cs, rflags, rsp, ss.
-    "selftest_trap_common:",
-    "mov qword ptr [rip + {rec} + {o_vector}], rax",
-    "mov qword ptr [rip + {rec} + {o_saved_rdx}], rdx",
-    "mov qword ptr [rip + {rec} + {o_frame} + {b_handler_rsp}], rsp",
-    "mov rdx, qword ptr [rsp]",
-    "mov qword ptr [rip + {rec} + {o_frame} + {b_rcx}], rdx",
-    "mov rdx, qword ptr [rsp + 8]",
-    "mov qword ptr [rip + {rec} + {o_frame} + {b_r11}], rdx",
-    "add rsp, 16",
-    "xor edx, edx",
-    "cmp eax, 32",
-    "jae 2f",
-    "mov edx, {err_vectors}",
-    "bt edx, eax",
-    "setc dl",
-    "movzx edx, dl",
-    "2:",
-    "mov qword ptr [rip + {rec} + {o_has_err}], rdx",
-    "test edx, edx",
-    "jz 3f",
-    "pop rdx",
-    "mov qword ptr [rip + {rec} + {o_err}], rdx",
-    "jmp 4f",
-    "3:",
-    "mov qword ptr [rip + {rec} + {o_err}], 0",
-    "4:",
-    // rsp -> rip, cs, rflags, rsp, ss.
-    "mov rdx, qword ptr [rsp]",
-    "mov qword ptr [rip + {rec} + {o_frame} + {b_rip}], rdx",
-    "mov rdx, qword ptr [rsp + 8]",
-    "mov qword ptr [rip + {rec} + {o_frame} + {b_cs}], rdx",
-    "mov rdx, qword ptr [rsp + 16]",
-    "mov qword ptr [rip + {rec} + {o_frame} + {b_rflags}], rdx",
-    "mov rdx, qword ptr [rsp + 24]",
-    "mov qword ptr [rip + {rec} + {o_frame} + {b_rsp}], rdx",
-    "mov rdx, qword ptr [rsp + 32]",
-    "mov qword ptr [rip + {rec} + {o_frame} + {b_ss}], rdx",
-    "inc qword ptr [rip + {rec} + {o_count}]",
-    "mov rdx, qword ptr [rip + {resume}]",
-    "test rdx, rdx",
-    "jz 5f",
-    "mov qword ptr [rip + {resume}], 0",
-    "mov qword ptr [rsp], rdx",
-    "push 0",
-    "mov rax, qword ptr [rip + {rec} + {o_saved_rax}]",
-    "mov rdx, qword ptr [rip + {rec} + {o_saved_rdx}]",
-    "mov rcx, qword ptr [rip + {rec} + {o_frame} + {b_rcx}]",
-    "mov r11, qword ptr [rip + {rec} + {o_frame} + {b_r11}]",
-    "jmp {hypercall_page} + {iret_stub}",
-    "5:",
-    "and rsp, -16",
-    "call {fatal}",
-    "ud2",
-    "",
     // Callbacks that must never run: events stay masked, segments stay valid.
     ".balign 16",
     ".globl selftest_event_entry",
@@ -278,24 +146,16 @@ core::arch::global_asm!(
     "ud2",
     ".popsection",
     rec = sym TRAP,
-    resume = sym TRAP_RESUME,
     sys = sym SYSCALLS,
     user_gs_seen = sym USER_GS_SEEN,
     fatal = sym trap_fatal,
     hypercall_page = sym guest_abi::runtime::hypercall_page,
     iret_stub = const IRET_STUB,
-    err_vectors = const ERR_CODE_VECTORS,
     event_marker = const EVENT_MARKER,
     failsafe_marker = const FAILSAFE_MARKER,
     in_syscall = const VgcfFlags::IN_SYSCALL.bits(),
     leave_user = sym user::leave_user,
-    o_count = const offset_of!(TrapFrame, count),
-    o_frame = const offset_of!(TrapFrame, frame),
     o_vector = const offset_of!(TrapFrame, vector),
-    o_has_err = const offset_of!(TrapFrame, has_err),
-    o_err = const offset_of!(TrapFrame, err),
-    o_saved_rax = const offset_of!(TrapFrame, saved_rax),
-    o_saved_rdx = const offset_of!(TrapFrame, saved_rdx),
     s_size = const size_of::<SyscallFrame>(),
     s_count = const offset_of!(SyscallFrame, count),
     s_frame = const offset_of!(SyscallFrame, frame),
@@ -314,7 +174,6 @@ core::arch::global_asm!(
 // Labels of the assembly above, declared as functions only to take their addresses; none
 // of them may be called from Rust.
 unsafe extern "C" {
-    fn selftest_trap_stubs();
     fn selftest_event_entry();
     fn selftest_failsafe_entry();
     fn selftest_syscall_entry();
@@ -359,17 +218,6 @@ impl Entry {
     }
 }
 
-/// The entry point of exception `vector` (0 to 31, or 0x80).
-fn stub(vector: u8) -> u64 {
-    let index = if vector == 0x80 {
-        32
-    } else {
-        u64::from(vector)
-    };
-    assert!(index <= 32, "no stub for vector {vector}");
-    selftest_trap_stubs as *const () as u64 + 32 * index
-}
-
 /// Vectors the virtual IDT handles, with the privilege level `int n` needs (bits 0-1 of
 /// `trap_info.flags`). 0x41 is deliberately left out (a test raises it).
 const VECTORS: [(u8, u8); 18] = [
@@ -402,7 +250,7 @@ pub fn trap_table() -> [TrapInfo; VECTORS.len() + 1] {
             flags: dpl,
             cs: FLAT_KERNEL_CS,
             _hole: 0,
-            address: stub(vector),
+            address: traps::stub(vector),
         };
     }
     table
@@ -411,8 +259,9 @@ pub fn trap_table() -> [TrapInfo; VECTORS.len() + 1] {
 /// Installs the virtual IDT.
 pub fn install() -> Result<u64, guest_abi::XenError> {
     let table = trap_table();
-    // SAFETY: every address is one of the stubs above, which handle any trap: they record
-    // it and resume where the test armed, or crash the domain.
+    traps::set_unarmed(trap_fatal);
+    // SAFETY: every address is one of the runtime's stubs, which handle any trap: they
+    // record it and resume where the test armed, or call `trap_fatal`.
     unsafe { hypercall::set_trap_table(&table) }
 }
 
