@@ -112,6 +112,21 @@ pub fn virt_base() -> u64 {
     STARTED_VIRT_BASE.load(Ordering::Relaxed)
 }
 
+/// The words of the domain's command line (`start_info.cmd_line` split at spaces).
+pub fn cmdline_words() -> impl Iterator<Item = &'static [u8]> {
+    start_info().cmdline().split(|&b| b == b' ')
+}
+
+/// Whether `word` is one of the command line's words.
+pub fn cmdline_has(word: &[u8]) -> bool {
+    cmdline_words().any(|w| w == word)
+}
+
+/// What follows `prefix` (say `b"count="`) in the first command-line word that starts with it.
+pub fn cmdline_value(prefix: &[u8]) -> Option<&'static [u8]> {
+    cmdline_words().find_map(|w| w.strip_prefix(prefix))
+}
+
 /// Makes the crate a PV guest: defines its entry point `xen_guest_start` (which switches
 /// to a 64 KiB stack and calls [`start`]), its panic handler ([`panic`]) and the `ENTRY`
 /// and `HYPERCALL_PAGE` ELF notes. `$main` runs with the `start_info`; when it returns,

@@ -57,7 +57,7 @@ mod victim;
 #[cfg(target_os = "none")]
 mod guest {
     use guest_abi::println;
-    use guest_abi::runtime::hypercall;
+    use guest_abi::runtime::{cmdline_has, cmdline_value, hypercall};
     use guest_abi::sched::ShutdownReason;
     use guest_abi::xen::StartInfo;
 
@@ -68,21 +68,19 @@ mod guest {
     guest_abi::pv_guest!("attack", main, dom0);
 
     fn main(si: &'static StartInfo) {
-        let words = || si.cmdline().split(|&b| b == b' ');
-        let asked = |word: &[u8]| words().any(|w| w == word);
         let mode = Mode {
-            xen: asked(b"xen"),
-            domu: asked(b"domu"),
+            xen: cmdline_has(b"xen"),
+            domu: cmdline_has(b"domu"),
         };
-        let fatal = words().find_map(|w| w.strip_prefix(b"fatal="));
-        let repeat = words().find_map(|w| w.strip_prefix(b"repeat="));
+        let fatal = cmdline_value(b"fatal=");
+        let repeat = cmdline_value(b"repeat=");
         let number = |key: &[u8]| {
-            let digits = words().find_map(|w| w.strip_prefix(key))?;
+            let digits = cmdline_value(key)?;
             core::str::from_utf8(digits).ok()?.parse::<u32>().ok()
         };
         // The victim: its id and the port it offers us, appended by the toolstack
         // (`evtchn_peer`).
-        let victim = match (asked(b"victim"), number(b"remote="), number(b"port=")) {
+        let victim = match (cmdline_has(b"victim"), number(b"remote="), number(b"port=")) {
             (false, ..) => None,
             (true, Some(dom), Some(offered)) if dom < 0x7ff0 => Some(Victim {
                 dom: guest_abi::DomId(dom as u16),

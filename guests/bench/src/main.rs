@@ -52,7 +52,7 @@ mod user;
 #[cfg(target_os = "none")]
 mod guest {
     use guest_abi::event_channel::EvtchnAllocUnbound;
-    use guest_abi::runtime::hypercall;
+    use guest_abi::runtime::{cmdline_has, hypercall};
     use guest_abi::sched::ShutdownReason;
     use guest_abi::version::XenVersionOp;
     use guest_abi::xen::StartInfo;
@@ -65,8 +65,7 @@ mod guest {
 
     fn main(si: &'static StartInfo) {
         println!("bench: start, {} pages", si.nr_pages);
-        let word = |w: &[u8]| si.cmdline().split(|&b| b == b' ').any(|c| c == w);
-        if word(b"boot-only") {
+        if cmdline_has(b"boot-only") {
             println!("bench: boot-only, powering off");
             hypercall::shutdown(ShutdownReason::Poweroff)
         }
@@ -77,14 +76,14 @@ mod guest {
             failed("setup", e);
         }
         info();
-        if word(b"yield-peer") {
+        if cmdline_has(b"yield-peer") {
             loop {
                 let _ = hypercall::sched_yield();
             }
         }
-        let domu_yield = if word(b"yield-alone") {
+        let domu_yield = if cmdline_has(b"yield-alone") {
             Some("domu_yield_alone")
-        } else if word(b"yield-switch") {
+        } else if cmdline_has(b"yield-switch") {
             Some("domain_switch_roundtrip")
         } else {
             None

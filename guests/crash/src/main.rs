@@ -14,6 +14,7 @@
 #[cfg(target_os = "none")]
 mod guest {
     use guest_abi::println;
+    use guest_abi::runtime::cmdline_words;
     use guest_abi::xen::StartInfo;
 
     /// An address no PV guest has mapped: the bottom page of the address space.
@@ -21,10 +22,8 @@ mod guest {
 
     guest_abi::pv_guest!("crash", main);
 
-    fn main(si: &'static StartInfo) {
-        let how = si
-            .cmdline()
-            .split(|&b| b == b' ')
+    fn main(_: &'static StartInfo) {
+        let how = cmdline_words()
             .find_map(|w| match w {
                 b"fault" | b"panic" | b"ud2" => core::str::from_utf8(w).ok(),
                 _ => None,

@@ -19,7 +19,7 @@ mod guest {
     use guest_abi::memory::{MemoryOp, XenMachphysMapping};
     use guest_abi::report::Reporter;
     use guest_abi::runtime::console::Console;
-    use guest_abi::runtime::{VIRT_BASE, hypercall};
+    use guest_abi::runtime::{VIRT_BASE, cmdline_has, hypercall};
     use guest_abi::sched::ShutdownReason;
     use guest_abi::xen::{START_INFO_MAGIC_X86_64, StartInfo, Virq};
     use guest_abi::{DomId, EvtchnPort, println};
@@ -67,15 +67,14 @@ mod guest {
         report.finish();
 
         // For the tests of the boot scripts: other ways to end.
-        let asked = |word: &[u8]| si.cmdline().split(|&b| b == b' ').any(|w| w == word);
-        if asked(b"panic") {
+        if cmdline_has(b"panic") {
             panic!("hello: panicking as asked");
         }
-        if asked(b"reboot") {
+        if cmdline_has(b"reboot") {
             println!("hello: rebooting as asked");
             hypercall::shutdown(ShutdownReason::Reboot)
         }
-        if asked(b"wait") {
+        if cmdline_has(b"wait") {
             wait_forever();
         }
         println!("hello: powering off");

@@ -25,7 +25,7 @@ mod guest {
     use guest_abi::event_channel::{
         EvtchnAllocUnbound, EvtchnBindInterdomain, EvtchnStat, EvtchnStatus,
     };
-    use guest_abi::runtime::{events, hypercall};
+    use guest_abi::runtime::{cmdline_words, events, hypercall};
     use guest_abi::sched::ShutdownReason;
     use guest_abi::xen::StartInfo;
     use guest_abi::{DomId, EvtchnPort, XenError, println};
@@ -42,10 +42,9 @@ mod guest {
     /// What went wrong, in one line.
     type Failure = (&'static str, XenError);
 
-    fn main(si: &'static StartInfo) {
+    fn main(_: &'static StartInfo) {
         let arg = |key: &str| {
-            si.cmdline()
-                .split(|&b| b == b' ')
+            cmdline_words()
                 .filter_map(|w| core::str::from_utf8(w).ok())
                 .find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
         };

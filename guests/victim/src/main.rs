@@ -29,7 +29,7 @@ mod guest {
     };
     use guest_abi::grant_table::{GntStatus, GnttabOp, GnttabSetupTable, GrantEntryV1, GtfFlags};
     use guest_abi::hypercall::Hypercall;
-    use guest_abi::runtime::{AsmCell, VIRT_BASE, events, hypercall};
+    use guest_abi::runtime::{AsmCell, VIRT_BASE, cmdline_words, events, hypercall};
     use guest_abi::sched::ShutdownReason;
     use guest_abi::xen::{StartInfo, UVMF_INVLPG};
     use guest_abi::{DomId, EvtchnPort, PAGE_SHIFT, XenError, println};
@@ -67,9 +67,7 @@ mod guest {
     }
 
     fn main(si: &'static StartInfo) {
-        let limit_s = si
-            .cmdline()
-            .split(|&b| b == b' ')
+        let limit_s = cmdline_words()
             .filter_map(|w| core::str::from_utf8(w).ok())
             .find_map(|w| w.strip_prefix("limit=")?.parse::<u64>().ok())
             .unwrap_or(DEFAULT_LIMIT_S);
