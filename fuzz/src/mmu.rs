@@ -587,11 +587,7 @@ impl Machine {
                     .iter()
                     .take(8)
                     .map(|&(cmd, a1, a2)| {
-                        Ok(MmuextOp {
-                            cmd: u32::from(cmd % 24),
-                            arg1: self.arg(a1),
-                            arg2: self.arg(a2),
-                        })
+                        Ok(MmuextOp::new(u32::from(cmd % 24), self.arg(a1), self.arg(a2)))
                     })
                     .collect();
                 let single = ops.len() == 1;

@@ -417,6 +417,18 @@ pub struct MmuextOp {
     pub arg2: u64,
 }
 
+impl MmuextOp {
+    /// A request for command `cmd` (a raw [`MmuextCmd`] value) with its two arguments.
+    pub const fn new(cmd: u32, arg1: u64, arg2: u64) -> Self {
+        Self {
+            cmd,
+            _hole: 0,
+            arg1,
+            arg2,
+        }
+    }
+}
+
 /// `struct multicall_entry`: one call of a multicall batch.
 #[derive(
     Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,

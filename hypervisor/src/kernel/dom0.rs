@@ -184,16 +184,8 @@ pub fn build(modules: &Dom0Modules<'_>, nr_pages: u64) -> Result<(Domain, Regs),
     // pins the L4 and installs it as the vCPU's kernel base pointer.
     let mut vmm = VcpuMm::new(d);
     let ops = [
-        MmuextOp {
-            cmd: MmuextCmd::PinL4Table as u32,
-            arg1: l4.0,
-            arg2: 0,
-        },
-        MmuextOp {
-            cmd: MmuextCmd::NewBaseptr as u32,
-            arg1: l4.0,
-            arg2: 0,
-        },
+        MmuextOp::new(MmuextCmd::PinL4Table as u32, l4.0, 0),
+        MmuextOp::new(MmuextCmd::NewBaseptr as u32, l4.0, 0),
     ];
     let batch = honour(mmu.mmuext_op(d, &mut vmm, mmdom::DomId::SELF.0, ops.map(Ok), |_| Ok(())));
     if let Err(e) = batch.result {

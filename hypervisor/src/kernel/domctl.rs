@@ -510,11 +510,7 @@ fn set_vcpu_context(
     let l4 = xen_cr3_to_pfn(c.ctrlreg[3]);
     let mut guard = MMU.lock();
     let mmu = guard.as_mut().ok_or(XenError::NoSys)?;
-    let ops = [MmuextOp {
-        cmd: MmuextCmd::NewBaseptr as u32,
-        arg1: l4,
-        arg2: 0,
-    }];
+    let ops = [MmuextOp::new(MmuextCmd::NewBaseptr as u32, l4, 0)];
     honour(mmu.mmuext_op(mm, &mut vmm, mmpv::DomId::SELF.0, ops.map(Ok), |_| Ok(())))
         .result
         .map_err(mmpv::PvMmError::errno)?;

@@ -331,14 +331,9 @@ pub fn hypercall(
         Hypercall::MmuUpdate => {
             let (count, done_before) = batch_count(a1, a2);
             let pass = count.min(REQUESTS_PER_PASS);
-            let reqs = requests::<guest_abi::xen::MmuUpdate>(mem, a0, pass).map(|r| {
-                r.map(|u| MmuUpdate {
-                    ptr: u.ptr,
-                    val: u.val,
-                })
-            });
+            let reqs = requests::<MmuUpdate>(mem, a0, pass);
             let batch = honour(mmu.mmu_update(me, a3 as u32, reqs));
-            let size = size_of::<guest_abi::xen::MmuUpdate>() as u64;
+            let size = size_of::<MmuUpdate>() as u64;
             return finish_batch(args, batch, done_before, pass, count, size);
         }
         Hypercall::MmuextOp => {
@@ -347,13 +342,7 @@ pub fn hypercall(
             let Some(mut vmm) = vcpu.mm else {
                 return Err(XenError::Inval);
             };
-            let ops = requests::<guest_abi::xen::MmuextOp>(mem, a0, pass).map(|r| {
-                r.map(|o| MmuextOp {
-                    cmd: o.cmd,
-                    arg1: o.arg1,
-                    arg2: o.arg2,
-                })
-            });
+            let ops = requests::<MmuextOp>(mem, a0, pass);
             // An unreadable vCPU bitmap is -EINVAL here (Xen's answer for mmuext_op).
             let mut new_ldt = None;
             let batch = honour(mmu.mmuext_op(me, &mut vmm, a3 as u16, ops, |e| {
@@ -367,7 +356,7 @@ pub fn hypercall(
             }
             vcpu.mm = Some(vmm);
             vcpu.user_table = vmm.user_table();
-            let size = size_of::<guest_abi::xen::MmuextOp>() as u64;
+            let size = size_of::<MmuextOp>() as u64;
             return finish_batch(args, batch, done_before, pass, count, size);
         }
         Hypercall::UpdateVaMapping | Hypercall::UpdateVaMappingOtherdomain => {

@@ -40,32 +40,9 @@ pub mod uvmf {
     pub const ALL: u64 = 4;
 }
 
-/// One `mmu_update` request (`struct mmu_update`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[repr(C)]
-pub struct MmuUpdate {
-    /// Machine address of the entry, with the sub-command in bits 0–2.
-    pub ptr: u64,
-    /// The new value.
-    pub val: u64,
-}
-
-/// One `mmuext_op` request (`struct mmuext_op`; the unions as raw words).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[repr(C)]
-pub struct MmuextOp {
-    /// The command ([`MmuextCmd`]).
-    pub cmd: u32,
-    /// `mfn` or `linear_addr`.
-    pub arg1: u64,
-    /// `nr_ents`, `vcpumask` (a guest address) or `src_mfn`.
-    pub arg2: u64,
-}
-
-const _: () = assert!(core::mem::size_of::<MmuUpdate>() == 16);
-const _: () = assert!(core::mem::size_of::<MmuextOp>() == 24);
-const _: () = assert!(core::mem::offset_of!(MmuextOp, arg1) == 8);
-const _: () = assert!(core::mem::offset_of!(MmuextOp, arg2) == 16);
+/// The requests are guest-abi's `struct mmu_update` and `struct mmuext_op`, read straight
+/// from the guest.
+pub use guest_abi::xen::{MmuUpdate, MmuextOp};
 
 /// `mmuext_op` commands (`MMUEXT_*`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -275,11 +275,7 @@ impl World {
         arg2: u64,
     ) -> Result<Vec<Effect>, PvMmError> {
         let mut effects = Vec::new();
-        let op = MmuextOp {
-            cmd: cmd as u32,
-            arg1,
-            arg2,
-        };
+        let op = MmuextOp::new(cmd as u32, arg1, arg2);
         let vcpu = &mut self.vcpus[dom.vcpu];
         let o = self.ft.mmuext_op(dom.d, vcpu, foreigndom, [Ok(op)], |e| {
             effects.push(e);

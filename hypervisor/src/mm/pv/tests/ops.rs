@@ -414,11 +414,7 @@ fn flush_operations_return_their_effects() {
         assert_eq!(got, effect.into_iter().collect::<Vec<_>>(), "{cmd:?}");
     }
     // An effect that cannot be carried out (an unreadable vCPU mask) fails the operation.
-    let op = MmuextOp {
-        cmd: MmuextCmd::TlbFlushMulti as u32,
-        arg1: 0,
-        arg2: mask,
-    };
+    let op = MmuextOp::new(MmuextCmd::TlbFlushMulti as u32, 0, mask);
     let vcpu = &mut w.vcpus[d.vcpu];
     let o =
         w.ft.mmuext_op(d.d, vcpu, DomId::SELF.0, [Ok(op), Ok(op)], |_| {
@@ -457,11 +453,7 @@ fn mmuext_commands_xen_does_not_offer() {
     );
     assert_eq!(PvMmError::Unsupported.errno(), XenError::OpNotSupp);
     for cmd in [14u32, 21, 0xffff_ffff] {
-        let op = MmuextOp {
-            cmd,
-            arg1: 0,
-            arg2: 0,
-        };
+        let op = MmuextOp::new(cmd, 0, 0);
         let vcpu = &mut w.vcpus[d.vcpu];
         let o =
             w.ft.mmuext_op(d.d, vcpu, DomId::SELF.0, [Ok(op)], |_| Ok(()));
