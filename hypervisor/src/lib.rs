@@ -40,5 +40,10 @@ pub mod arch;
 #[cfg(target_os = "none")]
 pub mod kernel;
 
+/// The Xen version whose ABI the hypervisor speaks (`xen_version`, the CPUID leaves).
+pub const XEN_MAJOR: u64 = 4;
+/// Its minor version.
+pub const XEN_MINOR: u64 = 17;
+
 /// The hypervisor's version, as printed in the banner.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -6,12 +6,14 @@
 
 use super::acpi;
 use super::cmdline::{Options, PanicTest};
+use crate::arch::x86_64::handlers::{self, Handlers};
+use crate::arch::x86_64::handoff;
 use crate::arch::x86_64::{
-    apic, boot as arch_boot, cpu, direct_map, gdt, heap, paging, pit, power, serial, time, trap,
+    apic, cpu, direct_map, gdt, heap, paging, pit, power, serial, time, trap,
 };
 use crate::console::log;
-use crate::kernel::FRAMES;
 use crate::kernel::dom0::{self, Dom0Modules};
+use crate::kernel::{self, FRAMES};
 use crate::mm::frames::{FrameAllocator, find_free_region};
 use crate::mm::{PAGE_SIZE, PhysRange};
 use crate::x86::descriptors::{FLAT_RING3_CS64, FLAT_RING3_DS};
@@ -56,13 +58,21 @@ impl<const N: usize> Ranges<N> {
 
 /// The start of the day, called by the boot code (`arch::x86_64::boot`) in the high half.
 pub extern "C" fn kernel_main(magic: u32, mbi_phys: u32) -> ! {
+    // What the hardware delivers goes to the machine's handlers (before any interrupt is on).
+    handlers::register(Handlers {
+        guest_syscall: kernel::exit::guest_syscall,
+        guest_trap: kernel::exit::guest_trap,
+        timer: kernel::resched::timer_tick,
+        serial: kernel::console::serial_interrupt,
+        bad_return_frame: kernel::exit::bad_return_frame,
+    });
     serial::init();
     log::set_sink(serial::print);
     if magic != MULTIBOOT2_MAGIC {
         error!("boot: bad multiboot2 magic {magic:#x}");
         power::crash();
     }
-    let boot = match arch_boot::boot_information(mbi_phys) {
+    let boot = match handoff::boot_information(mbi_phys) {
         Ok(b) => b,
         Err(e) => {
             error!("boot: unreadable multiboot2 information: {e:?}");
@@ -76,7 +86,7 @@ pub extern "C" fn kernel_main(magic: u32, mbi_phys: u32) -> ! {
     let opts = Options::parse(cmdline, |w| warn!("{w}"));
     log::set_level(opts.loglvl);
     power::set_noreboot(opts.noreboot);
-    crate::kernel::exit::PRINT_EXIT_TIMES
+    crate::kernel::exit_clock::PRINT_EXIT_TIMES
         .store(opts.exit_times, core::sync::atomic::Ordering::Relaxed);
     if !opts.serial_console {
         serial::disable();
@@ -115,7 +125,7 @@ pub extern "C" fn kernel_main(magic: u32, mbi_phys: u32) -> ! {
     match opts.panic_test {
         Some(PanicTest::Fault) => {
             info!("panic-test: reading an unmapped hypervisor address");
-            let v = arch_boot::read_unmapped_for_test();
+            let v = cpu::read_unmapped_for_test();
             info!("panic-test: read {v:#x} (should have faulted)");
         }
         Some(PanicTest::Panic) => panic!("panic-test requested on the command line"),
@@ -187,7 +197,7 @@ fn init_memory(boot: &BootInformation<'_>, features: &cpu::Features) {
         start: 0,
         end: 1 << 20,
     });
-    let image = arch_boot::image_range();
+    let image = handoff::image_range();
     reserved.push(image);
     let mbi_start = boot.start_address() as u64 - paging::phys_to_virt(0);
     reserved.push(PhysRange::new(
@@ -226,7 +236,7 @@ fn init_memory(boot: &BootInformation<'_>, features: &cpu::Features) {
         power::crash();
     };
     reserved.push(PhysRange::new(bitmap_at, 2 * bitmap_bytes));
-    let (free_bits, managed_bits) = arch_boot::frame_bitmaps(bitmap_at, words);
+    let (free_bits, managed_bits) = handoff::frame_bitmaps(bitmap_at, words);
     let mut frames = FrameAllocator::new(
         free_bits,
         managed_bits,
@@ -243,11 +253,14 @@ fn init_memory(boot: &BootInformation<'_>, features: &cpu::Features) {
 
     let page_tables_from = frames.free_frames();
     match paging::init(&mut frames, phys_end, features) {
-        Ok(mapped) => info!(
-            "Direct map: {} MiB at {:#x}",
-            mapped >> 20,
-            paging::phys_to_virt(0)
-        ),
+        Ok(mapped) => {
+            direct_map::set_limit(mapped / PAGE_SIZE);
+            info!(
+                "Direct map: {} MiB at {:#x}",
+                mapped >> 20,
+                paging::phys_to_virt(0)
+            )
+        }
         Err(e) => {
             error!("boot: cannot build the hypervisor page tables: {e:?}");
             power::crash();

@@ -10,7 +10,7 @@
 use core::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 
 use super::abi::{BITS_PER_EVTCHN_WORD, EvtchnPort, MAX_VCPUS, VcpuId};
-use crate::time::pvclock::VcpuTimeInfo;
+use crate::time::pvclock::{VcpuTimeInfo, WallclockSink};
 
 /// Atomic access to the parts of a domain's `shared_info` (and its vCPUs' `vcpu_info`) that event
 /// delivery touches. Word indices are below 64 and vCPUs below [`MAX_VCPUS`]; callers guarantee
@@ -315,6 +315,19 @@ impl SharedInfoView for DomainShared {
 
     fn vcpu_slot(&self, vcpu: VcpuId) -> Option<&VcpuInfo> {
         self.vcpu_info(vcpu)
+    }
+}
+
+/// The wallclock words of the page (`wc_*`), where `pvclock::publish_wallclock` writes.
+impl WallclockSink for SharedInfo {
+    fn wc_version(&self) -> &AtomicU32 {
+        &self.wc_version
+    }
+
+    fn store_wc(&self, sec: u32, nsec: u32, sec_hi: u32) {
+        self.wc_sec.store(sec, Ordering::Relaxed);
+        self.wc_nsec.store(nsec, Ordering::Relaxed);
+        self.wc_sec_hi.store(sec_hi, Ordering::Relaxed);
     }
 }
 

@@ -9,10 +9,7 @@ use guest_abi::features::XenFeature;
 use guest_abi::version::{XenCompileInfo, XenFeatureInfo, XenPlatformParameters, XenVersionOp};
 use zerocopy::FromZeros;
 
-/// Major and minor of the Xen interface we implement.
-pub const XEN_MAJOR: u64 = 4;
-/// Minor version.
-pub const XEN_MINOR: u64 = 17;
+use crate::{XEN_MAJOR, XEN_MINOR};
 const EXTRAVERSION: &[u8] = b".0-rs";
 const CAPABILITIES: &[u8] = b"xen-3.0-x86_64 ";
 const CHANGESET: &[u8] = b"unavailable";

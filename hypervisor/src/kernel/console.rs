@@ -94,7 +94,7 @@ fn with_machine(f: impl FnOnce(&mut Machine)) {
         && let Some(m) = guard.as_mut()
     {
         f(m);
-        super::exit::request_reschedule();
+        super::resched::request_reschedule();
     }
 }
 
@@ -108,7 +108,7 @@ fn debug_key(k: u8) {
         }
         b'e' => {
             info!("'e' pressed -> longest exits");
-            super::exit::print_exit_times();
+            super::exit_clock::print_exit_times();
         }
         b'q' => {
             info!("'q' pressed -> dumping domain info");

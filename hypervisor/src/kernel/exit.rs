@@ -4,13 +4,14 @@
 
 use super::domain::{MACHINE, Machine};
 use super::host::KernelHost;
+use super::{exit_clock, resched};
 use crate::arch::x86_64::entry::SYSCALL32_VECTOR;
 use crate::arch::x86_64::fpu;
-use crate::arch::x86_64::{apic, cpu, power, trap};
+use crate::arch::x86_64::{cpu, power, trap};
 use crate::event::abi as eabi;
 use crate::event::ops::{self as evops, Domains};
 use crate::event::shared;
-use crate::hypercall::exit_times::{ExitKind, ExitTimes};
+use crate::hypercall::exit_times::ExitKind;
 use crate::hypercall::{self, Action, Ctx, DomainInfo, Host};
 use crate::pv::bounce::{self, Bounce};
 use crate::pv::emulate;
@@ -19,7 +20,7 @@ use crate::sched::scheduler::vcpu as vcpu_ref;
 use crate::sched::{CpuId, TimerAction, VcpuRef, timer};
 use crate::x86::regs::{Regs, SYSCALL_VECTOR};
 use crate::{error, info, warn};
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use core::sync::atomic::Ordering;
 use guest_abi::Hypercall;
 use guest_abi::sched::ShutdownReason;
 use guest_abi::vcpu::Runstate;
@@ -29,65 +30,6 @@ use crate::arch::x86_64::uaccess::CurrentGuest;
 
 /// Page-fault error code bits: the page was present and the access a write.
 const PF_PRESENT_WRITE: u64 = 0b11;
-
-/// Set by the timer interrupt: the next return to a guest goes through the scheduler.
-static NEED_RESCHED: AtomicBool = AtomicBool::new(false);
-
-/// When the LAPIC timer is set to fire next (system time, ns).
-static ARMED_UNTIL: AtomicU64 = AtomicU64::new(u64::MAX);
-
-/// The TSC when the exit being handled began.
-static EXIT_STARTED: AtomicU64 = AtomicU64::new(0);
-
-/// The longest exit seen per kind (debug key `e`, option `exit-times`).
-pub static EXIT_TIMES: ExitTimes = ExitTimes::new();
-
-/// Stamps the start of an exit.
-fn begin_exit() {
-    EXIT_STARTED.store(cpu::rdtsc(), Ordering::Relaxed);
-}
-
-/// TSC ticks since the exit being handled began.
-pub fn exit_ticks() -> u64 {
-    cpu::rdtsc().wrapping_sub(EXIT_STARTED.load(Ordering::Relaxed))
-}
-
-/// Records how long the exit that is about to return to a guest took.
-fn end_exit(kind: ExitKind) {
-    EXIT_TIMES.record(kind, exit_ticks());
-}
-
-/// Whether dom0's shutdown prints the exit-time table (option `exit-times`).
-pub static PRINT_EXIT_TIMES: AtomicBool = AtomicBool::new(false);
-
-/// Prints the exit-time table.
-pub fn print_exit_times() {
-    info!("Longest single exit per kind, TSC ticks (instructions under -icount shift=0):");
-    for (kind, ticks) in EXIT_TIMES.seen() {
-        info!("  {kind}: {ticks}");
-    }
-    if let Some((kind, ticks)) = EXIT_TIMES.worst() {
-        info!("Longest exit: {ticks} ticks ({kind})");
-    }
-}
-
-/// Programs the LAPIC timer for system time `until`.
-fn arm_timer(until: u64, now: u64) {
-    ARMED_UNTIL.store(until, Ordering::Relaxed);
-    apic::arm_oneshot(until.saturating_sub(now).max(1));
-}
-
-/// Makes the next return to a guest go through the scheduler (an interrupt woke a vCPU).
-pub fn request_reschedule() {
-    NEED_RESCHED.store(true, Ordering::Relaxed);
-}
-
-/// Called from the timer interrupt.
-pub fn timer_tick() {
-    // The one-shot has fired: nothing is armed until the scheduler or a guest's timer arms it.
-    ARMED_UNTIL.store(u64::MAX, Ordering::Relaxed);
-    NEED_RESCHED.store(true, Ordering::Relaxed);
-}
 
 /// Runs `f` on the running vCPU, its domain info and a host bound to them.
 fn with_current<R>(
@@ -148,8 +90,8 @@ fn with_current<R>(
 
 /// `syscall` from a guest: a hypercall from guest kernel mode, else a system call of guest
 /// user space, bounced to the guest kernel's syscall callback.
-pub extern "C" fn guest_syscall(regs: &mut Regs) {
-    begin_exit();
+pub fn guest_syscall(regs: &mut Regs) {
+    exit_clock::begin_exit();
     let mut kind = ExitKind::UserSyscall;
     // domctl, sysctl and remote shutdown reach across domains, so they run outside
     // `with_current`.
@@ -180,7 +122,7 @@ pub extern "C" fn guest_syscall(regs: &mut Regs) {
                     events_checked: false,
                 },
             );
-            end_exit(kind);
+            exit_clock::end_exit(kind);
             return;
         }
     }
@@ -208,7 +150,7 @@ pub extern "C" fn guest_syscall(regs: &mut Regs) {
         settle(regs, vcpu, vcpu_id, host, action)
     });
     finish(regs, handled);
-    end_exit(kind);
+    exit_clock::end_exit(kind);
 }
 
 /// A `syscall` from guest user space goes to the guest kernel's syscall callback (or #UD).
@@ -233,7 +175,7 @@ fn user_syscall(regs: &mut Regs, vcpu: &mut PvVcpu, host: &mut KernelHost<'_>) -
 
 /// An exception or interrupt that arrived while a guest ran.
 pub fn guest_trap(regs: &mut Regs) {
-    begin_exit();
+    exit_clock::begin_exit();
     let vector = regs.vector as u8;
     let kind = match vector {
         2 | 32..=255 => ExitKind::Interrupt,
@@ -283,7 +225,7 @@ pub fn guest_trap(regs: &mut Regs) {
         settle(regs, vcpu, vcpu_id, host, action)
     });
     finish(regs, handled);
-    end_exit(kind);
+    exit_clock::end_exit(kind);
 }
 
 /// #GP or #UD from a guest: emulate the privileged instruction, or deliver a software
@@ -423,11 +365,11 @@ fn settle(
 ) -> Handled {
     // A timer the call set may be due before the LAPIC is set to fire.
     if let Some(next) = host.timers.next_deadline()
-        && next < ARMED_UNTIL.load(Ordering::Relaxed)
+        && next < resched::armed_until()
     {
-        arm_timer(next, host.clock.now(cpu::rdtsc()));
+        resched::arm_timer(next, host.clock.now(cpu::rdtsc()));
     }
-    if action == Action::Resume && !NEED_RESCHED.load(Ordering::Relaxed) {
+    if action == Action::Resume && !resched::needed() {
         Handled {
             action: deliver_events(regs, vcpu, vcpu_id, host),
             events_checked: true,
@@ -476,11 +418,11 @@ fn schedule() {
         let mut guard = MACHINE.lock();
         let Some(m) = guard.as_mut() else { return };
         let now = m.clock.now(cpu::rdtsc());
-        NEED_RESCHED.store(false, Ordering::Relaxed);
+        resched::clear();
         run_timers(m, now);
         let d = m.sched.schedule(CpuId(0), now, m.timers.next_deadline());
         if let Some(until) = d.until {
-            arm_timer(until, now);
+            resched::arm_timer(until, now);
         }
         let current = vcpu_ref(eabi::DomId(m.current), eabi::VcpuId(m.current_vcpu));
         match d.next {
@@ -494,7 +436,7 @@ fn schedule() {
                 x86_64::instructions::interrupts::enable_and_hlt();
                 x86_64::instructions::interrupts::disable();
                 // Time spent idle is not the exit's work: its clock restarts at the wake-up.
-                begin_exit();
+                exit_clock::begin_exit();
             }
         }
     }
@@ -610,7 +552,7 @@ fn finish(regs: &mut Regs, handled: Handled) {
         Action::Shutdown(reason) => shutdown_current(reason, None),
         Action::Crash(why) => shutdown_current(ShutdownReason::Crash, Some((regs, why))),
         Action::Block | Action::Yield => schedule(),
-        Action::Resume if NEED_RESCHED.load(Ordering::Relaxed) => schedule(),
+        Action::Resume if resched::needed() => schedule(),
         Action::Resume => {}
     }
     if let Action::Crash(why) = check_events(regs) {
@@ -650,8 +592,8 @@ fn shutdown_current(reason: ShutdownReason, crash: Option<(&Regs, &str)>) {
 
 fn dom0_shutdown(reason: ShutdownReason) -> ! {
     info!("Hardware domain 0 shut down: {}", reason.c_name());
-    if PRINT_EXIT_TIMES.load(Ordering::Relaxed) {
-        print_exit_times();
+    if exit_clock::PRINT_EXIT_TIMES.load(Ordering::Relaxed) {
+        exit_clock::print_exit_times();
     }
     match reason {
         ShutdownReason::Reboot => power::reboot(),

@@ -139,7 +139,7 @@ impl Host for KernelHost<'_> {
     }
 
     fn preempt_check(&mut self) -> bool {
-        super::exit::exit_ticks() > crate::hypercall::exit_times::PREEMPT_TICKS
+        super::exit_clock::exit_ticks() > crate::hypercall::exit_times::PREEMPT_TICKS
     }
 
     fn mmu_hypercall(

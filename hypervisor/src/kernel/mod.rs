@@ -7,8 +7,10 @@ pub mod dom0;
 pub mod domain;
 pub mod domctl;
 pub mod exit;
+pub mod exit_clock;
 mod host;
 pub mod mmu;
+pub mod resched;
 
 use crate::mm::frames::FrameAllocator;
 

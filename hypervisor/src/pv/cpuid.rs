@@ -2,7 +2,7 @@
 //! use (or cannot use without the hypervisor) taken out, and Xen's hypervisor leaves at
 //! `0x40000000`.
 
-use crate::hypercall::version::{XEN_MAJOR, XEN_MINOR};
+use crate::{XEN_MAJOR, XEN_MINOR};
 
 /// Base of the hypervisor CPUID leaves.
 pub const XEN_CPUID_BASE: u32 = 0x4000_0000;

@@ -27,7 +27,6 @@
 
 use core::sync::atomic::{AtomicI8, AtomicU8, AtomicU32, AtomicU64, Ordering, fence};
 
-use crate::event::shared::SharedInfo;
 use crate::time::scale::{NS_PER_SEC, TimeScale};
 
 /// One pvclock record: what `vcpu_time_info` carries apart from its version and flags.
@@ -237,18 +236,6 @@ pub trait WallclockSink {
     fn store_wc(&self, sec: u32, nsec: u32, sec_hi: u32);
 }
 
-impl WallclockSink for SharedInfo {
-    fn wc_version(&self) -> &AtomicU32 {
-        &self.wc_version
-    }
-
-    fn store_wc(&self, sec: u32, nsec: u32, sec_hi: u32) {
-        self.wc_sec.store(sec, Ordering::Relaxed);
-        self.wc_nsec.store(nsec, Ordering::Relaxed);
-        self.wc_sec_hi.store(sec_hi, Ordering::Relaxed);
-    }
-}
-
 /// Xen's `update_domain_wallclock_time`: publishes `wc` shifted by the domain's time offset
 /// (`XEN_DOMCTL_settimeoffset`, in seconds; the result is clamped at the epoch).
 pub fn publish_wallclock<S: WallclockSink + ?Sized>(dst: &S, wc: Wallclock, offset_secs: i64) {
@@ -263,6 +250,27 @@ mod tests {
     use super::*;
     use core::mem::{offset_of, size_of};
     use proptest::prelude::*;
+
+    /// The `wc_*` words of a `shared_info`, as a sink for the tests.
+    #[derive(Default)]
+    struct WcWords {
+        wc_version: AtomicU32,
+        wc_sec: AtomicU32,
+        wc_nsec: AtomicU32,
+        wc_sec_hi: AtomicU32,
+    }
+
+    impl WallclockSink for WcWords {
+        fn wc_version(&self) -> &AtomicU32 {
+            &self.wc_version
+        }
+
+        fn store_wc(&self, sec: u32, nsec: u32, sec_hi: u32) {
+            self.wc_sec.store(sec, Ordering::Relaxed);
+            self.wc_nsec.store(nsec, Ordering::Relaxed);
+            self.wc_sec_hi.store(sec_hi, Ordering::Relaxed);
+        }
+    }
     use std::vec::Vec;
 
     #[test]
@@ -370,7 +378,7 @@ mod tests {
                 nsec: 250_000_000
             }
         );
-        let s = SharedInfo::new();
+        let s = WcWords::default();
         publish_wallclock(&s, wc, 3);
         assert_eq!(s.wc_version.load(Ordering::Relaxed), 2);
         assert_eq!(s.wc_sec.load(Ordering::Relaxed), 1_700_000_001);

@@ -133,7 +133,7 @@ pub fn eoi() {
 /// Handles the timer vector.
 pub fn timer_interrupt() {
     TIMER_INTERRUPTS.fetch_add(1, Ordering::Relaxed);
-    crate::kernel::exit::timer_tick();
+    (super::handlers::get().timer)();
     eoi();
 }
 

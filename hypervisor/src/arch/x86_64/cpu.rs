@@ -303,3 +303,20 @@ unsafe fn rdmsr_safe(msr: u32) -> Option<u64> {
     let failed = unsafe { rdmsr_safe_raw(msr, &mut value) };
     (failed == 0).then_some(value)
 }
+
+/// Reads an address no page table maps, to test the fault path (`panic-test=fault`): never
+/// returns normally.
+pub fn read_unmapped_for_test() -> u64 {
+    let v: u64;
+    // SAFETY: the load is done by the instruction itself, not through a Rust pointer: it
+    // faults, and the fault handler stops the machine (the point of the test).
+    unsafe {
+        core::arch::asm!(
+            "mov {v}, qword ptr [{a}]",
+            a = in(reg) 0xffff_8100_dead_0000u64,
+            v = out(reg) v,
+            options(nostack, readonly)
+        )
+    };
+    v
+}

@@ -23,8 +23,8 @@ pub const WORDS: usize = PAGE_SIZE as usize / 8;
 /// covers all of RAM).
 static MAX_MFN: AtomicU64 = AtomicU64::new(0);
 
-/// Records that every RAM frame below `limit` is direct-mapped (called once the hypervisor's
-/// own page tables are in place).
+/// Records that every RAM frame below `limit` is direct-mapped (boot calls it once the
+/// hypervisor's own page tables, `paging::init`, are in place).
 pub fn set_limit(limit: u64) {
     MAX_MFN.store(limit, Ordering::Relaxed);
 }

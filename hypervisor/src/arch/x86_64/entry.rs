@@ -102,7 +102,7 @@ enter_guest_frame:
     cs32 = const descriptors::FLAT_RING3_CS32 as u64,
     syscall_vector = const crate::x86::regs::SYSCALL_VECTOR,
     syscall32_vector = const SYSCALL32_VECTOR,
-    guest_syscall = sym crate::kernel::exit::guest_syscall,
+    guest_syscall = sym super::handlers::guest_syscall,
     options(att_syntax)
 );
 
@@ -151,7 +151,7 @@ pub fn with_guest_frame<R>(f: impl FnOnce(&mut Regs) -> R) -> R {
 
 /// Whether `regs` returns to ring 3 (CS and SS with RPL 3): the only contexts the entry
 /// paths may resume, whatever else is wrong with them (the CPU refuses a bad selector or
-/// address with a fault that crashes the domain, `kernel::exit::bad_return_frame`).
+/// address with a fault that crashes the domain, the registered `bad_return_frame`).
 fn returns_to_ring3(regs: &Regs) -> bool {
     regs.cs & 3 == 3 && regs.ss & 3 == 3
 }

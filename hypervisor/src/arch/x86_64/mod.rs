@@ -13,6 +13,8 @@ pub mod entry;
 pub mod fpu;
 pub mod gdt;
 pub mod guest;
+pub mod handlers;
+pub mod handoff;
 pub mod heap;
 pub mod paging;
 pub mod percpu;

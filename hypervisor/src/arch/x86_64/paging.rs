@@ -183,7 +183,6 @@ pub fn init(
         Size2MiB::SIZE
     });
     DIRECT_MAP_END.store(mapped, Ordering::Relaxed);
-    super::direct_map::set_limit(mapped / Size4KiB::SIZE);
     Ok(mapped)
 }
 

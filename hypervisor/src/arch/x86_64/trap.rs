@@ -90,7 +90,7 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
     match frame.vector as u8 {
         apic::TIMER_VECTOR => apic::timer_interrupt(),
         apic::SPURIOUS_VECTOR | super::pit::SPURIOUS_VECTOR => {}
-        super::pit::SERIAL_VECTOR => crate::kernel::console::serial_interrupt(),
+        super::pit::SERIAL_VECTOR => (super::handlers::get().serial)(),
         VECTOR_DOUBLE_FAULT | VECTOR_MACHINE_CHECK => fatal(frame),
         VECTOR_GP | VECTOR_PF if !frame.from_guest() && super::uaccess::fixup_fault(frame) => {
             return;
@@ -104,13 +104,13 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
             // SAFETY: we are on the hypervisor's stack with interrupts off; GS_BASE holds
             // the guest's value, KERNEL_GS_BASE ours, so one `swapgs` restores the invariant.
             unsafe { core::arch::asm!("swapgs", options(nomem, nostack)) };
-            crate::kernel::exit::bad_return_frame();
+            (super::handlers::get().bad_return_frame)();
         }
         _ if !frame.from_guest() => fatal(frame),
         _ => {}
     }
     if frame.from_guest() {
-        crate::kernel::exit::guest_trap(frame);
+        (super::handlers::get().guest_trap)(frame);
     }
 }
 
