@@ -38,7 +38,9 @@
 use alloc::vec::Vec;
 use core::mem::offset_of;
 use core::ops::Deref;
-use core::sync::atomic::{AtomicU32, Ordering, fence};
+use core::sync::atomic::Ordering;
+
+use crate::shared_page::{AtomicRing, Barrier, Page, SharedPage};
 
 use guest_abi::EvtchnPort;
 use guest_abi::console::XenconsInterface;
@@ -104,17 +106,6 @@ impl RingIndex {
     }
 }
 
-/// A memory barrier between accesses to the shared page.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Barrier {
-    /// Earlier loads before later loads (`xen_rmb`).
-    Read,
-    /// Earlier stores before later stores (`xen_wmb`).
-    Write,
-    /// Everything before everything after (`xen_mb`).
-    Full,
-}
-
 /// Access to a console ring page shared with a guest.
 pub trait ConsoleRing {
     /// Loads an index.
@@ -129,38 +120,7 @@ pub trait ConsoleRing {
     fn barrier(&self, kind: Barrier);
 }
 
-/// A page as 32-bit atomic words.
-pub type Page = [AtomicU32; 1024];
-
-/// A new zeroed [`Page`].
-pub fn zeroed_page() -> Page {
-    core::array::from_fn(|_| AtomicU32::new(0))
-}
-
-/// [`ConsoleRing`] over a mapped page seen as atomics (what the dom0 kernel uses: it turns
-/// its mapping into a `&'static Page`). Bytes are read and written inside their word with
-/// atomic operations, so the guest's concurrent writes never tear anything.
-#[derive(Debug)]
-pub struct AtomicRing<P: Deref<Target = Page>>(pub P);
-
 impl<P: Deref<Target = Page>> AtomicRing<P> {
-    fn word(&self, byte_offset: usize) -> &AtomicU32 {
-        &self.0[(byte_offset / 4) % 1024]
-    }
-
-    fn load_byte(&self, byte_offset: usize) -> u8 {
-        let w = self.word(byte_offset).load(Ordering::Relaxed);
-        (w >> ((byte_offset % 4) * 8)) as u8
-    }
-
-    /// Stores a byte of the page (also used by fake guests in tests).
-    pub fn store_byte(&self, byte_offset: usize, byte: u8) {
-        let shift = (byte_offset % 4) * 8;
-        let word = self.word(byte_offset);
-        word.fetch_and(!(0xff << shift), Ordering::Relaxed);
-        word.fetch_or(u32::from(byte) << shift, Ordering::Relaxed);
-    }
-
     /// Loads byte `pos` of the `in` ring (for fake guests in tests).
     pub fn load_in(&self, pos: usize) -> u8 {
         self.load_byte(offset_of!(XenconsInterface, in_) + pos % XenconsInterface::IN_SIZE as usize)
@@ -172,43 +132,6 @@ impl<P: Deref<Target = Page>> AtomicRing<P> {
             offset_of!(XenconsInterface, out) + pos % XenconsInterface::OUT_SIZE as usize,
             byte,
         );
-    }
-}
-
-/// Word and byte access to any page shared with a guest, for ring protocols other than the
-/// console's (the xenstore ring).
-pub trait SharedPage {
-    /// Loads the 32-bit word at byte `offset` (4-aligned).
-    fn load_u32(&self, offset: usize) -> u32;
-    /// Stores the 32-bit word at byte `offset` (4-aligned).
-    fn store_u32(&self, offset: usize, value: u32);
-    /// Loads the byte at `offset`.
-    fn load_u8(&self, offset: usize) -> u8;
-    /// Stores the byte at `offset`.
-    fn store_u8(&self, offset: usize, byte: u8);
-    /// A barrier.
-    fn fence(&self, kind: Barrier);
-}
-
-impl<P: Deref<Target = Page>> SharedPage for AtomicRing<P> {
-    fn load_u32(&self, offset: usize) -> u32 {
-        self.word(offset).load(Ordering::Relaxed)
-    }
-
-    fn store_u32(&self, offset: usize, value: u32) {
-        self.word(offset).store(value, Ordering::Relaxed);
-    }
-
-    fn load_u8(&self, offset: usize) -> u8 {
-        self.load_byte(offset)
-    }
-
-    fn store_u8(&self, offset: usize, byte: u8) {
-        self.store_byte(offset, byte);
-    }
-
-    fn fence(&self, kind: Barrier) {
-        ConsoleRing::barrier(self, kind);
     }
 }
 
@@ -235,11 +158,7 @@ impl<P: Deref<Target = Page>> ConsoleRing for AtomicRing<P> {
     }
 
     fn barrier(&self, kind: Barrier) {
-        fence(match kind {
-            Barrier::Read => Ordering::Acquire,
-            Barrier::Write => Ordering::Release,
-            Barrier::Full => Ordering::SeqCst,
-        });
+        SharedPage::fence(self, kind);
     }
 }
 
@@ -420,6 +339,7 @@ impl<R: ConsoleRing> Console<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::shared_page::zeroed_page;
     use alloc::boxed::Box;
     use alloc::string::String;
     use alloc::vec;

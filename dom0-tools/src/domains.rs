@@ -12,11 +12,9 @@ use guest_abi::DomId;
 use guest_abi::domctl::DominfFlags;
 
 use crate::cli::DomRef;
-use crate::config::DomainConfig;
+use crate::config::{DOM0_NAME, DomainConfig};
 use crate::hv::{DomainInfo, PhysInfo, VersionInfo};
 
-/// The name `list` gives dom0, as xl does.
-pub const DOM0_NAME: &str = "Domain-0";
 /// The name `list` gives a domain the toolstack did not create.
 pub const UNKNOWN_NAME: &str = "(unknown)";
 

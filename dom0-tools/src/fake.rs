@@ -13,8 +13,9 @@ use guest_abi::xen::StartInfo;
 use guest_abi::{DomId, EvtchnPort, Mfn, PAGE_SIZE, Pfn, VcpuId, XenError};
 use zerocopy::FromBytes;
 
-use crate::console::{AtomicRing, Page, RingIndex, zeroed_page};
+use crate::console::RingIndex;
 use crate::hv::{DomainInfo, Hypervisor, PhysInfo, VersionInfo};
+use crate::shared_page::{AtomicRing, Page, zeroed_page};
 
 /// The ring type of the fake: a shared page.
 pub type FakeRing = AtomicRing<Rc<Page>>;

@@ -130,7 +130,7 @@ pub struct VersionInfo {
 ///   ([`pin_l4_table`](Self::pin_l4_table)), as Xen does.
 pub trait Hypervisor {
     /// A mapping of a domain's console ring page into dom0.
-    type Ring: ConsoleRing + crate::console::SharedPage;
+    type Ring: ConsoleRing + crate::shared_page::SharedPage;
 
     /// `XEN_DOMCTL_createdomain` (domain field 0: the hypervisor picks the id). The new
     /// domain is paused.

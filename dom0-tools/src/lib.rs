@@ -38,6 +38,7 @@ mod fake;
 pub mod files;
 pub mod hv;
 pub mod requests;
+pub mod shared_page;
 pub mod toolstack;
 pub mod xenstore;
 

@@ -408,7 +408,7 @@ impl<H: Hypervisor, F: Files> Toolstack<H, F> {
 
     fn refuse_dom0(&self, id: DomId, what: &str) -> Result<(), ToolError> {
         if id.0 == 0 {
-            return Err(fail!("cannot {what} {}", domains::DOM0_NAME));
+            return Err(fail!("cannot {what} {}", config::DOM0_NAME));
         }
         Ok(())
     }

@@ -27,7 +27,7 @@
 
 use alloc::vec::Vec;
 
-use crate::console::{Barrier, SharedPage};
+use crate::shared_page::{Barrier, SharedPage};
 
 /// Size of each of the two rings (`XENSTORE_RING_SIZE`).
 pub const RING_SIZE: u32 = 1024;
@@ -260,10 +260,10 @@ fn error_reply(out: &mut Vec<u8>, req_id: u32, tx_id: u32, errno_name: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::console::{AtomicRing, zeroed_page};
+    use crate::shared_page::{AtomicRing, zeroed_page};
     use alloc::boxed::Box;
 
-    type Ring = AtomicRing<Box<crate::console::Page>>;
+    type Ring = AtomicRing<Box<crate::shared_page::Page>>;
 
     fn ring() -> Ring {
         AtomicRing(Box::new(zeroed_page()))

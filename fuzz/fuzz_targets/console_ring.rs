@@ -8,10 +8,8 @@
 use std::cell::Cell;
 
 use arbitrary::{Arbitrary, Unstructured};
-use dom0_tools::console::{
-    AtomicRing, Barrier, Console, ConsoleRing, HELD_MAX, Page, RingIndex, poll_output_max,
-    zeroed_page,
-};
+use dom0_tools::console::{Console, ConsoleRing, HELD_MAX, RingIndex, poll_output_max};
+use dom0_tools::shared_page::{AtomicRing, Barrier, Page, zeroed_page};
 use guest_abi::EvtchnPort;
 use guest_abi::console::XenconsInterface;
 use libfuzzer_sys::fuzz_target;

@@ -8,7 +8,7 @@
 use std::cell::Cell;
 
 use arbitrary::{Arbitrary, Unstructured};
-use dom0_tools::console::{AtomicRing, Barrier, Page, SharedPage, zeroed_page};
+use dom0_tools::shared_page::{AtomicRing, Barrier, Page, SharedPage, zeroed_page};
 use dom0_tools::xenstore::{HEADER, HELD_MAX, RING_SIZE, StoreServer, msg};
 use libfuzzer_sys::fuzz_target;
 

@@ -19,6 +19,9 @@ use core::fmt;
 
 pub use syntax::{Atom, Setting, Value, parse_number};
 
+/// The name `list` gives dom0, as xl does (a configuration may not take it).
+pub const DOM0_NAME: &str = "Domain-0";
+
 /// Where an error in a configuration file or override is, and what it is.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConfigError {
@@ -228,7 +231,7 @@ pub fn check_name(name: &str) -> Result<(), String> {
             "domain name '{name}' is all digits (it would read as a domain id)"
         ));
     }
-    if name == crate::domains::DOM0_NAME {
+    if name == DOM0_NAME {
         return Err(alloc::format!("domain name '{name}' is reserved for dom0"));
     }
     Ok(())

@@ -14,7 +14,7 @@ use core::cell::UnsafeCell;
 use core::ops::Deref;
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use dom0_tools::console::Page;
+use dom0_tools::shared_page::Page;
 use guest_abi::arch::PteFlags;
 use guest_abi::runtime::hypercall;
 use guest_abi::xen::UVMF_INVLPG;

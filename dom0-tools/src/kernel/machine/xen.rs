@@ -5,9 +5,9 @@ use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 
-use dom0_tools::console::AtomicRing;
 use dom0_tools::hv::{DomainInfo, Hypervisor, PhysInfo, VersionInfo};
 use dom0_tools::requests;
+use dom0_tools::shared_page::AtomicRing;
 use guest_abi::arch::VcpuGuestContext;
 use guest_abi::domctl::{DomctlCmd, XenDomctl, XenDomctlCreatedomain, XenDomctlGetdomaininfo};
 use guest_abi::event_channel::EvtchnOp;

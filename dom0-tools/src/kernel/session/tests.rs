@@ -3,9 +3,9 @@ use alloc::vec;
 use core::cell::RefCell;
 use std::rc::Rc;
 
-use dom0_tools::console::{AtomicRing, Page};
 use dom0_tools::cpio::Archive;
 use dom0_tools::hv::{DomainInfo, PhysInfo, VersionInfo};
+use dom0_tools::shared_page::{AtomicRing, Page};
 use guest_abi::arch::VcpuGuestContext;
 use guest_abi::domctl::{DominfFlags, XenDomctlCreatedomain};
 use guest_abi::sched::ShutdownReason;
