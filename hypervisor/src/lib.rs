@@ -31,6 +31,8 @@ pub mod lifecycle;
 pub mod mm;
 pub mod pv;
 pub mod sched;
+#[cfg(any(test, feature = "test-doubles"))]
+pub mod testing;
 pub mod time;
 pub mod x86;
 

@@ -110,9 +110,41 @@ impl DomainInfo {
     }
 }
 
+/// A hypercall that reaches across domains (`domctl`, `sysctl`, `SCHEDOP_remote_shutdown`):
+/// decoded here like every other call, carried out by the exit path once the caller's own
+/// state is released, because it needs the whole machine. The argument is the guest address
+/// of its request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MachineCall {
+    /// `domctl(arg)`.
+    Domctl(u64),
+    /// `sysctl(arg)`.
+    Sysctl(u64),
+    /// `sched_op(SCHEDOP_remote_shutdown, arg)`.
+    RemoteShutdown(u64),
+}
+
+/// Where the result of a [`MachineCall`] made from a multicall goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MulticallSlot {
+    /// The guest address of the entry.
+    pub entry: u64,
+    /// Entries left from this one on (the multicall continues after it; it is re-executed from
+    /// this entry when the call itself is continued).
+    pub rest: u64,
+}
+
 /// What the exit path must do once the hypercall has returned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Action {
+    /// Carry out a call that needs the whole machine; its result goes to `rax` (the register
+    /// still holds the hypercall number until then) or, from a multicall, into its entry.
+    Machine {
+        /// The call.
+        call: MachineCall,
+        /// The multicall entry it came from, if any.
+        slot: Option<MulticallSlot>,
+    },
     /// Return to the guest.
     Resume,
     /// The domain shut itself down.
@@ -218,6 +250,13 @@ pub fn complete(regs: &mut Regs, result: HcResult) {
     }
 }
 
+/// Leaves `call` to the exit path; `rax` keeps the hypercall number until its result is known.
+fn machine<M: GuestMemory, H: Host>(ctx: &mut Ctx<'_, M, H>, call: MachineCall) -> HcResult {
+    ctx.action = Action::Machine { call, slot: None };
+    ctx.regs_loaded = true;
+    Ok(0)
+}
+
 /// Runs one hypercall. `in_multicall` refuses the calls a multicall may not contain.
 ///
 /// A call that stopped part-way answers [`XenError::Restart`] with `call.args` rewritten to
@@ -232,6 +271,11 @@ pub fn dispatch<M: GuestMemory, H: Host>(
     };
     let [a0, a1, a2, _a3, _a4] = call.args;
     match nr {
+        Hypercall::Domctl => machine(ctx, MachineCall::Domctl(a0)),
+        Hypercall::Sysctl => machine(ctx, MachineCall::Sysctl(a0)),
+        Hypercall::SchedOp if a0 == u64::from(guest_abi::sched::SchedOp::RemoteShutdown.raw()) => {
+            machine(ctx, MachineCall::RemoteShutdown(a1))
+        }
         Hypercall::ConsoleIo => console::console_io(ctx, &mut call.args),
         Hypercall::XenVersion => version::xen_version(ctx, a0, a1),
         Hypercall::SchedOp => sched::sched_op(ctx, a0, a1),
@@ -284,6 +328,49 @@ mod tests {
         assert_eq!(f.regs.rax, 1, "the hypercall number stays");
         assert_eq!((f.regs.rdi, f.regs.rsi), (0x1000 + 160, 15 | 0x8000_0000));
         assert_eq!(f.regs.r10, 0x7ff0, "other arguments kept");
+    }
+
+    #[test]
+    fn calls_across_domains_are_decoded_here_and_left_to_the_machine() {
+        use super::{Action, MachineCall};
+        let mut f = Fixture::new();
+        // rax keeps the number: the exit path writes the result once it has the machine.
+        assert_eq!(
+            call(&mut f, Hypercall::Domctl, [0x5000, 0, 0, 0, 0]),
+            Ok(36)
+        );
+        assert_eq!(
+            f.action,
+            Action::Machine {
+                call: MachineCall::Domctl(0x5000),
+                slot: None
+            }
+        );
+        assert_eq!(
+            call(&mut f, Hypercall::Sysctl, [0x6000, 0, 0, 0, 0]),
+            Ok(35)
+        );
+        assert_eq!(
+            f.action,
+            Action::Machine {
+                call: MachineCall::Sysctl(0x6000),
+                slot: None
+            }
+        );
+        // SCHEDOP_remote_shutdown (4) too; the other sched_ops stay where they were.
+        assert_eq!(
+            call(&mut f, Hypercall::SchedOp, [4, 0x7000, 0, 0, 0]),
+            Ok(29)
+        );
+        assert_eq!(
+            f.action,
+            Action::Machine {
+                call: MachineCall::RemoteShutdown(0x7000),
+                slot: None
+            }
+        );
+        assert_eq!(call(&mut f, Hypercall::SchedOp, [0, 0, 0, 0, 0]), Ok(0));
+        assert_eq!(f.action, Action::Yield);
     }
 
     #[test]

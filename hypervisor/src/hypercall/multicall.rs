@@ -7,9 +7,12 @@
 //! A multicall is bounded in time as every hypercall is: between entries, once the exit has
 //! run for its time ([`Host::preempt_check`]), the rest of the list is a continuation; an
 //! entry that is itself continued (a long `mmu_update`) gets its rewritten arguments stored
-//! back in the guest's entry, and the multicall continues from that entry, as Xen does.
+//! back in the guest's entry, and the multicall continues from that entry, as Xen does. An
+//! entry that needs the whole machine (`domctl`, `sysctl`, remote shutdown) ends the pass: the
+//! exit path carries it out and stores its result in the entry, and the rest of the list is a
+//! continuation.
 
-use super::{Action, Call, Ctx, HcResult, Host, dispatch, encode};
+use super::{Action, Call, Ctx, HcResult, Host, MulticallSlot, dispatch, encode};
 use crate::pv::guest_mem::GuestMemory;
 use guest_abi::XenError;
 use guest_abi::xen::MulticallEntry;
@@ -45,6 +48,19 @@ pub fn multicall<M: GuestMemory, H: Host>(
             args: [a[0], a[1], a[2], a[3], a[4]],
         };
         let result = dispatch(ctx, &mut call, true);
+        if let Action::Machine { call, slot: None } = ctx.action {
+            // A call that needs the whole machine runs after this exit, its result into the
+            // entry; the rest of the list is a continuation (possibly of no entries).
+            ctx.regs_loaded = false;
+            ctx.action = Action::Machine {
+                call,
+                slot: Some(MulticallSlot {
+                    entry: at,
+                    rest: count - i,
+                }),
+            };
+            return continue_from(args, i + 1);
+        }
         if result == Err(XenError::Restart) {
             ctx.mem.write_obj(at + ARGS_OFFSET, &call.args)?;
             return continue_from(args, i);
@@ -101,6 +117,38 @@ mod tests {
             Ok(0)
         );
         assert_eq!(result(&mut f, 4), 0x4_0011);
+    }
+
+    #[test]
+    fn an_entry_that_needs_the_machine_ends_the_pass() {
+        use crate::hypercall::{MachineCall, MulticallSlot};
+        let mut f = Fixture::new();
+        let list = [
+            entry(Hypercall::XenVersion, [0; 6]),
+            entry(Hypercall::Domctl, [0x5000, 0, 0, 0, 0, 0]),
+            entry(Hypercall::XenVersion, [0; 6]),
+        ];
+        f.mem.write_bytes(0x1000, list.as_bytes());
+        f.regs.rip = 0x40_1002;
+        assert_eq!(
+            call(&mut f, Hypercall::Multicall, [0x1000, 3, 0, 0, 0]),
+            Ok(13)
+        );
+        assert_eq!(
+            f.action,
+            Action::Machine {
+                call: MachineCall::Domctl(0x5000),
+                slot: Some(MulticallSlot {
+                    entry: 0x1040,
+                    rest: 2
+                })
+            }
+        );
+        // The rest of the list is a continuation; the entry's result is the exit path's.
+        assert_eq!((f.regs.rdi, f.regs.rsi, f.regs.rip), (0x1080, 1, 0x40_1000));
+        assert_eq!(result(&mut f, 0), 0x4_0011);
+        assert_eq!(result(&mut f, 1), 0xdead);
+        assert_eq!(result(&mut f, 2), 0xdead);
     }
 
     #[test]

@@ -12,16 +12,16 @@ use crate::event::abi as eabi;
 use crate::event::ops::{self as evops, Domains};
 use crate::event::shared;
 use crate::hypercall::exit_times::ExitKind;
-use crate::hypercall::{self, Action, Ctx, DomainInfo, Host};
+use crate::hypercall::{self, Action, Ctx, DomainInfo, Host, MachineCall, MulticallSlot};
 use crate::pv::bounce::{self, Bounce};
 use crate::pv::emulate;
+use crate::pv::guest_mem::GuestMemory;
 use crate::pv::vcpu::PvVcpu;
 use crate::sched::scheduler::vcpu as vcpu_ref;
 use crate::sched::{CpuId, TimerAction, VcpuRef, timer};
 use crate::x86::regs::{Regs, SYSCALL_VECTOR};
 use crate::{error, info, warn};
 use core::sync::atomic::Ordering;
-use guest_abi::Hypercall;
 use guest_abi::sched::ShutdownReason;
 use guest_abi::vcpu::Runstate;
 use x86_64::registers::control::Cr2;
@@ -93,39 +93,7 @@ fn with_current<R>(
 pub fn guest_syscall(regs: &mut Regs) {
     exit_clock::begin_exit();
     let mut kind = ExitKind::UserSyscall;
-    // domctl, sysctl and remote shutdown reach across domains, so they run outside
-    // `with_current`.
-    let (domctl, sysctl) = (
-        u64::from(Hypercall::Domctl.raw()),
-        u64::from(Hypercall::Sysctl.raw()),
-    );
-    let remote_shutdown = regs.rax == u64::from(Hypercall::SchedOp.raw())
-        && regs.rdi == u64::from(guest_abi::sched::SchedOp::RemoteShutdown.raw());
-    if regs.vector == SYSCALL_VECTOR
-        && (regs.rax == domctl || regs.rax == sysctl || remote_shutdown)
-    {
-        let caller = with_current(|vcpu, _, domain, _| vcpu.kernel_mode.then(|| domain.clone()));
-        if let Some(caller) = caller {
-            kind = ExitKind::Hypercall(regs.rax);
-            let result = if remote_shutdown {
-                super::domctl::remote_shutdown(&caller, regs.rsi)
-            } else if regs.rax == domctl {
-                super::domctl::domctl(&caller, regs.rdi)
-            } else {
-                super::domctl::sysctl(&caller, regs.rdi)
-            };
-            hypercall::complete(regs, result);
-            finish(
-                regs,
-                Handled {
-                    action: Action::Resume,
-                    events_checked: false,
-                },
-            );
-            exit_clock::end_exit(kind);
-            return;
-        }
-    }
+    let mut caller = None;
     let handled = with_current(|vcpu, vcpu_id, domain, host| {
         let action = if regs.vector == SYSCALL_VECTOR && vcpu.kernel_mode {
             kind = ExitKind::Hypercall(regs.rax);
@@ -143,14 +111,57 @@ pub fn guest_syscall(regs: &mut Regs) {
                 regs_loaded: false,
             };
             hypercall::handle(&mut ctx);
-            ctx.action
+            let action = ctx.action;
+            if let Action::Machine { .. } = action {
+                caller = Some(domain.clone());
+            }
+            action
         } else {
             user_syscall(regs, vcpu, host)
         };
         settle(regs, vcpu, vcpu_id, host, action)
     });
+    let handled = match (handled.action, caller) {
+        (Action::Machine { call, slot }, Some(caller)) => {
+            machine_call(regs, &caller, call, slot);
+            Handled {
+                action: Action::Resume,
+                events_checked: false,
+            }
+        }
+        _ => handled,
+    };
     finish(regs, handled);
     exit_clock::end_exit(kind);
+}
+
+/// Carries out a call that reaches across domains (decoded by `hypercall::dispatch` like every
+/// other call), now that the caller's own state is released: its result goes to `rax`, or
+/// into the multicall entry it came from. A call that is continued (a `destroydomain` pass)
+/// is re-executed: directly, or as the multicall resumed from its entry.
+fn machine_call(
+    regs: &mut Regs,
+    caller: &DomainInfo,
+    call: MachineCall,
+    slot: Option<MulticallSlot>,
+) {
+    let result = match call {
+        MachineCall::Domctl(arg) => super::domctl::domctl(caller, arg),
+        MachineCall::Sysctl(arg) => super::domctl::sysctl(caller, arg),
+        MachineCall::RemoteShutdown(arg) => super::domctl::remote_shutdown(caller, arg),
+    };
+    match slot {
+        None => hypercall::complete(regs, result),
+        // The multicall's continuation is already in the registers (it resumes after the
+        // entry); a continued call moves it back onto the entry.
+        Some(s) if result == Err(guest_abi::XenError::Restart) => {
+            regs.rdi = s.entry;
+            regs.rsi = s.rest;
+        }
+        Some(s) => {
+            let _ = CurrentGuest.write_obj(s.entry + 8, &hypercall::encode(result));
+        }
+    }
 }
 
 /// A `syscall` from guest user space goes to the guest kernel's syscall callback (or #UD).
@@ -552,6 +563,8 @@ fn finish(regs: &mut Regs, handled: Handled) {
         Action::Shutdown(reason) => shutdown_current(reason, None),
         Action::Crash(why) => shutdown_current(ShutdownReason::Crash, Some((regs, why))),
         Action::Block | Action::Yield => schedule(),
+        // Carried out before `finish` by the exit path that left it.
+        Action::Machine { .. } => {}
         Action::Resume if resched::needed() => schedule(),
         Action::Resume => {}
     }

@@ -57,6 +57,8 @@ mod refs;
 mod store;
 mod types;
 
+#[cfg(any(test, feature = "test-doubles"))]
+pub mod fake;
 #[cfg(test)]
 mod tests;
 

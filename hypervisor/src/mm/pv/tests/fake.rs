@@ -1,142 +1,13 @@
-//! A fake machine: a few hundred frames of memory, their records, a free pool, an M2P table, and
-//! a small harness to build domains and page tables with.
+//! A small harness over the shared fake machine (`mm::pv::fake`) to build domains and page
+//! tables with.
 
-use std::collections::{BTreeSet, HashMap};
-use std::vec;
 use std::vec::Vec;
 
 use super::super::*;
 use crate::mm::Mfn;
 
-/// Frames below this are the "hypervisor's" and never in the pool (frame 0 must never be a
-/// guest's: `NEW_USER_BASEPTR` treats it as "none").
-pub const RESERVED: u64 = 16;
-
-/// What the fake hypervisor puts in L4 slot `slot` of every validated L4.
-pub fn hyp_entry(slot: usize) -> u64 {
-    0x000b_ad00_0000_0000 | ((slot as u64) << 12) | PRESENT | RW
-}
-
-/// Frame contents and records.
-pub struct FakeStore {
-    infos: Vec<FrameInfo>,
-    mem: Vec<[u64; ENTRIES]>,
-}
-
-impl FrameStore for FakeStore {
-    fn frame_limit(&self) -> u64 {
-        self.infos.len() as u64
-    }
-    fn info(&self, mfn: Mfn) -> &FrameInfo {
-        &self.infos[mfn.0 as usize]
-    }
-    fn info_mut(&mut self, mfn: Mfn) -> &mut FrameInfo {
-        &mut self.infos[mfn.0 as usize]
-    }
-    fn read_entry(&self, mfn: Mfn, slot: usize) -> u64 {
-        self.mem[mfn.0 as usize][slot]
-    }
-    fn write_entry(&mut self, mfn: Mfn, slot: usize, value: u64) {
-        self.mem[mfn.0 as usize][slot] = value;
-    }
-    fn fill_hypervisor_slots(&mut self, l4: Mfn) {
-        for slot in HYPERVISOR_SLOT_FIRST..=HYPERVISOR_SLOT_LAST {
-            self.write_entry(l4, slot, hyp_entry(slot));
-        }
-    }
-}
-
-/// The free pool: a set of frame numbers. Panics on a double free.
-pub struct FakePool {
-    pub free: BTreeSet<u64>,
-}
-
-impl FramePool for FakePool {
-    fn alloc(&mut self, order: u32) -> Option<Mfn> {
-        let n = 1u64 << order;
-        let base = self
-            .free
-            .iter()
-            .copied()
-            .filter(|m| m % n == 0)
-            .find(|&m| (m..m + n).all(|f| self.free.contains(&f)))?;
-        for f in base..base + n {
-            self.free.remove(&f);
-        }
-        Some(Mfn(base))
-    }
-    fn free(&mut self, mfn: Mfn) {
-        assert!(mfn.0 >= RESERVED, "{mfn} is not a pool frame");
-        assert!(self.free.insert(mfn.0), "{mfn} freed twice");
-    }
-}
-
-/// The M2P table.
-#[derive(Default)]
-pub struct FakeM2p {
-    pub map: HashMap<u64, u64>,
-}
-
-impl M2pTable for FakeM2p {
-    fn set(&mut self, mfn: Mfn, pfn: Pfn) {
-        self.map.insert(mfn.0, pfn.0);
-    }
-    fn get(&self, mfn: Mfn) -> Pfn {
-        Pfn(self.map.get(&mfn.0).copied().unwrap_or(!0))
-    }
-}
-
-/// An `extent_start` array; `fail_at` makes one access fault.
-pub struct VecList {
-    pub items: Vec<u64>,
-    pub fail_at: Option<u32>,
-}
-
-impl VecList {
-    pub fn new(items: Vec<u64>) -> Self {
-        Self {
-            items,
-            fail_at: None,
-        }
-    }
-}
-
-impl ExtentList for VecList {
-    fn read(&mut self, index: u32) -> Result<u64, PvMmError> {
-        if self.fail_at == Some(index) {
-            return Err(PvMmError::Fault);
-        }
-        self.items
-            .get(index as usize)
-            .copied()
-            .ok_or(PvMmError::Fault)
-    }
-    fn write(&mut self, index: u32, value: u64) -> Result<(), PvMmError> {
-        if self.fail_at == Some(index) {
-            return Err(PvMmError::Fault);
-        }
-        if self.items.len() <= index as usize {
-            self.items.resize(index as usize + 1, 0);
-        }
-        self.items[index as usize] = value;
-        Ok(())
-    }
-}
-
-/// The frame table of the fake machine, for up to 8 domains.
-pub type Table = FrameTable<FakeStore, FakePool, FakeM2p, 8>;
-
-/// A machine of `frames` frames, all above [`RESERVED`] in the pool.
-pub fn machine(frames: u64) -> Table {
-    let store = FakeStore {
-        infos: vec![FrameInfo::FREE; frames as usize],
-        mem: vec![[0; ENTRIES]; frames as usize],
-    };
-    let pool = FakePool {
-        free: (RESERVED..frames).collect(),
-    };
-    FrameTable::new(store, pool, FakeM2p::default())
-}
+pub use super::super::fake::check::{check_effect, needs_flush};
+pub use super::super::fake::{Table, VecList, hyp_entry, machine};
 
 /// A page-table entry.
 pub fn pte(mfn: Mfn, flags: u64) -> u64 {
@@ -281,6 +152,10 @@ impl World {
             effects.push(e);
             Ok(())
         });
+        let vcpu = &self.vcpus[dom.vcpu];
+        for &e in &effects {
+            check_effect(e, vcpu);
+        }
         self.note(o).result.map(|()| effects)
     }
 
@@ -322,6 +197,9 @@ impl World {
         let o = self
             .ft
             .update_va_mapping(dom.d, &self.vcpus[dom.vcpu], va, val, flags);
+        if let Ok(Some(e)) = o.result {
+            check_effect(e, &self.vcpus[dom.vcpu]);
+        }
         self.note(o)
     }
 
@@ -368,6 +246,6 @@ impl World {
 
     /// Checks every invariant from scratch.
     pub fn check(&self) {
-        super::model::check(&self.ft, &self.vcpus);
+        super::super::fake::check::check(&self.ft, &self.vcpus);
     }
 }

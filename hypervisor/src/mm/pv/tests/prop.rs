@@ -428,15 +428,6 @@ impl Sim {
     }
 }
 
-/// Whether the change from `before` to `after` needs a flush: a frame went back to the pool,
-/// or changed from one type to another.
-fn needs_flush(before: &[FrameInfo], after: &[FrameInfo]) -> bool {
-    before.iter().zip(after).any(|(b, a)| {
-        (b.owner().is_some() && a.owner().is_none())
-            || (b.page_type() != PageType::None && a.page_type() != b.page_type())
-    })
-}
-
 fn run(ops: &[Op]) {
     let mut sim = Sim::new();
     for (i, &op) in ops.iter().enumerate() {

@@ -1,0 +1,251 @@
+//! A fake machine for the hypercall handlers ([`Host`]): one domain (id 0) with one vCPU on the
+//! scheduler, a 4095-port event channel table, and a recording of what handlers asked of the
+//! machine. It also checks what a handler may only ever pass on after its own checks: segment
+//! bases are canonical, a `vcpu_info` offset fits its frame and is aligned, a console write is
+//! at most 1 MiB.
+
+extern crate std;
+
+use std::boxed::Box;
+use std::vec;
+use std::vec::Vec;
+
+use crate::event::abi as eabi;
+use crate::event::channel::{Channel, EventChannels};
+use crate::event::ops::{DomainEvents, Domains};
+use crate::event::shared::{DomainShared, MovedVcpuInfo, SharedInfo, VcpuInfo};
+use crate::hypercall::event::{Sched, Timers, World};
+use crate::hypercall::{DomainInfo, HcResult, Host};
+use crate::mm::Mfn;
+use crate::pv::guest_mem::is_canonical;
+use crate::pv::vcpu::PvVcpu;
+use crate::sched::CpuId;
+use crate::sched::scheduler::{DEFAULT_SLICE_NS, vcpu as vcpu_ref};
+use crate::x86::regs::Regs;
+use guest_abi::{DomId, Hypercall, XenError};
+
+/// One domain (id 0, one vCPU) as event channels see it.
+pub struct FakeDoms {
+    /// Its event channels.
+    pub channels: EventChannels<Vec<Channel>>,
+    /// Its `shared_info`.
+    pub shared: &'static SharedInfo,
+}
+
+impl Domains for FakeDoms {
+    type Store = Vec<Channel>;
+    type Shared = SharedInfo;
+
+    fn events(&mut self, id: eabi::DomId) -> Option<DomainEvents<'_, Vec<Channel>, SharedInfo>> {
+        (id == eabi::DomId(0)).then_some(DomainEvents {
+            channels: &mut self.channels,
+            shared: self.shared,
+        })
+    }
+
+    fn controller_paused(&self, _: eabi::DomId) -> bool {
+        false
+    }
+}
+
+/// Records what handlers asked of the machine.
+pub struct FakeHost {
+    /// Console output, in order.
+    pub console: Vec<u8>,
+    /// Console input not read yet.
+    pub input: Vec<u8>,
+    /// Each `sync_mode`: the vCPU's mode (kernel or not) and active table.
+    pub synced: Vec<(bool, Option<Mfn>)>,
+    /// The FS base last loaded.
+    pub fs_base: u64,
+    /// The `CR0.TS` last set.
+    pub fpu_trap: bool,
+    /// The domain's `shared_info` and where its `vcpu_info`s are.
+    pub shared: DomainShared,
+    /// The domain as event channels see it.
+    pub doms: FakeDoms,
+    /// The scheduler, with the domain's vCPU on CPU 0.
+    pub sched: Sched,
+    /// The timers.
+    pub timers: Timers,
+    /// What `now_ns` answers.
+    pub now: u64,
+    /// `alloc_shared_frame` hands out the frame after this one (and counts on).
+    pub next_shared_frame: u64,
+    /// `preempt_check` answers yes every this many calls (0: never).
+    pub preempt_every: u32,
+    /// How many times `preempt_check` was asked.
+    pub preempt_checks: u32,
+    /// Where `register_vcpu_info` moves a `vcpu_info`: `None` leaks a fresh one for each call
+    /// (for tests, which make few).
+    pub moved_info: Option<&'static VcpuInfo>,
+    /// `read_descriptor`'s GDT: the descriptor of the selector (RPL ignored), if any.
+    pub descriptor: Option<(u16, u64)>,
+    /// `mmu_hypercall` stands in for a long `mmu_update`, 10 requests a pass with a
+    /// continuation for the rest; otherwise it answers `ENOSYS` to every MMU hypercall.
+    pub mmu_update_stand_in: bool,
+}
+
+impl FakeHost {
+    /// A frame `register_vcpu_info` refuses, as one that cannot take a writable type.
+    pub const BAD_MFN: u64 = 0xbad;
+    /// The descriptor [`FakeHost::new`] puts in its GDT: a data segment with base
+    /// `0x1234_5000` at entry 5 (selector `0x2b`).
+    pub const DATA_SELECTOR: u16 = 0x28;
+
+    /// A machine whose domain's `shared_info` is `shared`: no console input, time 1 ms, the
+    /// `DATA_SELECTOR` descriptor, no preemption, the `mmu_update` stand-in.
+    pub fn new(shared: &'static SharedInfo) -> Self {
+        let mut sched = Sched::new(DEFAULT_SLICE_NS);
+        let me = vcpu_ref(eabi::DomId(0), eabi::VcpuId(0));
+        sched.add_domain(me.domain).expect("room for a domain");
+        sched.add_vcpu(me, CpuId(0), true).expect("room for a vCPU");
+        let desc = crate::x86::descriptors::data(3) | (0x34_5000 << 16) | (0x12 << 56);
+        Self {
+            console: Vec::new(),
+            input: Vec::new(),
+            synced: Vec::new(),
+            fs_base: 0,
+            fpu_trap: false,
+            shared: DomainShared::new(shared),
+            doms: FakeDoms {
+                channels: EventChannels::new(
+                    vec![Channel::FREE; EventChannels::<Vec<Channel>>::storage_len(4095)],
+                    1,
+                    4095,
+                )
+                .expect("a valid port table"),
+                shared,
+            },
+            sched,
+            timers: Timers::new(),
+            now: 1_000_000,
+            next_shared_frame: 0x5000,
+            preempt_every: 0,
+            preempt_checks: 0,
+            moved_info: None,
+            descriptor: Some((Self::DATA_SELECTOR, desc)),
+            mmu_update_stand_in: true,
+        }
+    }
+}
+
+impl Host for FakeHost {
+    type Doms = FakeDoms;
+
+    fn shared(&self) -> &DomainShared {
+        &self.shared
+    }
+    fn register_vcpu_info(&mut self, vcpu: u32, mfn: u64, offset: u32) -> Result<(), XenError> {
+        assert!(
+            offset <= 4096 - 64 && offset.is_multiple_of(8),
+            "offset {offset} passed the checks"
+        );
+        if mfn == Self::BAD_MFN {
+            return Err(XenError::Inval);
+        }
+        let info = self.moved_info.unwrap_or_else(|| Box::leak(Box::default()));
+        self.shared
+            .relocate(eabi::VcpuId(vcpu), MovedVcpuInfo { mfn, info })
+            .then_some(())
+            .ok_or(XenError::Inval)
+    }
+    fn read_descriptor(&self, _vcpu: &PvVcpu, selector: u16) -> Option<u64> {
+        self.descriptor
+            .and_then(|(sel, desc)| (selector & !3 == sel).then_some(desc))
+    }
+    fn alloc_shared_frame(&mut self, _dom: DomId) -> Option<u64> {
+        self.next_shared_frame += 1;
+        Some(self.next_shared_frame)
+    }
+    fn m2p_frames(&self) -> (u64, u64) {
+        (0x400, 0x300)
+    }
+    fn world(&mut self) -> World<'_, FakeDoms> {
+        World {
+            doms: &mut self.doms,
+            sched: &mut self.sched,
+            timers: &mut self.timers,
+        }
+    }
+    fn console_write(&mut self, _domain: DomId, bytes: &[u8]) {
+        assert!(
+            bytes.len() <= 1 << 20,
+            "console write of {} bytes",
+            bytes.len()
+        );
+        self.console.extend_from_slice(bytes);
+    }
+    fn console_read(&mut self, buf: &mut [u8]) -> usize {
+        let n = buf.len().min(self.input.len());
+        buf[..n].copy_from_slice(&self.input[..n]);
+        self.input.drain(..n);
+        n
+    }
+    fn sync_mode(&mut self, vcpu: &PvVcpu) {
+        assert!(
+            is_canonical(vcpu.active_gs_base()),
+            "GS base loaded non-canonical"
+        );
+        self.synced.push((vcpu.kernel_mode, vcpu.active_table()));
+    }
+    fn set_fs_base(&mut self, base: u64) {
+        assert!(is_canonical(base), "FS base {base:#x}");
+        self.fs_base = base;
+    }
+    fn set_fpu_trap(&mut self, ts: bool) {
+        self.fpu_trap = ts;
+    }
+    fn max_mfn(&self) -> u64 {
+        0x1_0000
+    }
+    fn now_ns(&self) -> u64 {
+        self.now
+    }
+    fn preempt_check(&mut self) -> bool {
+        self.preempt_checks += 1;
+        self.preempt_every != 0 && self.preempt_checks.is_multiple_of(self.preempt_every)
+    }
+    fn mmu_hypercall(
+        &mut self,
+        nr: Hypercall,
+        args: &mut [u64; 5],
+        _: &mut PvVcpu,
+        _: &mut DomainInfo,
+    ) -> HcResult {
+        if !self.mmu_update_stand_in || nr != Hypercall::MmuUpdate {
+            return Err(XenError::NoSys);
+        }
+        // A stand-in for a long mmu_update: does 10 requests per pass.
+        let count = args[1] & 0x7fff_ffff;
+        if count > 10 {
+            args[0] += 10 * 16;
+            args[1] = (count - 10) | 0x8000_0000;
+            return Err(XenError::Restart);
+        }
+        Ok(0)
+    }
+}
+
+/// The domain the fakes stand for: dom0 (privileged if asked), 1024 of 2048 pages, one vCPU.
+pub fn domain_info(privileged: bool) -> DomainInfo {
+    DomainInfo {
+        id: DomId(0),
+        privileged,
+        tot_pages: 1024,
+        max_pages: 2048,
+        nr_vcpus: 1,
+        vm_assist: 0,
+        handle: [0; 16],
+        grant_frames: Default::default(),
+    }
+}
+
+/// A guest's registers on entry: ring-3 flat code and stack selectors, everything else zero.
+pub fn guest_regs() -> Regs {
+    Regs {
+        cs: 0xe033,
+        ss: 0xe02b,
+        ..Regs::default()
+    }
+}
