@@ -1,147 +1,27 @@
 //! The hypercall dispatcher (`hypervisor::hypercall::handle`) with every handler but the PV MMU
-//! (fuzzed by `pv_mmu`; here `mmu_hypercall` answers ENOSYS), over a fake machine with one
-//! domain and a 16 KiB window of guest memory filled by the fuzzer. Arguments are raw words or
-//! pointers into the window, the hypervisor range, non-canonical space or unmapped memory;
-//! multicalls read their entries from the window (so they nest, overlap and point into
-//! themselves). After every call: the result is a value or a Xen errno, and no state the guest
-//! set names the hypervisor (trap handlers, callbacks, breakpoints, segment bases), the IOPL is
-//! at most 3, and an `iret` that succeeded returns to ring 3 at a canonical address.
+//! (fuzzed by `pv_mmu`; here `mmu_hypercall` answers ENOSYS), over the hypervisor's fake machine
+//! (`hypervisor::testing::host`, the one its unit tests use) with one domain and a 16 KiB window
+//! of guest memory filled by the fuzzer. Arguments are raw words or pointers into the window,
+//! the hypervisor range, non-canonical space or unmapped memory; multicalls read their entries
+//! from the window (so they nest, overlap and point into themselves). After every call: the
+//! result is a value or a Xen errno, and no state the guest set names the hypervisor (trap
+//! handlers, callbacks, breakpoints, segment bases), the IOPL is at most 3, and an `iret` that
+//! succeeded returns to ring 3 at a canonical address; the fake host checks what reaches it
+//! (canonical segment bases, a valid `vcpu_info` offset, console writes of at most 1 MiB).
 #![no_main]
 
 use arbitrary::{Arbitrary, Unstructured};
 use fuzz::Window;
-use guest_abi::{DomId, Hypercall};
-use hypervisor::event::abi as eabi;
-use hypervisor::event::channel::{Channel, EventChannels};
-use hypervisor::event::ops::{DomainEvents, Domains};
-use hypervisor::event::shared::{DomainShared, MovedVcpuInfo, SharedInfo, VcpuInfo};
-use hypervisor::hypercall::event::{Sched, Timers, World};
-use hypervisor::hypercall::{Action, Ctx, DomainInfo, HcResult, Host, handle};
+use guest_abi::Hypercall;
+use hypervisor::event::shared::{SharedInfo, VcpuInfo};
+use hypervisor::hypercall::{Action, Ctx, handle};
 use hypervisor::pv::guest_mem::{check_guest_range, is_canonical};
 use hypervisor::pv::vcpu::PvVcpu;
-use hypervisor::x86::regs::Regs;
-use hypervisor::sched::CpuId;
-use hypervisor::sched::scheduler::{DEFAULT_SLICE_NS, vcpu as vcpu_ref};
+use hypervisor::testing::host::{FakeHost, domain_info, guest_regs};
 use libfuzzer_sys::fuzz_target;
 
 const WINDOW: u64 = 0x1000;
 const WINDOW_LEN: usize = 0x4000;
-
-struct Doms {
-    channels: EventChannels<Vec<Channel>>,
-    shared: &'static SharedInfo,
-}
-
-impl Domains for Doms {
-    type Store = Vec<Channel>;
-    type Shared = SharedInfo;
-
-    fn events(&mut self, id: eabi::DomId) -> Option<DomainEvents<'_, Vec<Channel>, SharedInfo>> {
-        (id == eabi::DomId(0)).then_some(DomainEvents {
-            channels: &mut self.channels,
-            shared: self.shared,
-        })
-    }
-
-    fn controller_paused(&self, _: eabi::DomId) -> bool {
-        false
-    }
-}
-
-struct FakeHost {
-    shared: DomainShared,
-    /// Where `VCPUOP_register_vcpu_info` moves vCPU 0's `vcpu_info` (freed with the run).
-    moved: &'static VcpuInfo,
-    next_frame: u64,
-    /// Counts `preempt_check` calls: every third one asks for a continuation.
-    preempt_checks: u32,
-    doms: Doms,
-    sched: Sched,
-    timers: Timers,
-    input: Vec<u8>,
-}
-
-impl Host for FakeHost {
-    type Doms = Doms;
-
-    fn console_write(&mut self, _: DomId, bytes: &[u8]) {
-        assert!(bytes.len() <= 1 << 20);
-    }
-    fn console_read(&mut self, buf: &mut [u8]) -> usize {
-        let n = buf.len().min(self.input.len());
-        buf[..n].copy_from_slice(&self.input[..n]);
-        self.input.drain(..n);
-        n
-    }
-    fn sync_mode(&mut self, vcpu: &PvVcpu) {
-        assert!(
-            is_canonical(vcpu.active_gs_base()),
-            "GS base loaded non-canonical"
-        );
-    }
-    fn set_fs_base(&mut self, base: u64) {
-        assert!(is_canonical(base), "FS base {base:#x}");
-    }
-    fn set_fpu_trap(&mut self, _: bool) {}
-    fn shared(&self) -> &DomainShared {
-        &self.shared
-    }
-    fn register_vcpu_info(
-        &mut self,
-        vcpu: u32,
-        mfn: u64,
-        offset: u32,
-    ) -> Result<(), guest_abi::XenError> {
-        assert!(
-            offset <= 4096 - 64 && offset % 8 == 0,
-            "offset {offset} passed the checks"
-        );
-        let moved = MovedVcpuInfo {
-            mfn,
-            info: self.moved,
-        };
-        self.shared
-            .relocate(eabi::VcpuId(vcpu), moved)
-            .then_some(())
-            .ok_or(guest_abi::XenError::Inval)
-    }
-    fn read_descriptor(&self, _: &PvVcpu, _: u16) -> Option<u64> {
-        None
-    }
-    fn alloc_shared_frame(&mut self, _: DomId) -> Option<u64> {
-        self.next_frame += 1;
-        Some(self.next_frame)
-    }
-    fn m2p_frames(&self) -> (u64, u64) {
-        (0x400, 0x300)
-    }
-    fn world(&mut self) -> World<'_, Doms> {
-        World {
-            doms: &mut self.doms,
-            sched: &mut self.sched,
-            timers: &mut self.timers,
-        }
-    }
-    fn max_mfn(&self) -> u64 {
-        0x1_0000
-    }
-    fn now_ns(&self) -> u64 {
-        1_000_000
-    }
-    fn preempt_check(&mut self) -> bool {
-        self.preempt_checks += 1;
-        self.preempt_checks.is_multiple_of(3)
-    }
-    fn mmu_hypercall(
-        &mut self,
-        _: Hypercall,
-        _: &mut [u64; 5],
-        _: &mut PvVcpu,
-        _: &mut DomainInfo,
-    ) -> HcResult {
-        Err(guest_abi::XenError::NoSys)
-    }
-}
 
 /// One argument word.
 #[derive(Arbitrary, Debug, Clone, Copy)]
@@ -192,29 +72,19 @@ fuzz_target!(|data: &[u8]| {
     let shared_box = Box::into_raw(Box::new(SharedInfo::new()));
     // SAFETY: freed at the end of this run, after everything that borrows it is dropped.
     let shared: &'static SharedInfo = unsafe { &*shared_box };
-    let mut sched = Sched::new(DEFAULT_SLICE_NS);
-    let me = vcpu_ref(eabi::DomId(0), eabi::VcpuId(0));
-    sched.add_domain(me.domain).expect("room for a domain");
-    sched.add_vcpu(me, CpuId(0), true).expect("room for a vCPU");
     let moved_box = Box::into_raw(Box::new(VcpuInfo::default()));
     let mut host = FakeHost {
-        shared: DomainShared::new(shared),
-        // SAFETY: freed at the end of this run, after everything that borrows it is dropped.
-        moved: unsafe { &*moved_box },
-        next_frame: 0x5000,
-        preempt_checks: 0,
-        doms: Doms {
-            channels: EventChannels::new(
-                vec![Channel::FREE; EventChannels::<Vec<Channel>>::storage_len(4095)],
-                1,
-                4095,
-            )
-            .expect("a port table"),
-            shared,
-        },
-        sched,
-        timers: Timers::new(),
         input: b"console input".to_vec(),
+        // Every third `preempt_check` asks for a continuation.
+        preempt_every: 3,
+        // Where `VCPUOP_register_vcpu_info` moves vCPU 0's `vcpu_info` (freed with the run).
+        // SAFETY: freed at the end of this run, after everything that borrows it is dropped.
+        moved_info: Some(unsafe { &*moved_box }),
+        // No descriptor tables: every selector is unloadable.
+        descriptor: None,
+        // The PV MMU is fuzzed by `pv_mmu`: here every MMU hypercall answers ENOSYS.
+        mmu_update_stand_in: false,
+        ..FakeHost::new(shared)
     };
     let mut bytes = input.memory;
     bytes.resize(WINDOW_LEN, 0);
@@ -226,21 +96,8 @@ fuzz_target!(|data: &[u8]| {
         kernel_mode: input.kernel_mode,
         ..PvVcpu::default()
     };
-    let mut domain = DomainInfo {
-        id: DomId(0),
-        privileged: input.privileged,
-        tot_pages: 1024,
-        max_pages: 2048,
-        nr_vcpus: 1,
-        vm_assist: 0,
-        handle: [0; 16],
-        grant_frames: Default::default(),
-    };
-    let mut regs = Regs {
-        cs: 0xe033,
-        ss: 0xe02b,
-        ..Regs::default()
-    };
+    let mut domain = domain_info(input.privileged);
+    let mut regs = guest_regs();
     for call in input.calls.iter().take(16) {
         let [a0, a1, a2, a3, a4] = call.args.map(Arg::word);
         regs.rax = u64::from(call.nr % 48);

@@ -1,10 +1,13 @@
-//! Shared pieces of the fuzz targets: a small fake machine for the PV MMU
-//! (`hypervisor::mm::pv`) with an independent invariant checker, and a fake guest memory.
+//! Shared pieces of the fuzz targets: the driver of the PV MMU fake machine (`mmu`) and a fake
+//! guest memory.
 //!
-//! The fakes are written here rather than taken from the hypervisor's `cfg(test)` modules, so
-//! that the checker does not share code (or mistakes) with what it checks: it recomputes every
-//! reference and type count from the frame contents, the pins and the base pointers, and checks
-//! the five invariants of `docs/PV-MMU.md` (`docs/DESIGN.md`, "The PV MMU: five invariants").
+//! The fakes themselves (frame store, pool, M2P, the fake hypercall host) and the PV MMU's
+//! reference checker are the hypervisor's test doubles, the same code its unit tests use
+//! (`hypervisor` with the `test-doubles` feature: `hypervisor::mm::pv::fake`,
+//! `hypervisor::testing`). The checker does not share code with what it checks beyond the
+//! entry adjustment: it recomputes every reference and type count from the frame contents, the
+//! pins and the base pointers, and checks the five invariants of `docs/PV-MMU.md`
+//! (`docs/DESIGN.md`, "The PV MMU: five invariants").
 
 pub mod mmu;
 

@@ -1,23 +1,21 @@
-//! A fake machine for `hypervisor::mm::pv`: frame records and sparse frame contents, a free
-//! pool, an M2P table, three domains with one vCPU each, a few hypervisor frames, and a checker
-//! of the PV MMU invariants that recomputes every count from scratch.
-
-use std::collections::{BTreeSet, HashMap};
+//! The `pv_mmu` fuzz target's machine: the PV MMU's shared fake (`hypervisor::mm::pv::fake`:
+//! frame records and sparse frame contents, a free pool, an M2P table) with three domains of one
+//! vCPU each and a few hypervisor frames, operations decoded from fuzzer input, and after every
+//! operation the shared reference checker (`hypervisor::mm::pv::fake::check`), which recomputes
+//! every count from scratch, plus the checks only a fuzzer's arbitrary operations need.
 
 use arbitrary::Arbitrary;
 use hypervisor::mm::Mfn;
+use hypervisor::mm::pv::fake::check::{check_effect, check_with, needs_flush};
+use hypervisor::mm::pv::fake::{RESERVED, VecList, machine};
 use hypervisor::mm::pv::{
-    ADDR_MASK, DomId, DomainConfig, DomainRef, ENTRIES, Effect, ExtentList, FrameInfo, FramePool,
-    FrameStore, FrameTable, GLOBAL, GNTTAB, HYPERVISOR_SLOT_FIRST, HYPERVISOR_SLOT_LAST, Level,
-    M2pTable, MmuUpdate, MmuextOp, Outcome, PAT, PCD, PRESENT, PSE, PWT, PageType, Pfn, PvMmError,
-    RW, SUPERPAGE_FRAMES, TlbScope, VcpuMm, adjust, entry_mfn, guest_addr_ok, is_guest_slot,
+    ADDR_MASK, DomId, DomainConfig, DomainRef, ENTRIES, Effect, FrameInfo, FrameStore, MmuUpdate,
+    MmuextOp, Outcome, PageType, PvMmError, VcpuMm,
 };
 
 /// Frames of the fake machine: enough for one aligned 2 MiB superpage (frames 512–1023) and
 /// small frames around it.
 pub const FRAMES: u64 = 1088;
-/// Frames below this are the hypervisor's and never in the pool.
-pub const RESERVED: u64 = 16;
 /// A hypervisor frame shared writable with domain 1 (like its `shared_info`).
 pub const SHARED_RW: u64 = 1;
 /// A hypervisor frame shared read-only with `DOMID_XEN` (like the M2P, mappable by dom0).
@@ -27,110 +25,8 @@ pub const IO_FRAME: u64 = 3;
 /// The domains: 0 privileged with I/O access, 1 an ordinary domU, 2 a domU with superpages.
 pub const DOMAINS: u16 = 3;
 
-/// What [`FrameStore::fill_hypervisor_slots`] writes into slot `slot` of a validated L4.
-pub fn hyp_entry(slot: usize) -> u64 {
-    0x000b_ad00_0000_0000 | ((slot as u64) << 12) | PRESENT | RW
-}
-
-/// Frame records and sparse frame contents (absent frames read as zero).
-pub struct Store {
-    infos: Vec<FrameInfo>,
-    mem: HashMap<u64, Box<[u64; ENTRIES]>>,
-}
-
-impl FrameStore for Store {
-    fn frame_limit(&self) -> u64 {
-        self.infos.len() as u64
-    }
-    fn info(&self, mfn: Mfn) -> &FrameInfo {
-        &self.infos[mfn.0 as usize]
-    }
-    fn info_mut(&mut self, mfn: Mfn) -> &mut FrameInfo {
-        &mut self.infos[mfn.0 as usize]
-    }
-    fn read_entry(&self, mfn: Mfn, slot: usize) -> u64 {
-        assert!(
-            mfn.0 < FRAMES && slot < ENTRIES,
-            "read of {mfn} slot {slot}"
-        );
-        self.mem.get(&mfn.0).map_or(0, |f| f[slot])
-    }
-    fn write_entry(&mut self, mfn: Mfn, slot: usize, value: u64) {
-        assert!(
-            mfn.0 < FRAMES && slot < ENTRIES,
-            "write of {mfn} slot {slot}"
-        );
-        if value == 0 && !self.mem.contains_key(&mfn.0) {
-            return;
-        }
-        self.mem
-            .entry(mfn.0)
-            .or_insert_with(|| Box::new([0; ENTRIES]))[slot] = value;
-    }
-    fn fill_hypervisor_slots(&mut self, l4: Mfn) {
-        for slot in HYPERVISOR_SLOT_FIRST..=HYPERVISOR_SLOT_LAST {
-            self.write_entry(l4, slot, hyp_entry(slot));
-        }
-    }
-    fn zero_frame(&mut self, mfn: Mfn) {
-        self.mem.remove(&mfn.0);
-    }
-}
-
-/// The free pool; panics on a double free or on freeing a hypervisor frame.
-pub struct Pool {
-    free: BTreeSet<u64>,
-}
-
-impl FramePool for Pool {
-    fn alloc(&mut self, order: u32) -> Option<Mfn> {
-        let n = 1u64 << order;
-        let base = self
-            .free
-            .iter()
-            .copied()
-            .filter(|m| m % n == 0)
-            .find(|&m| (m..m + n).all(|f| self.free.contains(&f)))?;
-        for f in base..base + n {
-            self.free.remove(&f);
-        }
-        Some(Mfn(base))
-    }
-    fn free(&mut self, mfn: Mfn) {
-        assert!(mfn.0 >= RESERVED, "{mfn} is not a pool frame");
-        assert!(self.free.insert(mfn.0), "{mfn} freed twice");
-    }
-}
-
-/// The M2P table.
-#[derive(Default)]
-pub struct M2p(HashMap<u64, u64>);
-
-impl M2pTable for M2p {
-    fn set(&mut self, mfn: Mfn, pfn: Pfn) {
-        self.0.insert(mfn.0, pfn.0);
-    }
-    fn get(&self, mfn: Mfn) -> Pfn {
-        Pfn(self.0.get(&mfn.0).copied().unwrap_or(!0))
-    }
-}
-
-/// An `extent_start` list of at most a few entries.
-pub struct List(pub Vec<u64>);
-
-impl ExtentList for List {
-    fn read(&mut self, index: u32) -> Result<u64, PvMmError> {
-        self.0.get(index as usize).copied().ok_or(PvMmError::Fault)
-    }
-    fn write(&mut self, index: u32, value: u64) -> Result<(), PvMmError> {
-        let slot = self.0.get_mut(index as usize).ok_or(PvMmError::Fault)?;
-        *slot = value;
-        Ok(())
-    }
-}
-
-/// The frame table of the fake machine.
-pub type Table = FrameTable<Store, Pool, M2p, 4>;
+/// The frame table of the fake machine (`hypervisor::mm::pv::fake`), for up to 4 domains.
+pub type Table = hypervisor::mm::pv::fake::Table<4>;
 
 /// The configuration of domain `id`.
 pub fn config(id: u16) -> DomainConfig {
@@ -352,14 +248,7 @@ impl Default for Machine {
 impl Machine {
     /// A machine with the three domains and the hypervisor frames set up.
     pub fn new() -> Self {
-        let store = Store {
-            infos: vec![FrameInfo::FREE; FRAMES as usize],
-            mem: HashMap::new(),
-        };
-        let pool = Pool {
-            free: (RESERVED..FRAMES).collect(),
-        };
-        let mut ft = Table::new(store, pool, M2p::default());
+        let mut ft: Table = machine(FRAMES);
         let mut vcpus = Vec::new();
         for id in 0..DOMAINS {
             let d = ft.create_domain(DomId(id), config(id)).expect("a domain");
@@ -487,7 +376,7 @@ impl Machine {
                     return (false, false);
                 };
                 let n = n % 4;
-                let mut list = List(vec![0; usize::from(n)]);
+                let mut list = VecList::fixed(vec![0; usize::from(n)]);
                 let o =
                     self.ft
                         .increase_reservation(d, u32::from(n), u32::from(order % 11), &mut list);
@@ -497,7 +386,7 @@ impl Machine {
                 let Some((_, d)) = self.dom(dom) else {
                     return (false, false);
                 };
-                let mut list = List(vec![gpfn]);
+                let mut list = VecList::fixed(vec![gpfn]);
                 let o = self
                     .ft
                     .populate_physmap(d, 1, u32::from(order % 11), &mut list);
@@ -507,7 +396,7 @@ impl Machine {
                 let Some((_, d)) = self.dom(dom) else {
                     return (false, false);
                 };
-                let mut list = List(vec![self.frame(frame)]);
+                let mut list = VecList::fixed(vec![self.frame(frame)]);
                 let o = self
                     .ft
                     .decrease_reservation(d, 1, u32::from(order % 11), &mut list);
@@ -587,7 +476,11 @@ impl Machine {
                     .iter()
                     .take(8)
                     .map(|&(cmd, a1, a2)| {
-                        Ok(MmuextOp::new(u32::from(cmd % 24), self.arg(a1), self.arg(a2)))
+                        Ok(MmuextOp::new(
+                            u32::from(cmd % 24),
+                            self.arg(a1),
+                            self.arg(a2),
+                        ))
                     })
                     .collect();
                 let single = ops.len() == 1;
@@ -690,215 +583,4 @@ fn check_batch(o: &Outcome<hypervisor::mm::pv::Batch>) {
             o.result.done
         );
     }
-}
-
-fn check_effect(e: Effect, vcpu: &VcpuMm) {
-    match e {
-        Effect::InvalidatePage { va, scope } => {
-            assert!(guest_addr_ok(va), "invalidation of {va:#x}");
-            let _ = scope;
-        }
-        Effect::LoadKernelTable(mfn) => {
-            assert_eq!(vcpu.kernel_table(), Some(mfn), "loaded table is the vCPU's");
-        }
-        Effect::LoadLdt { base, entries } => {
-            assert!(entries <= 8192, "LDT of {entries} entries");
-            assert!(entries == 0 || (base & 0xfff == 0 && guest_addr_ok(base)));
-        }
-        Effect::FlushTlb(TlbScope::Local | TlbScope::AllVcpus | TlbScope::VcpuMask(_))
-        | Effect::FlushCache { .. } => {}
-    }
-}
-
-/// Whether the change from `before` to `after` needs a flush: a frame went back to the pool,
-/// or changed from one type to another.
-fn needs_flush(before: &[FrameInfo], after: &[FrameInfo]) -> bool {
-    before.iter().zip(after).any(|(b, a)| {
-        (b.owner().is_some() && a.owner().is_none())
-            || (b.page_type() != PageType::None && a.page_type() != b.page_type())
-    })
-}
-
-/// The flags a present entry of `level` may not have, given the domain's configuration
-/// (`docs/PV-MMU.md`, "Entries: allowed and refused").
-fn refused_flags(level: Level, c: &DomainConfig) -> u64 {
-    match level {
-        Level::L1 if c.iomem_access => GNTTAB,
-        Level::L1 => GNTTAB | PWT | PCD | PAT,
-        Level::L2 if c.superpages => PWT | PCD | GLOBAL,
-        Level::L2 => PWT | PCD | GLOBAL | PSE,
-        Level::L3 => PWT | PCD | GLOBAL | PSE,
-        Level::L4 => PWT | PCD | GLOBAL | PAT,
-    }
-}
-
-/// Holders of references, recomputed from scratch.
-struct Expect {
-    refs: Vec<u64>,
-    types: Vec<u64>,
-    ty: Vec<Option<(PageType, &'static str)>>,
-}
-
-impl Expect {
-    fn hold(&mut self, m: u64, ty: Option<PageType>, why: &'static str) {
-        self.refs[m as usize] += 1;
-        let Some(ty) = ty else { return };
-        self.types[m as usize] += 1;
-        match self.ty[m as usize] {
-            // Invariants 1 and 2: one type per frame, so a page table is never mapped writable.
-            Some((other, by)) if other != ty => {
-                panic!("mfn {m:#x} is needed as {other:?} (by {by}) and {ty:?} (by {why})")
-            }
-            _ => self.ty[m as usize] = Some((ty, why)),
-        }
-    }
-}
-
-/// Checks every invariant of the frame table and the vCPUs' base pointers. `held` frames carry
-/// one extra reference pair each (from `get_page_and_type`).
-pub fn check_with(ft: &Table, vcpus: &[VcpuMm], held: &[Mfn]) {
-    let info = |m: u64| *ft.frame(Mfn(m)).expect("in RAM");
-    let n = FRAMES as usize;
-    let mut x = Expect {
-        refs: vec![0; n],
-        types: vec![0; n],
-        ty: vec![None; n],
-    };
-    for &m in held {
-        let t = info(m.0).page_type();
-        x.hold(m.0, Some(t), "get_page_and_type");
-    }
-    for t in 0..FRAMES {
-        let f = info(t);
-        if f.is_allocated() {
-            x.refs[t as usize] += 1;
-        }
-        if f.is_shared() {
-            x.hold(t, Some(f.page_type()), "share");
-        }
-        if f.is_pinned() {
-            assert!(f.page_type().is_page_table(), "mfn {t:#x} pinned: {f:?}");
-            x.hold(t, Some(f.page_type()), "pin");
-        }
-        let Some(level) = f.page_type().level() else {
-            continue;
-        };
-        if f.type_count() == 0 {
-            continue;
-        }
-        assert!(f.is_validated(), "mfn {t:#x} in use unvalidated: {f:?}");
-        let owner = f.owner().expect("page table without owner");
-        let d = ft.lookup(owner).expect("page table of an unknown domain");
-        let c = *ft.domain(d).expect("domain").config();
-        for slot in 0..ENTRIES {
-            let e = ft.store().read_entry(Mfn(t), slot);
-            if !is_guest_slot(level, slot) {
-                assert_eq!(e, hyp_entry(slot), "mfn {t:#x} hypervisor slot {slot}");
-                continue;
-            }
-            if e & PRESENT == 0 {
-                continue;
-            }
-            // Invariant 3: allowed flags, installed as adjusted, only mappable frames.
-            let bad = e & refused_flags(level, &c);
-            assert_eq!(
-                bad, 0,
-                "mfn {t:#x}[{slot}] = {e:#x}: refused flags {bad:#x}"
-            );
-            assert_eq!(adjust(level, e), e, "mfn {t:#x}[{slot}] not adjusted");
-            let m = entry_mfn(e).0;
-            let mappable = |m: u64| {
-                let target = info(m).owner();
-                target == Some(owner) || (level == Level::L1 && c.privileged && target.is_some())
-            };
-            match level {
-                Level::L1 if m >= FRAMES || info(m).owner() == Some(DomId::IO) => {
-                    assert!(c.iomem_access, "mfn {t:#x}[{slot}] maps I/O");
-                }
-                Level::L1 => {
-                    assert!(mappable(m), "mfn {t:#x}[{slot}] maps {m:#x}");
-                    let ty = (e & RW != 0).then_some(PageType::Writable);
-                    x.hold(m, ty, "writable L1 entry");
-                }
-                Level::L2 if e & PSE != 0 => {
-                    assert!(c.superpages && m.is_multiple_of(SUPERPAGE_FRAMES));
-                    for p in m..m + SUPERPAGE_FRAMES {
-                        assert!(mappable(p), "superpage {t:#x}[{slot}] maps {p:#x}");
-                        let ty = (e & RW != 0).then_some(PageType::Writable);
-                        x.hold(p, ty, "superpage");
-                    }
-                }
-                _ => {
-                    assert!(
-                        m < FRAMES && mappable(m),
-                        "mfn {t:#x}[{slot}] references {m:#x}"
-                    );
-                    // Invariant 4: the level below, validated (checked with the counts).
-                    x.hold(m, Some(level.entry_type()), "table entry");
-                }
-            }
-        }
-    }
-    for v in vcpus {
-        if ft.lookup(v.domain()).is_none() {
-            assert!(v.kernel_table().is_none() && v.user_table().is_none());
-            continue;
-        }
-        for l4 in [v.kernel_table(), v.user_table()].into_iter().flatten() {
-            // Invariant 5.
-            assert_eq!(info(l4.0).owner(), Some(v.domain()), "base pointer {l4}");
-            x.hold(l4.0, Some(PageType::L4), "base pointer");
-        }
-    }
-    let mut owned = HashMap::<DomId, u64>::new();
-    for m in 0..FRAMES {
-        let f = info(m);
-        assert_eq!(
-            u64::from(f.count()),
-            x.refs[m as usize],
-            "refs of mfn {m:#x}: {f:?}"
-        );
-        assert_eq!(
-            u64::from(f.type_count()),
-            x.types[m as usize],
-            "types of mfn {m:#x}: {f:?}"
-        );
-        if let Some((ty, _)) = x.ty[m as usize] {
-            assert_eq!(f.page_type(), ty, "type of mfn {m:#x}");
-            assert!(f.is_validated(), "mfn {m:#x} used unvalidated: {f:?}");
-        }
-        let in_pool = ft.pool().free.contains(&m);
-        match f.owner() {
-            None => {
-                assert_eq!(f, FrameInfo::FREE, "mfn {m:#x}");
-                assert_eq!(in_pool, m >= RESERVED, "mfn {m:#x} pool membership");
-            }
-            Some(owner) => {
-                assert!(!in_pool, "mfn {m:#x} owned and free");
-                if !f.is_shared() && !owner.is_reserved() {
-                    assert!(f.count() > 0, "mfn {m:#x} owned without references");
-                    *owned.entry(owner).or_default() += 1;
-                }
-            }
-        }
-    }
-    for id in 0..DOMAINS {
-        let Some(d) = ft.lookup(DomId(id)) else {
-            assert!(
-                !owned.contains_key(&DomId(id)),
-                "frames of vanished domain {id}"
-            );
-            continue;
-        };
-        let dom = ft.domain(d).expect("domain");
-        let n = owned.remove(&DomId(id)).unwrap_or(0);
-        assert_eq!(dom.tot_pages(), n, "tot_pages of {}", dom.id());
-        assert!(n <= dom.config().max_pages || dom.is_dying());
-    }
-    assert!(owned.is_empty(), "frames of unknown domains: {owned:?}");
-}
-
-/// [`check_with`] without references held by the hypervisor.
-pub fn check(ft: &Table, vcpus: &[VcpuMm]) {
-    check_with(ft, vcpus, &[]);
 }
