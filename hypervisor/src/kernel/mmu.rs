@@ -8,7 +8,7 @@ use super::FRAMES;
 use crate::arch::x86_64::direct_map;
 use crate::arch::x86_64::paging;
 use crate::arch::x86_64::uaccess::CurrentGuest;
-use crate::hypercall::{DomainInfo, HcResult};
+use crate::hypercall::{DomainInfo, HcResult, batch};
 use crate::mm::frames::FrameAllocator;
 use crate::mm::pv::{self as mmpv, PageType, TlbScope};
 use crate::mm::pv::{
@@ -272,48 +272,9 @@ impl ExtentList for GuestExtents<'_> {
     }
 }
 
-/// Requests of one `mmu_update` or `mmuext_op` handled before the call is continued.
-const REQUESTS_PER_PASS: u64 = 1024;
 /// Frames one pass of a reservation sub-op of `memory_op` allocates or frees (at least one
 /// extent) before the call is continued.
 const FRAMES_PER_PASS: u32 = 512;
-/// Xen's flag on the count of a continued batch (`MMU_UPDATE_PREEMPTED`).
-const BATCH_PREEMPTED: u64 = 1 << 31;
-
-/// The requests left in a batch and, for a continued one, how many were done before (which
-/// Xen keeps in the guest's done count).
-fn batch_count(count_arg: u64, pdone: u64) -> (u64, u32) {
-    let count = u64::from(count_arg as u32);
-    if count & BATCH_PREEMPTED == 0 || pdone == 0 {
-        return (count & !BATCH_PREEMPTED, 0);
-    }
-    (
-        count & !BATCH_PREEMPTED,
-        CurrentGuest.read_obj(pdone).unwrap_or(0),
-    )
-}
-
-/// Writes the done count and, if the batch stopped only because the pass ended, turns the call
-/// into a continuation for the rest. Xen ignores a done count it cannot write.
-fn finish_batch(
-    args: &mut [u64; 5],
-    batch: mmpv::Batch,
-    done_before: u32,
-    pass: u64,
-    count: u64,
-    size: u64,
-) -> HcResult {
-    let [base, _, pdone, ..] = *args;
-    if pdone != 0 {
-        let _ = CurrentGuest.write_obj(pdone, &done_before.wrapping_add(batch.done));
-    }
-    if batch.result.is_ok() && pass < count {
-        args[0] = base.wrapping_add(pass * size);
-        args[1] = (count - pass) | BATCH_PREEMPTED;
-        return Err(XenError::Restart);
-    }
-    batch.result.map(|()| 0).map_err(PvMmError::errno)
-}
 
 /// The memory-management hypercalls of the running vCPU.
 pub fn hypercall(
@@ -329,23 +290,22 @@ pub fn hypercall(
     let [a0, a1, a2, a3, _] = *args;
     let result = match nr {
         Hypercall::MmuUpdate => {
-            let (count, done_before) = batch_count(a1, a2);
-            let pass = count.min(REQUESTS_PER_PASS);
-            let reqs = requests::<MmuUpdate>(mem, a0, pass);
-            let batch = honour(mmu.mmu_update(me, a3 as u32, reqs));
+            let pass = batch::plan(mem, a1, a2, batch::REQUESTS_PER_PASS);
+            let reqs = requests::<MmuUpdate>(mem, a0, pass.len);
+            let b = honour(mmu.mmu_update(me, a3 as u32, reqs));
             let size = size_of::<MmuUpdate>() as u64;
-            return finish_batch(args, batch, done_before, pass, count, size);
+            let result = b.result.map_err(PvMmError::errno);
+            return batch::finish(mem, args, pass, b.done, result, size);
         }
         Hypercall::MmuextOp => {
-            let (count, done_before) = batch_count(a1, a2);
-            let pass = count.min(REQUESTS_PER_PASS);
+            let pass = batch::plan(mem, a1, a2, batch::REQUESTS_PER_PASS);
             let Some(mut vmm) = vcpu.mm else {
                 return Err(XenError::Inval);
             };
-            let ops = requests::<MmuextOp>(mem, a0, pass);
+            let ops = requests::<MmuextOp>(mem, a0, pass.len);
             // An unreadable vCPU bitmap is -EINVAL here (Xen's answer for mmuext_op).
             let mut new_ldt = None;
-            let batch = honour(mmu.mmuext_op(me, &mut vmm, a3 as u16, ops, |e| {
+            let b = honour(mmu.mmuext_op(me, &mut vmm, a3 as u16, ops, |e| {
                 if let Effect::LoadLdt { base, entries } = e {
                     new_ldt = Some((base, entries));
                 }
@@ -357,7 +317,8 @@ pub fn hypercall(
             vcpu.mm = Some(vmm);
             vcpu.user_table = vmm.user_table();
             let size = size_of::<MmuextOp>() as u64;
-            return finish_batch(args, batch, done_before, pass, count, size);
+            let result = b.result.map_err(PvMmError::errno);
+            return batch::finish(mem, args, pass, b.done, result, size);
         }
         Hypercall::UpdateVaMapping | Hypercall::UpdateVaMappingOtherdomain => {
             let Some(vmm) = vcpu.mm.as_ref() else {

@@ -72,9 +72,10 @@ pub trait GuestMemory {
     }
 }
 
-#[cfg(test)]
+#[cfg(any(test, feature = "test-doubles"))]
 pub mod fake {
-    //! A sparse guest memory for host tests.
+    //! A sparse guest memory for host tests (and the test doubles of `crate::testing`).
+    extern crate std;
     use super::*;
     use std::collections::BTreeMap;
 
