@@ -12,12 +12,9 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use guest_abi::arch::{MACH2PHYS_VIRT_START, PteFlags};
 use guest_abi::hypercall::Hypercall;
 use guest_abi::memory::{MemoryOp, XenMemoryReservation};
-use guest_abi::runtime::hypercall;
+use guest_abi::runtime::{AsmCell, VIRT_BASE, hypercall};
 use guest_abi::xen::{MmuextCmd, StartInfo};
 use guest_abi::{DomId, PAGE_SHIFT};
-
-use crate::traps::AsmCell;
-use guest_abi::runtime::VIRT_BASE;
 
 /// Scratch pages.
 pub const SCRATCH_PAGES: usize = 24;

@@ -13,7 +13,7 @@
 use guest_abi::arch::{FLAT_KERNEL_CS, FLAT_KERNEL_SS, FLAT_USER_SS, TrapInfo};
 use guest_abi::callback::{CallbackRegister, CallbackType};
 use guest_abi::hypercall::Hypercall;
-pub use guest_abi::runtime::AsmCell;
+use guest_abi::runtime::AsmCell;
 use guest_abi::runtime::hypercall::{self, shutdown};
 use guest_abi::runtime::traps;
 pub use guest_abi::runtime::traps::{RESUME, TRAP};
