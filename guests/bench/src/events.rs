@@ -1,5 +1,5 @@
-//! Event channels: the shared info page (mapped over a spare page), the event upcall's
-//! Rust half, and the loopback channel the event benchmarks send on.
+//! Event channels: the shared info page (mapped over a spare page), the event upcall (its
+//! assembly entry and its Rust half), and the loopback channel the event benchmarks send on.
 //!
 //! The loopback: `EVTCHNOP_alloc_unbound(DOMID_SELF, DOMID_SELF)` gives port `a`;
 //! `EVTCHNOP_bind_interdomain(DOMID_SELF, a)` gives port `b`, its other end. A send on `b`
@@ -9,14 +9,14 @@ use core::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering, fence};
 
 use guest_abi::callback::{CallbackRegister, CallbackType};
 use guest_abi::event_channel::{EvtchnAllocUnbound, EvtchnBindInterdomain, EvtchnBindVirq};
-use guest_abi::runtime::hypercall;
+use guest_abi::runtime::{hypercall, user};
 use guest_abi::xen::{SharedInfo, UVMF_INVLPG, VcpuTimeInfo, Virq};
 use guest_abi::{DomId, PAGE_SHIFT, VirtAddr};
 
-use crate::asm::Entry;
+use crate::error::Error;
 use crate::pt::{DATA, Spare};
-use crate::run::Error;
 use crate::stats;
+use crate::traps::Entry;
 
 /// The shared info page once mapped (0 before).
 static SHARED: AtomicU64 = AtomicU64::new(0);
@@ -105,9 +105,48 @@ pub fn clear_pending(port: u64) {
     }
 }
 
+core::arch::global_asm!(
+    ".pushsection .text.bench_events, \"ax\", @progbits",
+    // The event upcall (like the handlers of `traps`, it runs only inside a benchmark's
+    // hypercalls, on the stack it interrupts, and preserves every register): the Rust half
+    // clears what is pending; iret restores the event mask from the frame's IF.
+    ".balign 16",
+    ".globl bench_event_entry",
+    "bench_event_entry:",
+    "push rax",
+    "push rdx",
+    "push rsi",
+    "push rdi",
+    "push r8",
+    "push r9",
+    "push r10",
+    "push rbp",
+    "mov rbp, rsp",
+    "and rsp, -16",
+    "call {upcall}",
+    "mov rsp, rbp",
+    "pop rbp",
+    "pop r10",
+    "pop r9",
+    "pop r8",
+    "pop rdi",
+    "pop rsi",
+    "pop rdx",
+    "pop rax",
+    "jmp {bounce_return}",
+    ".popsection",
+    upcall = sym upcall,
+    bounce_return = sym user::bounce_return,
+);
+
+// The label of the assembly above, declared as a function only to take its address.
+unsafe extern "C" {
+    fn bench_event_entry();
+}
+
 /// The Rust half of the event upcall (called from `bench_event_entry` with events masked):
 /// takes the pending selector, clears every pending unmasked port, counts them.
-pub extern "C" fn upcall() {
+extern "C" fn upcall() {
     let Some(p) = shared() else { return };
     // SAFETY: the shared info page stays mapped; every field shared with the hypervisor is
     // accessed atomically.
@@ -156,11 +195,15 @@ pub struct Loopback {
 /// Registers the event and failsafe callbacks and creates the loopback channel, both ends
 /// masked and not pending.
 pub fn setup() -> Result<Loopback, Error> {
-    for (ty, entry, what) in [
-        (CallbackType::Event, Entry::Event, "callback_op(event)"),
+    for (ty, address, what) in [
+        (
+            CallbackType::Event,
+            bench_event_entry as *const () as u64,
+            "callback_op(event)",
+        ),
         (
             CallbackType::Failsafe,
-            Entry::Failsafe,
+            Entry::Failsafe.addr(),
             "callback_op(failsafe)",
         ),
     ] {
@@ -168,9 +211,10 @@ pub fn setup() -> Result<Loopback, Error> {
             type_: ty as u16,
             flags: 0,
             _hole: 0,
-            address: entry.addr(),
+            address,
         };
-        // SAFETY: the addresses are the entry points of `asm`, made for these callbacks.
+        // SAFETY: the addresses are the event upcall's entry above and the failsafe entry of
+        // `traps`, made for these callbacks.
         unsafe { hypercall::callback_register(&cb) }.map_err(|e| Error::xen(what, e))?;
     }
     let mut alloc = EvtchnAllocUnbound {

@@ -12,9 +12,10 @@ use guest_abi::version::XenVersionOp;
 use guest_abi::xen::{MmuextCmd, MmuextOp, MulticallEntry};
 use guest_abi::{DomId, XenError};
 
-use crate::asm;
+use crate::error::Error;
 use crate::events::{self, Loopback};
-use crate::run::{Error, Spec, bench, bench_each, failed};
+use crate::run::{Spec, bench, bench_each, failed};
+use crate::traps;
 
 /// Calls in the multicall benchmark.
 const MULTICALL_LEN: usize = 32;
@@ -129,13 +130,13 @@ fn bench_upcall(lb: Loopback) {
 /// instruction runs again.
 fn bench_fpu() {
     bench(Spec::new("fpu_taskswitch_nm", 200), |n| {
-        let before = asm::nm_count();
+        let before = traps::nm_count();
         for _ in 0..n {
             hypercall::fpu_taskswitch(true).map_err(|e| Error::xen("fpu_taskswitch", e))?;
             // SAFETY: fnop changes nothing; the #NM it raises returns here.
             unsafe { core::arch::asm!("fnop") };
         }
-        if asm::nm_count() - before == u64::from(n) {
+        if traps::nm_count() - before == u64::from(n) {
             Ok(())
         } else {
             Err(Error::Text("fewer #NM bounces than taskswitches"))

@@ -25,13 +25,13 @@
 //! domain's loop once: two domain switches and two yields per operation.
 //!
 //! Safety: guest-abi's runtime assumptions hold (a PV guest started by the hypervisor, one
-//! vCPU); events stay masked except inside the event round-trip benchmark. `asm` says how
-//! its handlers cooperate with the Rust code; `pt` owns the spare pages that become page
-//! tables.
+//! vCPU); events stay masked except inside the event round-trip benchmark. `traps` and
+//! `events` say how their handlers cooperate with the Rust code; `pt` owns the spare pages
+//! that become page tables.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 #[cfg(target_os = "none")]
-mod asm;
+mod error;
 #[cfg(target_os = "none")]
 mod events;
 #[cfg(target_os = "none")]
@@ -47,6 +47,8 @@ mod stats;
 #[cfg(target_os = "none")]
 mod timing;
 #[cfg(target_os = "none")]
+mod traps;
+#[cfg(target_os = "none")]
 mod user;
 
 #[cfg(target_os = "none")]
@@ -58,8 +60,9 @@ mod guest {
     use guest_abi::xen::StartInfo;
     use guest_abi::{DomId, EvtchnPort, println};
 
-    use crate::run::{Error, Spec, bench_each, failed};
-    use crate::{asm, events, hypercalls, mmu, stats, timing, user};
+    use crate::error::Error;
+    use crate::run::{Spec, bench_each, failed};
+    use crate::{events, hypercalls, mmu, stats, timing, traps, user};
 
     guest_abi::pv_guest!("bench", main, dom0);
 
@@ -69,7 +72,7 @@ mod guest {
             println!("bench: boot-only, powering off");
             hypercall::shutdown(ShutdownReason::Poweroff)
         }
-        if let Err(e) = asm::install_traps() {
+        if let Err(e) = traps::install() {
             failed("setup", Error::xen("set_trap_table", e));
         }
         if let Err(e) = events::map_shared_info(si.shared_info) {

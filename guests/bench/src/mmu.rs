@@ -7,14 +7,13 @@
 //! data pages of the image, and every update switches an entry to the other one (so the
 //! hypervisor drops one reference and takes another each time).
 
+use guest_abi::runtime::{VIRT_BASE, hypercall, start_info};
 use guest_abi::xen::{MmuUpdate, MmuUpdateCmd, MmuextCmd, MmuextOp, UVMF_INVLPG};
 use guest_abi::{DomId, PAGE_SHIFT, PAGE_SIZE, VirtAddr};
 
-use guest_abi::runtime::{hypercall, start_info};
-
+use crate::error::Error;
 use crate::pt::{self, DATA, ENTRIES, Spare, TABLE};
-use crate::run::{Error, Spec, bench_each, failed};
-use guest_abi::runtime::VIRT_BASE;
+use crate::run::{Spec, bench_each, failed};
 
 /// L4 slots of the hypervisor (`HYPERVISOR_VIRT_START` to `_END`); it fills them itself.
 const HYPERVISOR_SLOTS: core::ops::RangeInclusive<usize> = 256..=271;

@@ -6,12 +6,11 @@
 use core::cell::UnsafeCell;
 
 use guest_abi::arch::{MACH2PHYS_VIRT_START, PteFlags};
-use guest_abi::runtime::{hypercall, start_info};
+use guest_abi::runtime::{VIRT_BASE, hypercall, start_info};
 use guest_abi::xen::UVMF_INVLPG;
 use guest_abi::{PAGE_SHIFT, PAGE_SIZE, VirtAddr};
 
-use crate::run::Error;
-use guest_abi::runtime::VIRT_BASE;
+use crate::error::Error;
 
 /// Entries per table.
 pub const ENTRIES: usize = 512;

@@ -7,61 +7,14 @@
 //! BENCH pin_unpin_l4 error=mmuext_op(PIN_L4_TABLE):EINVAL
 //! ```
 
-use core::fmt;
+use guest_abi::println;
 
-use guest_abi::{XenError, println};
-
-use crate::asm::{self, Trapped};
+use crate::error::Error;
 use crate::stats::{per_op, summarize};
+use crate::traps;
 
 /// Timed repetitions per benchmark (after one untimed warm-up).
 pub const REPS: usize = 11;
-
-/// Why a benchmark could not run.
-#[derive(Clone, Copy, Debug)]
-pub enum Error {
-    /// A hypercall failed.
-    Xen {
-        /// Which call.
-        what: &'static str,
-        /// Its error.
-        err: XenError,
-    },
-    /// Something else went wrong.
-    Text(&'static str),
-    /// An exception ended it.
-    Trap(Trapped),
-}
-
-impl Error {
-    /// A failed hypercall.
-    pub fn xen(what: &'static str, err: XenError) -> Self {
-        Self::Xen { what, err }
-    }
-}
-
-impl fmt::Display for Error {
-    /// One word (no spaces), for the `error=` field.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Error::Xen { what, err } => write!(f, "{what}:{}", err.c_name()),
-            Error::Text(text) => {
-                for (i, word) in text.split(' ').enumerate() {
-                    if i > 0 {
-                        f.write_str("_")?;
-                    }
-                    f.write_str(word)?;
-                }
-                Ok(())
-            }
-            Error::Trap(t) => write!(
-                f,
-                "trap:vector={:#x}:frame={:#x},{:#x},{:#x}",
-                t.vector, t.frame[0], t.frame[1], t.frame[2]
-            ),
-        }
-    }
-}
 
 /// What one benchmark measures.
 #[derive(Clone, Copy, Debug)]
@@ -114,7 +67,7 @@ pub fn bench(spec: Spec, mut run: impl FnMut(u32) -> Result<(), Error>) {
         }
         Ok(())
     };
-    let guard = asm::guarded(&mut || result = timed());
+    let guard = traps::guarded(&mut || result = timed());
     let result = guard.map_err(Error::Trap).and(result);
     report(spec, "tsc", result.map(|()| samples));
 }
@@ -145,7 +98,7 @@ pub fn bench_samples(
         }
         Ok(())
     };
-    let guard = asm::guarded(&mut || result = timed());
+    let guard = traps::guarded(&mut || result = timed());
     let result = guard.map_err(Error::Trap).and(result);
     report(Spec::new(name, 1), unit, result.map(|()| samples));
 }

@@ -21,8 +21,9 @@ use guest_abi::runtime::hypercall;
 use guest_abi::vcpu::{VcpuOp, VcpuSetSingleshotTimer};
 use guest_abi::{EvtchnPort, VcpuId};
 
+use crate::error::Error;
 use crate::events::{self, Loopback};
-use crate::run::{Error, Spec, bench_each, bench_samples, failed};
+use crate::run::{Spec, bench_each, bench_samples, failed};
 use crate::stats::lateness;
 
 /// How far ahead the deadlines are (ns).

@@ -1,7 +1,8 @@
-//! The assembly side of the benchmark kernel: the exception entry points (`#NM` returns at
-//! once; anything else is fatal, or ends the guarded benchmark it interrupted), the event
-//! upcall, the syscall callback, the entry into user mode and the user-mode loop, and the
-//! guard that lets a benchmark be abandoned when it traps.
+//! Traps and user mode, the assembly side of the benchmark kernel: the exception entry
+//! points (`#NM` returns at once; anything else is fatal, or ends the guarded benchmark it
+//! interrupted), the failsafe and syscall callbacks, the entry into user mode and the
+//! user-mode loop, and the guard that lets a benchmark be abandoned when it traps. (The event
+//! upcall's entry lives with the rest of the event machinery, in `events`.)
 //!
 //! The frame a 64-bit PV kernel receives (Xen's `create_bounce_frame`), from the handler's
 //! `rsp` upwards: `rcx, r11, [error code], rip, cs, rflags, rsp, ss`. A handler returns by
@@ -91,33 +92,6 @@ core::arch::global_asm!(
     "lock inc qword ptr [rip + {nm_count}]",
     "jmp {bounce_return}",
     "",
-    // The event upcall: the Rust half clears what is pending; iret restores the event mask
-    // from the frame's IF.
-    ".balign 16",
-    ".globl bench_event_entry",
-    "bench_event_entry:",
-    "push rax",
-    "push rdx",
-    "push rsi",
-    "push rdi",
-    "push r8",
-    "push r9",
-    "push r10",
-    "push rbp",
-    "mov rbp, rsp",
-    "and rsp, -16",
-    "call {upcall}",
-    "mov rsp, rbp",
-    "pop rbp",
-    "pop r10",
-    "pop r9",
-    "pop r8",
-    "pop rdi",
-    "pop rsi",
-    "pop rdx",
-    "pop rax",
-    "jmp {bounce_return}",
-    "",
     // The syscall callback (on the stack_switch stack): back to user mode like sysret,
     // or, for the last syscall, back to the kernel code in run_user (the runtime's
     // enter_user returns).
@@ -184,7 +158,6 @@ core::arch::global_asm!(
     guard_rsp = sym GUARD_RSP,
     nm_count = sym NM_COUNT,
     fatal = sym trap_fatal,
-    upcall = sym crate::events::upcall,
     hypercall_page = sym guest_abi::runtime::hypercall_page,
     iret_stub = const IRET_STUB,
     failsafe = const FAILSAFE_VECTOR,
@@ -200,7 +173,6 @@ unsafe extern "C" {
     fn bench_trap_stubs();
     fn bench_failsafe_entry();
     fn bench_nm_entry();
-    fn bench_event_entry();
     fn bench_syscall_entry();
     fn bench_user_code();
     fn bench_guard(f: extern "C" fn(u64), arg: u64) -> u64;
@@ -209,8 +181,6 @@ unsafe extern "C" {
 /// A code address the setup hands to the hypervisor.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Entry {
-    /// The event upcall.
-    Event,
     /// The failsafe callback (fatal).
     Failsafe,
     /// The syscall callback.
@@ -223,7 +193,6 @@ impl Entry {
     /// Its address.
     pub fn addr(self) -> u64 {
         let f: unsafe extern "C" fn() = match self {
-            Entry::Event => bench_event_entry,
             Entry::Failsafe => bench_failsafe_entry,
             Entry::Syscall => bench_syscall_entry,
             Entry::UserCode => bench_user_code,
@@ -254,7 +223,7 @@ fn trap_table() -> [TrapInfo; 33] {
 }
 
 /// Installs the virtual IDT.
-pub fn install_traps() -> Result<u64, guest_abi::XenError> {
+pub fn install() -> Result<u64, guest_abi::XenError> {
     let table = trap_table();
     // SAFETY: every address is one of the entry points above, which handle any exception.
     unsafe { hypercall::set_trap_table(&table) }

@@ -16,9 +16,10 @@ use guest_abi::callback::{CALLBACKF_MASK_EVENTS, CallbackRegister, CallbackType}
 use guest_abi::runtime::hypercall;
 use guest_abi::xen::{MmuextCmd, MmuextOp};
 
-use crate::asm::{self, Entry};
+use crate::error::Error;
 use crate::pt;
-use crate::run::{Error, Spec, bench, failed};
+use crate::run::{Spec, bench, failed};
+use crate::traps::{self, Entry};
 
 const STACK: usize = 16 * 1024;
 
@@ -50,7 +51,7 @@ pub fn run() {
     bench(Spec::new(NAME, 200), |n| {
         // SAFETY: `setup` installed the user page table, the kernel stack and the syscall
         // callback; the user stack is ours.
-        unsafe { asm::run_user(USER_STACK.top(), u64::from(n)) };
+        unsafe { traps::run_user(USER_STACK.top(), u64::from(n)) };
         Ok(())
     });
 }
@@ -75,7 +76,7 @@ fn setup() -> Result<(), Error> {
         _hole: 0,
         address: Entry::Syscall.addr(),
     };
-    // SAFETY: the address is the syscall callback of `asm`.
+    // SAFETY: the address is the syscall callback of `traps`.
     unsafe { hypercall::callback_register(&cb) }
         .map_err(|e| Error::xen("callback_op(syscall)", e))?;
     Ok(())
