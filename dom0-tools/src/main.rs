@@ -20,28 +20,7 @@ mod kernel;
 
 #[cfg(target_os = "none")]
 mod guest {
-    use guest_abi::XenFeature;
-    use guest_abi::xen::StartInfo;
-
-    /// Where the bootstrap region starts (`XEN_ELFNOTE_VIRT_BASE`).
-    const VIRT_BASE: u64 = 0xffff_ffff_8000_0000;
-
-    guest_abi::xen_elf_notes! {
-        guest_os: "dom0-tools",
-        guest_version: env!("CARGO_PKG_VERSION"),
-        xen_version: "xen-3.0",
-        loader: "generic",
-        virt_base: VIRT_BASE,
-        paddr_offset: VIRT_BASE,
-        features: "dom0",
-        supported_features: XenFeature::Dom0.bit(),
-    }
-
-    guest_abi::guest_main!(main, VIRT_BASE);
-
-    fn main(si: &'static StartInfo) {
-        crate::kernel::main(si)
-    }
+    guest_abi::pv_guest!("dom0-tools", crate::kernel::main, dom0);
 }
 
 #[cfg(not(target_os = "none"))]
