@@ -29,6 +29,7 @@ pub mod event;
 pub mod hypercall;
 pub mod lifecycle;
 pub mod mm;
+pub mod privilege;
 pub mod pv;
 pub mod sched;
 #[cfg(any(test, feature = "test-doubles"))]

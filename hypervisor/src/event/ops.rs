@@ -45,15 +45,15 @@ pub trait Domains {
 pub struct Caller {
     /// The calling domain.
     pub domain: DomId,
-    /// Whether the caller is the control domain (dom0), which may act on any domain where
-    /// Xen's XSM policy says `XSM_TARGET`.
-    pub privileged: bool,
+    /// The control domain's (dom0's) privilege, which lets it act on any domain where Xen's
+    /// XSM policy says `XSM_TARGET`.
+    pub privilege: Option<crate::privilege::Privilege>,
 }
 
 impl Caller {
     /// Xen's default `XSM_TARGET` check: a domain may act on itself; dom0 on anyone.
     fn may_target(self, target: DomId) -> Result<(), EvtchnError> {
-        if self.privileged || self.domain == target {
+        if self.privilege.is_some() || self.domain == target {
             Ok(())
         } else {
             Err(EvtchnError::NotPermitted)

@@ -91,14 +91,14 @@ impl Domains for Fake {
 pub(crate) fn me(d: DomId) -> Caller {
     Caller {
         domain: d,
-        privileged: false,
+        privilege: None,
     }
 }
 
 fn dom0() -> Caller {
     Caller {
         domain: DomId(0),
-        privileged: true,
+        privilege: Some(crate::privilege::Privilege::hardware_domain()),
     }
 }
 
@@ -914,7 +914,7 @@ fn apply(f: &mut Fake, op: &RandOp) -> Result<(), EvtchnError> {
         } => {
             let c = Caller {
                 domain: caller,
-                privileged,
+                privilege: privileged.then(crate::privilege::Privilege::hardware_domain),
             };
             alloc_unbound(f, c, dom, remote).map(drop)
         }

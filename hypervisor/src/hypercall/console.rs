@@ -20,9 +20,7 @@ pub fn console_io<M: GuestMemory, H: Host>(
     args: &mut [u64; 5],
 ) -> HcResult {
     let [cmd, count, buffer, ..] = *args;
-    if !ctx.domain.privileged {
-        return Err(XenError::Perm);
-    }
+    let privilege = ctx.domain.privilege.ok_or(XenError::Perm)?;
     let cmd = u32::try_from(cmd).map_err(|_| XenError::NoSys)?;
     let count = count as u32 as u64;
     match ConsoleIoCmd::try_from(cmd)? {
@@ -46,7 +44,7 @@ pub fn console_io<M: GuestMemory, H: Host>(
             let mut chunk = [0u8; CHUNK];
             let n = ctx
                 .host
-                .console_read(&mut chunk[..(count as usize).min(CHUNK)]);
+                .console_read(privilege, &mut chunk[..(count as usize).min(CHUNK)]);
             ctx.mem.write(buffer, &chunk[..n])?;
             Ok(n as u64)
         }
@@ -108,7 +106,7 @@ mod tests {
     #[test]
     fn a_domu_may_not_use_the_console() {
         let mut f = Fixture::new();
-        f.domain.privileged = false;
+        f.domain.privilege = None;
         f.mem.write_bytes(0x1000, b"hello");
         for cmd in [0, 1, 7] {
             assert_eq!(
@@ -127,12 +125,12 @@ mod tests {
     fn read_is_for_dom0_only() {
         let mut f = Fixture::new();
         f.host.input = b"ab".to_vec();
-        f.domain.privileged = false;
+        f.domain.privilege = None;
         assert_eq!(
             call(&mut f, Hypercall::ConsoleIo, [1, 8, 0x1000, 0, 0]),
             Err(XenError::Perm)
         );
-        f.domain.privileged = true;
+        f.domain.privilege = Some(crate::privilege::Privilege::hardware_domain());
         assert_eq!(
             call(&mut f, Hypercall::ConsoleIo, [1, 8, 0x1000, 0, 0]),
             Ok(2)

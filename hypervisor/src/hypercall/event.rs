@@ -47,7 +47,7 @@ fn me<M: GuestMemory, H: Host>(ctx: &Ctx<'_, M, H>) -> (Caller, VcpuRef) {
     (
         Caller {
             domain: dom,
-            privileged: ctx.domain.privileged,
+            privilege: ctx.domain.privilege,
         },
         vcpu_ref(dom, eabi::VcpuId(ctx.vcpu_id)),
     )

@@ -83,7 +83,7 @@ pub fn grant_table_op<M: GuestMemory, H: Host>(
         GnttabOp::GetVersion => {
             let mut v: GnttabGetVersion = ctx.mem.read_obj(uop)?;
             if v.dom != DomId::SELF.0 && v.dom != ctx.domain.id.0 {
-                return Err(if ctx.domain.privileged {
+                return Err(if ctx.domain.privilege.is_some() {
                     XenError::Srch
                 } else {
                     XenError::Perm
@@ -102,7 +102,7 @@ pub fn grant_table_op<M: GuestMemory, H: Host>(
 fn own<M: GuestMemory, H: Host>(ctx: &Ctx<'_, M, H>, dom: u16) -> Result<(), GntStatus> {
     if dom == DomId::SELF.0 || dom == ctx.domain.id.0 {
         Ok(())
-    } else if ctx.domain.privileged {
+    } else if ctx.domain.privilege.is_some() {
         Err(GntStatus::BadDomain)
     } else {
         Err(GntStatus::PermissionDenied)
@@ -196,7 +196,7 @@ mod tests {
             setup(&mut f, 7, 1, 0x3000),
             (Ok(0), s(GntStatus::BadDomain))
         );
-        f.domain.privileged = false;
+        f.domain.privilege = None;
         assert_eq!(
             setup(&mut f, 7, 1, 0x3000),
             (Ok(0), s(GntStatus::PermissionDenied))

@@ -12,7 +12,7 @@ fn own_domain<M: GuestMemory, H: Host>(ctx: &mut Ctx<'_, M, H>, arg: u64) -> Res
     let dom: u16 = ctx.mem.read_obj(arg)?;
     if dom == DomId::SELF.0 || dom == ctx.domain.id.0 {
         Ok(())
-    } else if ctx.domain.privileged {
+    } else if ctx.domain.privilege.is_some() {
         // Other domains' reservations come with the toolstack.
         Err(XenError::Srch)
     } else {
@@ -101,7 +101,7 @@ mod tests {
             Ok(2048)
         );
         f.mem.write_bytes(0x1000, &5u16.to_le_bytes());
-        f.domain.privileged = false;
+        f.domain.privilege = None;
         assert_eq!(
             call(&mut f, Hypercall::MemoryOp, [3, 0x1000, 0, 0, 0]),
             Err(XenError::Perm)

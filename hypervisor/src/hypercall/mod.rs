@@ -37,8 +37,8 @@ pub trait Host {
     type Doms: crate::event::ops::Domains;
     /// Writes guest console output (`console_io` write).
     fn console_write(&mut self, domain: DomId, bytes: &[u8]);
-    /// Reads pending console input into `buf`, returning the number of bytes.
-    fn console_read(&mut self, buf: &mut [u8]) -> usize;
+    /// Reads pending console input into `buf`, returning the number of bytes (dom0 only).
+    fn console_read(&mut self, privilege: crate::privilege::Privilege, buf: &mut [u8]) -> usize;
     /// Loads the page tables and GS base the vCPU's current mode needs.
     fn sync_mode(&mut self, vcpu: &PvVcpu);
     /// Loads a new FS base for the running vCPU.
@@ -88,8 +88,9 @@ pub trait Host {
 pub struct DomainInfo {
     /// Domain id.
     pub id: DomId,
-    /// dom0 (`SIF_PRIVILEGED | SIF_INITDOMAIN`): may use privileged operations.
-    pub privileged: bool,
+    /// dom0's privilege (`SIF_PRIVILEGED | SIF_INITDOMAIN`), for the operations only it may
+    /// use; `None` for every other domain.
+    pub privilege: Option<crate::privilege::Privilege>,
     /// Pages the domain owns.
     pub tot_pages: u64,
     /// Most pages the domain may own.

@@ -86,7 +86,11 @@ pub fn xen_version<M: GuestMemory, H: Host>(
             if fi.submap_idx != 0 {
                 return Err(XenError::Inval);
             }
-            fi.submap = features(fi.submap_idx, ctx.domain.privileged, ctx.domain.vm_assist);
+            fi.submap = features(
+                fi.submap_idx,
+                ctx.domain.privilege.is_some(),
+                ctx.domain.vm_assist,
+            );
             ctx.mem.write_obj(arg, &fi)?;
             Ok(0)
         }
@@ -96,7 +100,7 @@ pub fn xen_version<M: GuestMemory, H: Host>(
             Ok(0)
         }
         XenVersionOp::Commandline => {
-            if !ctx.domain.privileged {
+            if ctx.domain.privilege.is_none() {
                 return Err(XenError::Perm);
             }
             ctx.mem.write_obj(arg, &<[u8; 1024]>::new_zeroed())?;

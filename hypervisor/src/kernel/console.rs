@@ -126,7 +126,7 @@ fn dump_domains(m: &mut Machine) {
             d.info.tot_pages,
             d.info.max_pages,
             d.vcpus.len(),
-            if d.info.privileged {
+            if d.info.privilege.is_some() {
                 ", privileged"
             } else {
                 ""

@@ -229,7 +229,7 @@ pub fn build(modules: &Dom0Modules<'_>, nr_pages: u64) -> Result<(Domain, Regs),
     let domain = Domain {
         info: DomainInfo {
             id: DomId(0),
-            privileged: true,
+            privilege: Some(crate::privilege::Privilege::hardware_domain()),
             tot_pages: nr_pages,
             max_pages: nr_pages,
             nr_vcpus: 1,

@@ -50,7 +50,7 @@ pub fn domctl(caller: &DomainInfo, arg: u64) -> HcResult {
     }
     let mut guard = MACHINE.lock();
     let m = guard.as_mut().ok_or(XenError::Srch)?;
-    if !caller.privileged {
+    if caller.privilege.is_none() {
         let names_a_domain = op.cmd != DomctlCmd::Createdomain.raw();
         return Err(if names_a_domain && m.index_of(op.domain).is_none() {
             XenError::Srch
@@ -338,7 +338,7 @@ impl lifecycle::create::Resources for MachineResources<'_> {
         m.domains.push(Box::new(super::domain::Domain {
             info: DomainInfo {
                 id,
-                privileged: false,
+                privilege: None,
                 tot_pages: 0,
                 max_pages: 0,
                 nr_vcpus: vcpus,
@@ -639,7 +639,7 @@ pub fn sysctl(caller: &DomainInfo, arg: u64) -> HcResult {
     if op.interface_version != XEN_SYSCTL_INTERFACE_VERSION {
         return Err(XenError::Acces);
     }
-    if !caller.privileged {
+    if caller.privilege.is_none() {
         return Err(XenError::Perm);
     }
     match SysctlCmd::try_from(op.cmd)? {
@@ -698,7 +698,7 @@ pub fn remote_shutdown(caller: &DomainInfo, arg: u64) -> HcResult {
     if m.index_of(req.domain_id).is_none() {
         return Err(XenError::Srch);
     }
-    if !caller.privileged {
+    if caller.privilege.is_none() {
         return Err(XenError::Perm);
     }
     let reason = guest_abi::sched::ShutdownReason::from_raw(req.reason).ok_or(XenError::Inval)?;

@@ -78,7 +78,7 @@ fn with_current<R>(
         event_slot,
         domain: dom.info.id,
         vcpu_id,
-        privileged: dom.info.privileged,
+        privilege: dom.info.privilege,
         events,
         sched,
         timers,

@@ -26,8 +26,8 @@ pub struct KernelHost<'a> {
     pub domain: crate::event::abi::DomId,
     /// The running vCPU's id.
     pub vcpu_id: u32,
-    /// Whether the running domain is dom0 (which is granted the machine's I/O ports).
-    pub privileged: bool,
+    /// The running domain's privilege (dom0 is granted the machine's I/O ports).
+    pub privilege: Option<crate::privilege::Privilege>,
     /// Event channels of all domains.
     pub events: &'a mut EventTable,
     /// The scheduler.
@@ -66,7 +66,7 @@ impl Host for KernelHost<'_> {
         }
     }
 
-    fn console_read(&mut self, buf: &mut [u8]) -> usize {
+    fn console_read(&mut self, _: crate::privilege::Privilege, buf: &mut [u8]) -> usize {
         super::console::read_input(buf)
     }
 
@@ -159,7 +159,7 @@ impl PrivHost for KernelHost<'_> {
     }
 
     fn port_permitted(&self, port: u16, size: u8) -> bool {
-        self.privileged && !cpu::hypervisor_owns_ports(port, size)
+        self.privilege.is_some() && !cpu::hypervisor_owns_ports(port, size)
     }
 
     fn port_in(&mut self, port: u16, size: u8) -> u32 {

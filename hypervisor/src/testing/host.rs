@@ -176,7 +176,7 @@ impl Host for FakeHost {
         );
         self.console.extend_from_slice(bytes);
     }
-    fn console_read(&mut self, buf: &mut [u8]) -> usize {
+    fn console_read(&mut self, _: crate::privilege::Privilege, buf: &mut [u8]) -> usize {
         let n = buf.len().min(self.input.len());
         buf[..n].copy_from_slice(&self.input[..n]);
         self.input.drain(..n);
@@ -228,7 +228,7 @@ impl Host for FakeHost {
 pub fn domain_info(privileged: bool) -> DomainInfo {
     DomainInfo {
         id: DomId(0),
-        privileged,
+        privilege: privileged.then(crate::privilege::Privilege::hardware_domain),
         tot_pages: 1024,
         max_pages: 2048,
         nr_vcpus: 1,
