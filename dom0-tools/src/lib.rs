@@ -9,7 +9,7 @@
 //! domains' console rings, [`Toolstack::console_input`] feeds the attached one,
 //! [`Toolstack::on_dom_exc`] applies the shutdown policy when `VIRQ_DOM_EXC` fires.
 //! Host tests drive it all with a fake hypervisor that models memory (`fake.rs`). The dom0
-//! kernel itself is this crate's `dom0` binary (`src/main.rs`, `src/kernel/`).
+//! kernel itself is this crate's `dom0` binary (`src/main.rs`, `src/dom0_kernel/`).
 //!
 //! Modules: [`cli`] (command lines), [`config`] (xl.cfg files), [`cpio`] and [`files`]
 //! (the dom0 archive and path rules), [`builder`] (the PV domain builder), [`console`]

@@ -7,7 +7,7 @@
 //!
 //! Its ramdisk (multiboot module 1, `start_info.mod_start/mod_len`) is a newc cpio archive:
 //! the configuration files and kernels that `create` reads. `docs/TOOLSTACK.md` is the
-//! user's guide; `kernel` holds the pieces and says what they assume.
+//! user's guide; `dom0_kernel` holds the pieces and says what they assume.
 //!
 //! The host build is an empty program, so that `cargo test` and clippy can build the
 //! workspace; the host tests cover the kernel's pure parts (line editing, the session).
@@ -16,11 +16,11 @@
 extern crate alloc;
 
 #[cfg(any(test, target_os = "none"))]
-mod kernel;
+mod dom0_kernel;
 
 #[cfg(target_os = "none")]
 mod guest {
-    guest_abi::pv_guest!("dom0-tools", crate::kernel::main, dom0);
+    guest_abi::pv_guest!("dom0-tools", crate::dom0_kernel::main, dom0);
 }
 
 #[cfg(not(target_os = "none"))]

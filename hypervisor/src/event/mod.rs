@@ -19,18 +19,18 @@
 //! 5. Guest input never panics: every port, vCPU, VIRQ and domain id is checked and answered
 //!    with Xen's errno.
 //!
-//! [`ops::check_links`] and [`EventChannels::check`] verify these; property tests run random
+//! [`evtchn_ops::check_links`] and [`EventChannels::check`] verify these; property tests run random
 //! operation sequences against them.
 //!
 //! # Locking
-//! The logic takes `&mut` access to the domains it touches; see [`ops::Domains`] for the
+//! The logic takes `&mut` access to the domains it touches; see [`evtchn_ops::Domains`] for the
 //! lock order the hypervisor must follow. The shared_info bits are changed with atomic
 //! operations only, because guests change them concurrently.
 
 pub mod abi;
 pub mod channel;
 pub mod error;
-pub mod ops;
+pub mod evtchn_ops;
 pub mod shared;
 
 #[cfg(test)]
@@ -39,5 +39,5 @@ pub(crate) mod tests;
 pub use abi::{DomId, EvtchnPort, VcpuId, Virq};
 pub use channel::{Channel, ChannelState, ChannelStore, EventChannels, VcpuSet};
 pub use error::EvtchnError;
-pub use ops::{Caller, DomainEvents, Domains, Status, StatusState, Wake};
+pub use evtchn_ops::{Caller, DomainEvents, Domains, Status, StatusState, Wake};
 pub use shared::{SharedInfo, SharedInfoView};

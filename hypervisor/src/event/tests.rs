@@ -5,7 +5,7 @@
 use super::abi::*;
 use super::channel::*;
 use super::error::EvtchnError;
-use super::ops::*;
+use super::evtchn_ops::*;
 use super::shared::{self, SharedInfo};
 use core::sync::atomic::Ordering;
 use guest_abi::XenError;

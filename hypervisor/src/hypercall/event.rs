@@ -4,9 +4,9 @@
 
 use super::{Action, Ctx, HcResult, Host};
 use crate::event::abi::{self as eabi, EvtchnPort};
-use crate::event::ops::{self as evops, Caller, Wake};
+use crate::event::evtchn_ops::{self as evops, Caller, Wake};
 use crate::pv::guest_mem::GuestMemory;
-use crate::sched::ops::{Blocking, MAX_POLL_PORTS};
+use crate::sched::blocking::{Blocking, MAX_POLL_PORTS};
 use crate::sched::scheduler::vcpu as vcpu_ref;
 use crate::sched::{Scheduler, TimerQueue, VcpuRef, timer};
 use guest_abi::XenError;
@@ -166,7 +166,7 @@ pub fn block<M: GuestMemory, H: Host>(ctx: &mut Ctx<'_, M, H>) -> HcResult {
     let (_, me) = me(ctx);
     let shared = *ctx.host.shared();
     let w = ctx.host.world();
-    match crate::sched::ops::block(&shared, w.sched, me).map_err(|e| e.errno())? {
+    match crate::sched::blocking::block(&shared, w.sched, me).map_err(|e| e.errno())? {
         Blocking::Ready => {}
         Blocking::Blocked(_) => ctx.action = Action::Block,
     }
@@ -186,10 +186,10 @@ pub fn poll<M: GuestMemory, H: Host>(ctx: &mut Ctx<'_, M, H>, arg: u64) -> HcRes
     }
     let shared = *ctx.host.shared();
     let w = ctx.host.world();
-    let Some(ev) = crate::event::ops::Domains::events(w.doms, caller.domain) else {
+    let Some(ev) = crate::event::evtchn_ops::Domains::events(w.doms, caller.domain) else {
         return Err(XenError::Srch);
     };
-    let blocking = crate::sched::ops::poll(
+    let blocking = crate::sched::blocking::poll(
         ev.channels,
         &shared,
         w.sched,
@@ -208,7 +208,7 @@ pub fn poll<M: GuestMemory, H: Host>(ctx: &mut Ctx<'_, M, H>, arg: u64) -> HcRes
 /// `SCHEDOP_yield`.
 pub fn yield_now<M: GuestMemory, H: Host>(ctx: &mut Ctx<'_, M, H>) -> HcResult {
     let (_, me) = me(ctx);
-    crate::sched::ops::yield_now(ctx.host.world().sched, me).map_err(|e| e.errno())?;
+    crate::sched::blocking::yield_now(ctx.host.world().sched, me).map_err(|e| e.errno())?;
     ctx.action = Action::Yield;
     Ok(0)
 }

@@ -34,7 +34,7 @@ pub type HcResult = Result<u64, XenError>;
 /// What the machine provides to hypercall handlers.
 pub trait Host {
     /// The machine's domains, as event channels see them.
-    type Doms: crate::event::ops::Domains;
+    type Doms: crate::event::evtchn_ops::Domains;
     /// Writes guest console output (`console_io` write).
     fn console_write(&mut self, domain: DomId, bytes: &[u8]);
     /// Reads pending console input into `buf`, returning the number of bytes (dom0 only).

@@ -7,7 +7,7 @@ use super::domain::{MACHINE, Machine};
 use crate::arch::x86_64::{pit, serial};
 use crate::console::input::{Focus, Input, InputRing, InputSwitch};
 use crate::event::abi as eabi;
-use crate::event::ops::{self as evops, Domains};
+use crate::event::evtchn_ops::{self as evops, Domains};
 use crate::info;
 
 /// What serial input has been routed but not yet read.

@@ -18,7 +18,7 @@ use super::FRAMES;
 use super::host::MAX_MFN;
 use super::mmu::{MMU, honour};
 use crate::arch::x86_64::direct_map;
-use crate::arch::x86_64::{entry, guest};
+use crate::arch::x86_64::{guest, guest_entry};
 use crate::hypercall::DomainInfo;
 use crate::mm::frames::FrameError;
 use crate::mm::pv::{
@@ -255,7 +255,7 @@ pub fn build(modules: &Dom0Modules<'_>, nr_pages: u64) -> Result<(Domain, Regs),
 /// Makes `domain` the running domain and enters its first vCPU. Never returns.
 pub fn start(mut domain: Domain, regs: Regs, max_mfn: u64) -> ! {
     MAX_MFN.store(max_mfn, Ordering::Relaxed);
-    entry::init(crate::arch::x86_64::gdt::ring0_stack_top());
+    guest_entry::init(crate::arch::x86_64::gdt::ring0_stack_top());
     let pv = domain.vcpus[0].pv.clone();
     let id = domain.info.id;
     let me = crate::sched::scheduler::vcpu(id, eabi::VcpuId(0));
@@ -307,7 +307,7 @@ pub fn start(mut domain: Domain, regs: Regs, max_mfn: u64) -> ! {
     guest::set_fs_base(pv.fs_base);
     guest::set_fpu_trap(false);
     info!("dom0: entering the kernel");
-    entry::enter_guest(&regs)
+    guest_entry::enter_guest(&regs)
 }
 
 const _: () = assert!(mm::PAGE_SIZE == guest_abi::PAGE_SIZE);

@@ -4,7 +4,7 @@
 use crate::arch::x86_64::fpu::FpuArea;
 use crate::event::abi as eabi;
 use crate::event::channel::{Channel, EventChannels};
-use crate::event::ops::{DomainEvents, Domains};
+use crate::event::evtchn_ops::{DomainEvents, Domains};
 use crate::event::shared::{DomainShared, SharedInfo};
 use crate::hypercall::DomainInfo;
 use crate::hypercall::event::{Sched, Timers};

@@ -384,7 +384,7 @@ fn destroy(m: &mut Machine, dom: u16) -> Result<(), XenError> {
         if let Some(e) = m.events.domains.iter().find(|e| e.id == eid) {
             moved_infos.extend(e.shared.all_moved().map(|v| v.mfn));
         }
-        crate::event::ops::kill(&mut m.events, eid);
+        crate::event::evtchn_ops::kill(&mut m.events, eid);
         for v in &m.domains[index].vcpus {
             m.timers.cancel_vcpu(vcpu_ref(eid, eabi::VcpuId(v.id)));
         }
@@ -715,7 +715,7 @@ pub fn remote_shutdown(caller: &DomainInfo, arg: u64) -> HcResult {
             reason.c_name()
         );
         let _ = m.sched.pause_domain(eabi::DomId(req.domain_id));
-        let wake = crate::event::ops::raise_virq(
+        let wake = crate::event::evtchn_ops::raise_virq(
             &mut m.events,
             eabi::DomId(0),
             eabi::VcpuId(0),

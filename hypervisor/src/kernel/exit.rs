@@ -5,11 +5,11 @@
 use super::domain::{MACHINE, Machine};
 use super::host::KernelHost;
 use super::{exit_clock, resched};
-use crate::arch::x86_64::entry::SYSCALL32_VECTOR;
 use crate::arch::x86_64::fpu;
+use crate::arch::x86_64::guest_entry::SYSCALL32_VECTOR;
 use crate::arch::x86_64::{cpu, power, trap};
 use crate::event::abi as eabi;
-use crate::event::ops::{self as evops, Domains};
+use crate::event::evtchn_ops::{self as evops, Domains};
 use crate::event::shared;
 use crate::hypercall::exit_times::ExitKind;
 use crate::hypercall::{self, Action, Ctx, DomainInfo, Host, MachineCall, MulticallSlot};
@@ -262,8 +262,8 @@ fn privileged_op(
         emulate::Outcome::Block => {
             let me = vcpu_ref(host.domain, eabi::VcpuId(host.vcpu_id));
             let shared = &host.events.domains[host.event_slot].shared;
-            return match crate::sched::ops::block(shared, host.sched, me) {
-                Ok(crate::sched::ops::Blocking::Blocked(_)) => Action::Block,
+            return match crate::sched::blocking::block(shared, host.sched, me) {
+                Ok(crate::sched::blocking::Blocking::Blocked(_)) => Action::Block,
                 _ => Action::Resume,
             };
         }
@@ -456,7 +456,9 @@ fn schedule() {
 /// Saves the running vCPU's state (registers from the guest frame, FPU) and loads `next`'s
 /// into the frame and the CPU, so that the return path resumes `next`.
 fn switch_to(m: &mut Machine, prev: VcpuRef, next: VcpuRef, now: u64) {
-    crate::arch::x86_64::entry::with_guest_frame(|frame| switch_frame(m, prev, next, now, frame));
+    crate::arch::x86_64::guest_entry::with_guest_frame(|frame| {
+        switch_frame(m, prev, next, now, frame)
+    });
 }
 
 /// [`switch_to`] on the guest frame, which holds the running vCPU's registers.
@@ -629,7 +631,7 @@ fn dom0_shutdown(reason: ShutdownReason) -> ! {
 /// the checks before it missed): the guest's domain crashes, the hypervisor does not.
 pub fn bad_return_frame() -> ! {
     // The frame still holds the guest's registers (the return path only popped copies).
-    let regs = crate::arch::x86_64::entry::with_guest_frame(|r| *r);
+    let regs = crate::arch::x86_64::guest_entry::with_guest_frame(|r| *r);
     crash_domain(&regs, "the CPU refused its return frame")
 }
 
@@ -637,5 +639,5 @@ pub fn bad_return_frame() -> ! {
 fn crash_domain(regs: &Regs, why: &str) -> ! {
     shutdown_current(ShutdownReason::Crash, Some((regs, why)));
     // A domU's crash switched to another vCPU, whose frame is now in place.
-    crate::arch::x86_64::entry::resume_guest_frame()
+    crate::arch::x86_64::guest_entry::resume_guest_frame()
 }

@@ -12,7 +12,7 @@
 //! must reschedule, call [`scheduler::Scheduler::schedule`] and switch to its decision,
 //! programming the hardware timer for `Decision::until`.
 
-pub mod ops;
+pub mod blocking;
 pub mod runqueue;
 pub mod scheduler;
 pub mod timer;

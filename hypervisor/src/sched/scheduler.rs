@@ -17,7 +17,7 @@
 use super::VcpuRef;
 use super::runqueue::RunQueue;
 use crate::event::abi::{DomId, MAX_VCPUS, VcpuId};
-use crate::event::ops::Wake;
+use crate::event::evtchn_ops::Wake;
 use guest_abi::XenError;
 
 /// A physical CPU number.

@@ -2,11 +2,11 @@
 //! `sched_op`s, including end-to-end runs where events and timers wake blocked vCPUs.
 
 use super::VcpuRef;
-use super::ops::{self, Blocking, MAX_POLL_PORTS, SchedOpError};
+use super::blocking::{self, Blocking, MAX_POLL_PORTS, SchedOpError};
 use super::scheduler::{CpuId, DEFAULT_SLICE_NS, Decision, RunState, SchedError, Scheduler};
 use super::timer::*;
 use crate::event::abi::{DomId, EvtchnPort, VCPU_SSHOTTMR_FUTURE, VcpuId, Virq};
-use crate::event::ops as ev;
+use crate::event::evtchn_ops as ev;
 use crate::event::shared::SharedInfoView;
 use crate::event::tests::{Fake, me};
 use core::sync::atomic::Ordering;
@@ -96,7 +96,7 @@ fn nothing_runnable_idles_until_the_next_timer() {
 fn yield_gives_the_cpu_to_the_next_vcpu() {
     let mut s = sched_with(1, 2);
     assert_eq!(s.schedule(CPU0, 0, None).next, Some(v(1, 0)));
-    assert_eq!(ops::yield_now(&mut s, v(1, 0)), Ok(Some(CPU0)));
+    assert_eq!(blocking::yield_now(&mut s, v(1, 0)), Ok(Some(CPU0)));
     assert_eq!(s.schedule(CPU0, 10, None).next, Some(v(1, 1)));
     // Yielding with nobody else runnable keeps running.
     let mut alone = sched_with(1, 1);
@@ -534,7 +534,7 @@ impl World {
 
     fn block(&mut self, n: u32) -> Blocking {
         let shared = &self.doms.doms[0].shared;
-        ops::block(shared, &mut self.sched, v(1, n)).unwrap()
+        blocking::block(shared, &mut self.sched, v(1, n)).unwrap()
     }
 
     fn poll(
@@ -544,7 +544,7 @@ impl World {
         timeout: u64,
     ) -> Result<Blocking, SchedOpError> {
         let d = &mut self.doms.doms[0];
-        ops::poll(
+        blocking::poll(
             &mut d.ev,
             &d.shared,
             &mut self.sched,

@@ -217,7 +217,7 @@ impl VcpuTimers {
 pub enum TimerAction {
     /// Nothing.
     None,
-    /// Raise `VIRQ_TIMER` on the vCPU (`event::ops::raise_virq`) and wake what it kicks.
+    /// Raise `VIRQ_TIMER` on the vCPU (`event::evtchn_ops::raise_virq`) and wake what it kicks.
     RaiseTimerVirq(VcpuRef),
     /// The vCPU's poll timed out: if `EventChannels::end_poll` says it was still polling,
     /// wake it.

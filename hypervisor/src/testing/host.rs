@@ -12,7 +12,7 @@ use std::vec::Vec;
 
 use crate::event::abi as eabi;
 use crate::event::channel::{Channel, EventChannels};
-use crate::event::ops::{DomainEvents, Domains};
+use crate::event::evtchn_ops::{DomainEvents, Domains};
 use crate::event::shared::{DomainShared, MovedVcpuInfo, SharedInfo, VcpuInfo};
 use crate::hypercall::event::{Sched, Timers, World};
 use crate::hypercall::{DomainInfo, HcResult, Host};

@@ -1,6 +1,6 @@
 //! The register frame saved on every entry into the hypervisor, from a guest or from itself.
 //!
-//! The entry paths (`arch/x86_64/trap.rs`, `arch/x86_64/entry.rs`) push exactly this layout, so
+//! The entry paths (`arch/x86_64/trap.rs`, `arch/x86_64/guest_entry.rs`) push exactly this layout, so
 //! for a guest entry it is both the saved hardware state and the guest's live registers: what
 //! the hypervisor writes here is what the guest resumes with.
 

@@ -1,7 +1,7 @@
 //! Loading a guest's machine state: page tables, segment bases, the FPU trap.
 
 use super::cpu::wrmsr;
-use super::entry::MSR_KERNEL_GS_BASE;
+use super::guest_entry::MSR_KERNEL_GS_BASE;
 use crate::mm::Mfn;
 use crate::pv::vcpu::PvVcpu;
 use x86_64::PhysAddr;

@@ -97,7 +97,7 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
         }
         VECTOR_GP | VECTOR_NP | VECTOR_SS
             if !frame.from_guest()
-                && frame.rip == super::entry::return_to_guest_iretq as *const () as u64 =>
+                && frame.rip == super::guest_entry::return_to_guest_iretq as *const () as u64 =>
         {
             // The return to a guest faulted: `swapgs` already gave GS to the guest, so take it
             // back, and let the guest's domain answer for its frame.

@@ -2,7 +2,7 @@
 //! operations on a domain's memory as a whole (Xen's `XENMEM_increase_reservation`,
 //! `XENMEM_decrease_reservation`, `XENMEM_populate_physmap`, and domain destruction).
 
-use super::entry::Rules;
+use super::pte::Rules;
 use super::refs::Ctx;
 use super::types::mfn_add;
 use super::{

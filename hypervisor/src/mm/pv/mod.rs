@@ -16,7 +16,7 @@
 //! 3. Every present entry of a validated table references a frame the table's owner may map:
 //!    its own, or, for L1 entries installed through the foreign form by a privileged domain,
 //!    the foreign domain's (or the hypervisor's shared frames); with flags the level allows
-//!    (`entry::check_flags`). L4 slots 256–271 are filled by the hypervisor
+//!    (`pte::check_flags`). L4 slots 256–271 are filled by the hypervisor
 //!    ([`FrameStore::fill_hypervisor_slots`]) and never taken from the guest.
 //! 4. Every present entry of a validated level-N table holds a type reference of level N−1
 //!    on the frame it references (validation is recursive, done once when the type is first
@@ -50,9 +50,9 @@
 //! hypercall, flushing at the end is equivalent.
 
 mod domain;
-mod entry;
 mod error;
-mod ops;
+mod guest_ops;
+mod pte;
 mod refs;
 mod store;
 mod types;
@@ -66,13 +66,13 @@ pub use domain::{
     DestroyReport, DomainConfig, DomainMm, DomainRef, MAX_EXTENT_ORDER, Teardown, TeardownLimits,
     VcpuMm,
 };
-pub use entry::{
+pub use error::PvMmError;
+pub use guest_ops::{Effect, MmuUpdate, MmuextCmd, MmuextOp, TlbScope, mmu, uvmf};
+pub use pte::{
     ACCESSED, ADDR_MASK, AVAIL, AVAIL_HIGH, DIRTY, FLAGS_MASK, GLOBAL, GNTTAB, GUEST_KERNEL,
     HYPERVISOR_SLOT_FIRST, HYPERVISOR_SLOT_LAST, NX, PAT, PCD, PRESENT, PSE, PWT, RW,
     SUPERPAGE_FRAMES, USER, adjust, check_descriptor, entry_mfn, guest_addr_ok, is_guest_slot,
 };
-pub use error::PvMmError;
-pub use ops::{Effect, MmuUpdate, MmuextCmd, MmuextOp, TlbScope, mmu, uvmf};
 pub use store::{ENTRIES, ExtentList, FramePool, FrameStore, M2pTable};
 pub use types::{DomId, FrameInfo, Level, PageType, Pfn};
 

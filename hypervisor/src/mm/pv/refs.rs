@@ -2,7 +2,7 @@
 //! code that keeps the invariants stated in the module comment of `mm::pv`. Every function here
 //! either succeeds or leaves every count as it found it.
 
-use super::entry::{
+use super::pte::{
     self, RW, Rules, SUPERPAGE_FRAMES, adjust, check_flags, entry_mfn, is_guest_slot, is_present,
     is_superpage, only_whitelisted_change,
 };
@@ -217,7 +217,7 @@ impl<S: FrameStore, P: FramePool, M: M2pTable, const D: usize> FrameTable<S, P, 
     fn validate_descriptors(&mut self, mfn: Mfn) -> Result<(), PvMmError> {
         for index in 0..ENTRIES {
             let desc = self.store.read_entry(mfn, index);
-            match entry::check_descriptor(desc) {
+            match pte::check_descriptor(desc) {
                 None => return Err(PvMmError::BadDescriptor { mfn, index }),
                 Some(fixed) if fixed != desc => self.store.write_entry(mfn, index, fixed),
                 Some(_) => {}
@@ -345,7 +345,7 @@ impl<S: FrameStore, P: FramePool, M: M2pTable, const D: usize> FrameTable<S, P, 
         debug_assert_eq!(self.store.info(table).ty, level.table_type());
         let old = self.store.read_entry(table, slot);
         let new = if preserve_ad {
-            new | (old & (entry::ACCESSED | entry::DIRTY))
+            new | (old & (pte::ACCESSED | pte::DIRTY))
         } else {
             new
         };

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::vec;
 use std::vec::Vec;
 
-use super::super::entry::{self, check_flags};
+use super::super::pte::{self, check_flags};
 use super::super::{
     DomId, DomainConfig, ENTRIES, Effect, FrameInfo, FrameStore, GLOBAL, GNTTAB, Level, PAT, PCD,
     PRESENT, PSE, PWT, PageType, RW, SUPERPAGE_FRAMES, TlbScope, VcpuMm, adjust, entry_mfn,
@@ -99,7 +99,7 @@ pub fn check_with<const D: usize>(ft: &Table<D>, vcpus: &[VcpuMm], held: &[Mfn])
         let owner = f.owner().expect("page table without owner");
         let d = ft.lookup(owner).expect("page table of an unknown domain");
         let c = *ft.domain(d).expect("domain").config();
-        let rules = entry::Rules {
+        let rules = pte::Rules {
             superpages: c.superpages,
             iomem: c.iomem_access,
         };

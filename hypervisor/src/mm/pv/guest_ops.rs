@@ -2,7 +2,7 @@
 //! and the page-table walk `update_va_mapping` uses. Each checks its request against the rules of
 //! `refs` and returns what the caller must do in hardware as [`Effect`]s.
 
-use super::entry::{PSE, entry_mfn, guest_addr_ok, is_present};
+use super::pte::{PSE, entry_mfn, guest_addr_ok, is_present};
 use super::refs::Ctx;
 use super::{
     Batch, DomId, DomainMm, DomainRef, FramePool, FrameStore, FrameTable, Level, M2pTable, Outcome,
