@@ -8,14 +8,20 @@
 //! handlers, callbacks, breakpoints, segment bases), the IOPL is at most 3, and an `iret` that
 //! succeeded returns to ring 3 at a canonical address; the fake host checks what reaches it
 //! (canonical segment bases, a valid `vcpu_info` offset, console writes of at most 1 MiB).
+//! A `domctl`, `sysctl` or remote shutdown the dispatcher leaves to the machine goes through
+//! the admission checks (`hypercall::admission`) with its request read from the window: only
+//! the privileged domain, and only Xen 4.17's interface versions, are admitted.
 #![no_main]
 
 use arbitrary::{Arbitrary, Unstructured};
 use fuzz::Window;
 use guest_abi::Hypercall;
+use guest_abi::domctl::{XEN_DOMCTL_INTERFACE_VERSION, XenDomctl};
+use guest_abi::sched::SchedRemoteShutdown;
+use guest_abi::sysctl::{XEN_SYSCTL_INTERFACE_VERSION, XenSysctl};
 use hypervisor::event::shared::{SharedInfo, VcpuInfo};
-use hypervisor::hypercall::{Action, Ctx, handle};
-use hypervisor::pv::guest_mem::{check_guest_range, is_canonical};
+use hypervisor::hypercall::{Action, Ctx, DomainInfo, MachineCall, admission, handle};
+use hypervisor::pv::guest_mem::{GuestMemory, check_guest_range, is_canonical};
 use hypervisor::pv::vcpu::PvVcpu;
 use hypervisor::testing::host::{FakeHost, domain_info, guest_regs};
 use libfuzzer_sys::fuzz_target;
@@ -126,6 +132,9 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(regs.rflags & (3 << 12), 0, "iret set the real IOPL");
         }
         check_vcpu(&vcpu);
+        if let Action::Machine { call, .. } = action {
+            admit(&domain, call, &mut mem);
+        }
         if let Action::Shutdown(_) | Action::Crash(_) = action {
             break;
         }
@@ -136,6 +145,41 @@ fuzz_target!(|data: &[u8]| {
     // SAFETY: as above.
     drop(unsafe { Box::from_raw(moved_box) });
 });
+
+/// A call across domains the dispatcher left to the machine: its request, read as the machine
+/// would, goes through the admission checks, which admit only the privileged domain, and for
+/// `domctl` and `sysctl` only the interface version Xen 4.17 speaks.
+fn admit(domain: &DomainInfo, call: MachineCall, mem: &mut Window) {
+    let exists = |d: u16| d == 0 || d == 1;
+    let admitted = match call {
+        MachineCall::Domctl(arg) => {
+            let Ok(op) = mem.read_obj::<XenDomctl>(arg) else {
+                return;
+            };
+            let r = admission::domctl(domain, op.interface_version, op.cmd, op.domain, exists);
+            assert!(r.is_err() || op.interface_version == XEN_DOMCTL_INTERFACE_VERSION);
+            r.is_ok()
+        }
+        MachineCall::Sysctl(arg) => {
+            let Ok(op) = mem.read_obj::<XenSysctl>(arg) else {
+                return;
+            };
+            let r = admission::sysctl(domain, op.interface_version, op.cmd);
+            assert!(r.is_err() || op.interface_version == XEN_SYSCTL_INTERFACE_VERSION);
+            r.is_ok()
+        }
+        MachineCall::RemoteShutdown(arg) => {
+            let Ok(req) = mem.read_obj::<SchedRemoteShutdown>(arg) else {
+                return;
+            };
+            admission::remote_shutdown(domain, req.domain_id, exists).is_ok()
+        }
+    };
+    assert!(
+        !admitted || domain.privilege.is_some(),
+        "an unprivileged call admitted"
+    );
+}
 
 /// Nothing the guest registers may name the hypervisor.
 fn check_vcpu(v: &PvVcpu) {

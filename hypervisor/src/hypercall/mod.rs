@@ -6,6 +6,7 @@
 //! changes what runs next (shutdown, block, yield, a crash) is recorded in [`Ctx::action`] for
 //! the exit path to carry out after the handler has returned.
 
+pub mod admission;
 pub mod batch;
 mod console;
 pub mod event;

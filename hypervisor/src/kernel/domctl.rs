@@ -9,7 +9,7 @@ use crate::arch::x86_64::uaccess::CurrentGuest;
 use crate::event::abi as eabi;
 use crate::event::channel::{Channel, EventChannels};
 use crate::event::shared::DomainShared;
-use crate::hypercall::{DomainInfo, HcResult};
+use crate::hypercall::{DomainInfo, HcResult, admission};
 use crate::mm::Mfn;
 use crate::mm::pv::{
     self as mmpv, DomainConfig, MmuextCmd, MmuextOp, Teardown, TeardownLimits, VcpuMm,
@@ -27,14 +27,10 @@ use alloc::vec;
 use alloc::vec::Vec;
 use guest_abi::arch::{VcpuGuestContext, VgcfFlags, xen_cr3_to_pfn, xen_pfn_to_cr3};
 use guest_abi::domctl::{
-    CdfFlags, DomctlCmd, DominfFlags, XEN_DOMCTL_INTERFACE_VERSION, XEN_DOMINF_SHUTDOWNSHIFT,
-    XenDomctl, XenDomctlCreatedomain, XenDomctlGetdomaininfo, XenDomctlMaxMem, XenDomctlMaxVcpus,
-    XenDomctlVcpucontext,
+    CdfFlags, DomctlCmd, DominfFlags, XEN_DOMINF_SHUTDOWNSHIFT, XenDomctl, XenDomctlCreatedomain,
+    XenDomctlGetdomaininfo, XenDomctlMaxMem, XenDomctlMaxVcpus, XenDomctlVcpucontext,
 };
-use guest_abi::sysctl::{
-    SysctlCmd, XEN_SYSCTL_INTERFACE_VERSION, XenSysctl, XenSysctlGetdomaininfolist,
-    XenSysctlPhysinfo,
-};
+use guest_abi::sysctl::{SysctlCmd, XenSysctl, XenSysctlGetdomaininfolist, XenSysctlPhysinfo};
 use guest_abi::{DomId, XenError};
 use zerocopy::FromZeros;
 
@@ -43,22 +39,13 @@ const MAX_PORT: u32 = 4095;
 
 /// Handles `domctl(arg)` for the running domain, which is `caller`.
 pub fn domctl(caller: &DomainInfo, arg: u64) -> HcResult {
-    // Xen's order: the interface version, then the target domain, then the privilege check.
     let mut op: XenDomctl = CurrentGuest.read_obj(arg)?;
-    if op.interface_version != XEN_DOMCTL_INTERFACE_VERSION {
-        return Err(XenError::Acces);
-    }
     let mut guard = MACHINE.lock();
     let m = guard.as_mut().ok_or(XenError::Srch)?;
-    if caller.privilege.is_none() {
-        let names_a_domain = op.cmd != DomctlCmd::Createdomain.raw();
-        return Err(if names_a_domain && m.index_of(op.domain).is_none() {
-            XenError::Srch
-        } else {
-            XenError::Perm
-        });
-    }
-    let cmd = DomctlCmd::try_from(op.cmd)?;
+    // Xen's order (version, target domain, privilege, command): `hypercall::admission`.
+    let (cmd, _dom0) = admission::domctl(caller, op.interface_version, op.cmd, op.domain, |d| {
+        m.index_of(d).is_some()
+    })?;
     let copy_back = match cmd {
         DomctlCmd::Createdomain => {
             let c: XenDomctlCreatedomain = op.u.read().ok_or(XenError::Inval)?;
@@ -636,13 +623,8 @@ fn hypercall_init(m: &mut Machine, dom: u16, mfn: Mfn) -> Result<(), XenError> {
 /// Handles `sysctl(arg)` for the running domain.
 pub fn sysctl(caller: &DomainInfo, arg: u64) -> HcResult {
     let mut op: XenSysctl = CurrentGuest.read_obj(arg)?;
-    if op.interface_version != XEN_SYSCTL_INTERFACE_VERSION {
-        return Err(XenError::Acces);
-    }
-    if caller.privilege.is_none() {
-        return Err(XenError::Perm);
-    }
-    match SysctlCmd::try_from(op.cmd)? {
+    let (cmd, _dom0) = admission::sysctl(caller, op.interface_version, op.cmd)?;
+    match cmd {
         SysctlCmd::Physinfo => {
             let (total, free, max) = FRAMES.lock().as_ref().map_or((0, 0, 0), |f| {
                 (f.managed_frames(), f.free_frames(), f.max_frame())
@@ -695,12 +677,7 @@ pub fn remote_shutdown(caller: &DomainInfo, arg: u64) -> HcResult {
     let mut guard = MACHINE.lock();
     let m = guard.as_mut().ok_or(XenError::Srch)?;
     // Xen looks the domain up before the privilege check.
-    if m.index_of(req.domain_id).is_none() {
-        return Err(XenError::Srch);
-    }
-    if caller.privilege.is_none() {
-        return Err(XenError::Perm);
-    }
+    let _dom0 = admission::remote_shutdown(caller, req.domain_id, |d| m.index_of(d).is_some())?;
     let reason = guest_abi::sched::ShutdownReason::from_raw(req.reason).ok_or(XenError::Inval)?;
     if req.domain_id == caller.id.0 {
         // dom0 shutting itself down this way is an ordinary shutdown; not supported here.
