@@ -6,6 +6,13 @@
 # versions, the toolstack figures, the footprint, lines of code per crate and the boot time.
 #
 #   scripts/bench.sh [--worktree] [--no-doc] [--only PART[,PART...]]
+#   scripts/bench.sh --check      # the regression guard (scripts/test.sh runs it)
+#
+# --check runs only our hot paths, on the working tree, and compares each metric counted in
+# instructions with the figure committed in docs/PERFORMANCE.md (its "ours" column): a metric
+# more than 2% worse fails the check and is named. Instruction counts under icount are exact,
+# so this compares counts, not times; the metrics in ns (timer and poll wake-ups) are left
+# out. About half a minute.
 #
 # By default it benchmarks the committed HEAD (exported with `git archive` into a temporary
 # directory), so that the figures belong to a commit; --worktree takes the working tree as it
@@ -30,6 +37,7 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 worktree=0
 write_doc=1
+check=0
 parts=hot,toolstack,boot
 usage() { sed -n '2,27p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 64; }
 while [ $# -gt 0 ]; do
@@ -37,6 +45,7 @@ while [ $# -gt 0 ]; do
         --worktree) worktree=1 ;;
         --no-doc) write_doc=0 ;;
         --only) [ $# -ge 2 ] || usage; parts=$2; write_doc=0; shift ;;
+        --check) check=1; worktree=1; write_doc=0; parts=hot ;;
         *) usage ;;
     esac
     shift
@@ -94,10 +103,51 @@ if want hot; then
     BOOT_TIMEOUT=$timeout_s BOOT_LOG=$work/ours.log QEMU_EXTRA=$ICOUNT \
         boot_ours "$bench_bin" >/dev/null 2>"$work/ours.err" || {
         rc=$?; status=1; ours_status="exit $rc: $(tail -n1 "$work/ours.err")"; say "our run failed: $ours_status"; }
-    say "Xen 4.17 under icount (timeout ${timeout_s}s)"
-    BOOT_TIMEOUT=$timeout_s BOOT_LOG=$work/xen.log QEMU_EXTRA=$ICOUNT \
-        boot_xen "$bench_bin" >/dev/null 2>"$work/xen.err" || {
-        rc=$?; status=1; xen_status="exit $rc: $(tail -n1 "$work/xen.err")"; say "Xen run failed: $xen_status"; }
+    if [ $check -eq 0 ]; then
+        say "Xen 4.17 under icount (timeout ${timeout_s}s)"
+        BOOT_TIMEOUT=$timeout_s BOOT_LOG=$work/xen.log QEMU_EXTRA=$ICOUNT \
+            boot_xen "$bench_bin" >/dev/null 2>"$work/xen.err" || {
+            rc=$?; status=1; xen_status="exit $rc: $(tail -n1 "$work/xen.err")"; say "Xen run failed: $xen_status"; }
+    fi
+fi
+
+# The regression guard: our hot paths against the figures committed in the doc.
+if [ $check -eq 1 ]; then
+    [ "$ours_status" = ok ] || { echo "FAIL bench.check: our benchmark run failed ($ours_status)"; exit 1; }
+    python3 - "$work/ours.log" "$doc" <<'PY'
+import re, sys
+log, doc = sys.argv[1:3]
+TOLERANCE = 1.02
+now = {}
+for line in open(log, errors="replace"):
+    m = re.match(r"^BENCH (\S+) (.*)$", line.strip())
+    if m:
+        f = dict(x.split("=", 1) for x in m.group(2).split() if "=" in x)
+        if f.get("unit") != "ns" and "median" in f:
+            now[m.group(1)] = int(f["median"])
+committed = {}
+for line in open(doc):
+    # The hot-path table: "| `name` | ours | min–max | ...", counts without a unit.
+    m = re.match(r"^\| `(\w+)` \| (\d+) \| \d+–\d+ \| ", line)
+    if m:
+        committed.setdefault(m.group(1), int(m.group(2)))
+worse, checked = [], 0
+for name, was in sorted(committed.items()):
+    if name not in now:
+        continue
+    checked += 1
+    if now[name] > was * TOLERANCE:
+        worse.append("%s %d -> %d (+%.1f%%)" % (name, was, now[name], 100.0 * (now[name] - was) / was))
+missing = sorted(n for n in committed if n not in now and not n.startswith("domu_") and n != "domain_switch_roundtrip")
+if missing:
+    print("FAIL bench.check: no figure from this run for %s" % ", ".join(missing))
+    sys.exit(1)
+if worse:
+    print("FAIL bench.check: worse than docs/PERFORMANCE.md by more than 2%%: %s" % "; ".join(worse))
+    sys.exit(1)
+print("PASS bench.check: %d hot-path metrics within 2%% of docs/PERFORMANCE.md" % checked)
+PY
+    exit $?
 fi
 
 # The toolstack under icount: dom0-tools' dom0 kernel runs a script with `stamps` (each

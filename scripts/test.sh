@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: formatting, lints (host and bare-metal), host unit tests, every fuzz
 # target for a short time (env TEST_FUZZ_SECONDS, default 20 each), then the QEMU
-# integration tests on our hypervisor and the reference tests on real Xen.
+# integration tests on our hypervisor, the hot-path regression guard (bench.sh --check), and
+# the reference tests on real Xen.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -26,6 +27,10 @@ step "fuzz targets, ${fuzz_seconds} s each (pinned toolchain, no sanitizer)"
 bash scripts/fuzz.sh "$fuzz_seconds"
 step "QEMU integration tests"
 bash scripts/qemu-tests.sh
+# Instruction counts under icount are exact: a hot path more than 2% worse than the figures
+# in docs/PERFORMANCE.md fails here (a benchmark comparison, not a timed test; ~10 s).
+step "hot-path regression guard (scripts/bench.sh --check)"
+bash scripts/bench.sh --check
 # Further QEMU suites, each with its own timeouts and assertions.
 step "QEMU tests: dom0-tests"
 bash scripts/dom0-tests.sh
