@@ -20,8 +20,16 @@ use guest_abi::xen::MulticallEntry;
 /// Size of one `multicall_entry`.
 const ENTRY_SIZE: u64 = size_of::<MulticallEntry>() as u64;
 
-/// Offset of `args` in a `multicall_entry`.
-const ARGS_OFFSET: u64 = 16;
+/// Offsets of `result` and `args` in a `multicall_entry`.
+const RESULT_OFFSET: u64 = core::mem::offset_of!(MulticallEntry, result) as u64;
+const ARGS_OFFSET: u64 = core::mem::offset_of!(MulticallEntry, args) as u64;
+
+impl MulticallSlot {
+    /// Where the entry's result goes in guest memory.
+    pub fn result_addr(&self) -> u64 {
+        self.entry.wrapping_add(RESULT_OFFSET)
+    }
+}
 
 /// `multicall(list, count)`; when preempted, `args` describe the entries left and the answer
 /// is [`XenError::Restart`].
@@ -65,7 +73,7 @@ pub fn multicall<M: GuestMemory, H: Host>(
             ctx.mem.write_obj(at + ARGS_OFFSET, &call.args)?;
             return continue_from(args, i);
         }
-        ctx.mem.write_obj(at + 8, &encode(result))?;
+        ctx.mem.write_obj(at + RESULT_OFFSET, &encode(result))?;
         if ctx.regs_loaded || (ctx.action != Action::Resume && ctx.action != Action::Yield) {
             break;
         }

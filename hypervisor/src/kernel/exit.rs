@@ -159,7 +159,7 @@ fn machine_call(
             regs.rsi = s.rest;
         }
         Some(s) => {
-            let _ = CurrentGuest.write_obj(s.entry + 8, &hypercall::encode(result));
+            let _ = CurrentGuest.write_obj(s.result_addr(), &hypercall::encode(result));
         }
     }
 }
