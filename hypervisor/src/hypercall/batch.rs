@@ -6,10 +6,15 @@
 //! (bit 31) and the requests left; the requests already done are kept in the guest's done
 //! count (`pdone`), which the continued call reads back and adds to. A done count the
 //! hypervisor cannot write is ignored, as Xen ignores it.
+//!
+//! The reservation sub-ops of `memory_op` are done in passes too ([`reservation`]): a continued
+//! call carries the extents already done above the sub-op in `cmd` (Xen's `start_extent`,
+//! `MEMOP_EXTENT_SHIFT`), and the answer is the number of extents done.
 
 use super::HcResult;
 use crate::pv::guest_mem::GuestMemory;
 use guest_abi::XenError;
+use guest_abi::memory::{MEMOP_CMD_MASK, MEMOP_EXTENT_SHIFT};
 
 /// Requests of one batch handled before the call is continued.
 pub const REQUESTS_PER_PASS: u64 = 1024;
@@ -65,6 +70,74 @@ pub fn finish(
         return Err(XenError::Restart);
     }
     result.map(|()| 0)
+}
+
+/// Frames one pass of a reservation sub-op allocates or frees (at least one extent) before the
+/// call is continued.
+pub const FRAMES_PER_PASS: u32 = 512;
+
+/// What a reservation call (`memory_op` increase/decrease/populate) does now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reservation {
+    /// Nothing: answer this count of extents (Xen's `start_extent`), as Xen does for a count
+    /// its continuation cannot encode and when nothing is left.
+    Done(u64),
+    /// A pass over some of the extents.
+    Pass(ReservationPass),
+}
+
+/// One pass of a reservation call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReservationPass {
+    /// Extents done by earlier passes.
+    pub start: u32,
+    /// Extents in the whole call.
+    pub nr_extents: u32,
+    /// Extents this pass handles.
+    pub len: u32,
+}
+
+/// The extents a continued reservation call already did (`cmd >> MEMOP_EXTENT_SHIFT`).
+pub fn start_extent(cmd: u64) -> Result<u32, XenError> {
+    u32::try_from(cmd >> MEMOP_EXTENT_SHIFT).map_err(|_| XenError::Inval)
+}
+
+/// The pass a reservation call of `nr_extents` extents of order `order` makes, having done
+/// `start` of them.
+pub fn reservation(start: u32, nr_extents: u64, order: u32) -> Reservation {
+    let Some(nr_extents) = u32::try_from(nr_extents)
+        .ok()
+        .filter(|&n| n <= u32::MAX >> MEMOP_EXTENT_SHIFT && start < n)
+    else {
+        return Reservation::Done(u64::from(start));
+    };
+    let per_pass = (FRAMES_PER_PASS >> order.min(31)).max(1);
+    Reservation::Pass(ReservationPass {
+        start,
+        nr_extents,
+        len: (nr_extents - start).min(per_pass),
+    })
+}
+
+impl ReservationPass {
+    /// Where this pass's part of the guest's extent list starts (a null list stays null).
+    pub fn list_base(&self, extent_start: u64) -> u64 {
+        match extent_start {
+            0 => 0,
+            b => b.wrapping_add(8 * u64::from(self.start)),
+        }
+    }
+
+    /// After the pass did `done` extents: the count of extents done in all, or, if the pass
+    /// did all of its part and extents are left, `args[0]` (`cmd`) rewritten to continue.
+    pub fn finish(&self, args: &mut [u64; 5], done: u32) -> HcResult {
+        let total = self.start + done;
+        if done == self.len && total < self.nr_extents {
+            args[0] = (args[0] & MEMOP_CMD_MASK) | (u64::from(total) << MEMOP_EXTENT_SHIFT);
+            return Err(XenError::Restart);
+        }
+        Ok(u64::from(total))
+    }
 }
 
 #[cfg(test)]
@@ -134,5 +207,51 @@ mod tests {
         let pass = plan(&mut g, args[1], args[2], REQUESTS_PER_PASS);
         assert_eq!(pass.done_before, 0);
         assert_eq!(finish(&mut g, &mut args, pass, 1, Ok(()), 16), Ok(0));
+    }
+
+    #[test]
+    fn a_large_reservation_is_done_in_passes_of_512_frames() {
+        let mut args = [6, 0x2000, 0, 0, 0]; // XENMEM_populate_physmap
+        let mut passes = 0;
+        loop {
+            let start = start_extent(args[0]).unwrap();
+            let Reservation::Pass(p) = reservation(start, 1300, 0) else {
+                panic!("a pass is due");
+            };
+            assert_eq!(p.list_base(0x8000), 0x8000 + 8 * u64::from(start));
+            assert_eq!(p.list_base(0), 0, "a null list stays null");
+            passes += 1;
+            match p.finish(&mut args, p.len) {
+                Err(XenError::Restart) => assert_eq!(args[0] & MEMOP_CMD_MASK, 6),
+                r => {
+                    assert_eq!(r, Ok(1300));
+                    break;
+                }
+            }
+        }
+        assert_eq!(passes, 3);
+        // Order 9 extents are 512 frames each: one per pass.
+        let Reservation::Pass(p) = reservation(0, 4, 9) else {
+            panic!("a pass is due");
+        };
+        assert_eq!(p.len, 1);
+    }
+
+    #[test]
+    fn a_reservation_that_stops_short_or_has_nothing_left_answers_the_extents_done() {
+        let mut args = [6 | (10 << MEMOP_EXTENT_SHIFT), 0, 0, 0, 0];
+        let Reservation::Pass(p) = reservation(10, 2000, 0) else {
+            panic!("a pass is due");
+        };
+        // Memory ran out after 7 extents: no continuation, 17 done.
+        assert_eq!(p.finish(&mut args, 7), Ok(17));
+        assert_eq!(reservation(20, 20, 0), Reservation::Done(20));
+        assert_eq!(
+            reservation(0, 1 << 26, 0),
+            Reservation::Done(0),
+            "beyond what cmd encodes"
+        );
+        assert_eq!(reservation(3, u64::MAX, 0), Reservation::Done(3));
+        assert_eq!(start_extent(u64::MAX), Err(XenError::Inval));
     }
 }

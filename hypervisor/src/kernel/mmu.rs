@@ -19,7 +19,7 @@ use crate::mm::{Mfn, PAGE_SIZE};
 use crate::pv::guest_mem::GuestMemory;
 use crate::pv::vcpu::PvVcpu;
 use core::sync::atomic::{AtomicU64, Ordering};
-use guest_abi::memory::{MEMOP_CMD_MASK, MEMOP_EXTENT_SHIFT, MemoryOp, XenMemoryReservation};
+use guest_abi::memory::{MEMOP_CMD_MASK, MemoryOp, XenMemoryReservation};
 use guest_abi::{Hypercall, XenError};
 
 /// Frame records and contents, through the direct map.
@@ -272,10 +272,6 @@ impl ExtentList for GuestExtents<'_> {
     }
 }
 
-/// Frames one pass of a reservation sub-op of `memory_op` allocates or frees (at least one
-/// extent) before the call is continued.
-const FRAMES_PER_PASS: u32 = 512;
-
 /// The memory-management hypercalls of the running vCPU.
 pub fn hypercall(
     nr: Hypercall,
@@ -337,40 +333,31 @@ pub fn hypercall(
         }
         Hypercall::MemoryOp => {
             let op = MemoryOp::from_raw((a0 & MEMOP_CMD_MASK) as u32).ok_or(XenError::NoSys)?;
-            // A continued call carries the extents already done above the sub-op (Xen's
-            // `start_extent`).
-            let start = u32::try_from(a0 >> MEMOP_EXTENT_SHIFT).map_err(|_| XenError::Inval)?;
+            let start = batch::start_extent(a0)?;
             let r: XenMemoryReservation = mem.read_obj(a1).map_err(|_| XenError::Fault)?;
             // Xen answers "the extents done so far" (`start_extent`) rather than an error for a
             // count its continuation cannot encode, a target it cannot find or the caller may
             // not touch, and nothing left to do.
-            let Some(nr_extents) = u32::try_from(r.nr_extents)
-                .ok()
-                .filter(|&n| n <= u32::MAX >> MEMOP_EXTENT_SHIFT && start < n)
-            else {
-                return Ok(u64::from(start));
+            let pass = match batch::reservation(start, r.nr_extents, r.extent_order) {
+                batch::Reservation::Done(extents) => return Ok(extents),
+                batch::Reservation::Pass(p) => p,
             };
-            let pass = (nr_extents - start).min((FRAMES_PER_PASS >> r.extent_order.min(31)).max(1));
             let Ok(target) = mmu.resolve_target(me, DomId(r.domid)) else {
                 return Ok(u64::from(start));
             };
             let mut list = GuestExtents {
                 mem,
-                // A null list stays null (increase_reservation then writes nothing back).
-                base: match r.extent_start {
-                    0 => 0,
-                    b => b.wrapping_add(8 * u64::from(start)),
-                },
+                base: pass.list_base(r.extent_start),
             };
             let done = match op {
                 MemoryOp::IncreaseReservation => {
-                    honour(mmu.increase_reservation(target, pass, r.extent_order, &mut list))
+                    honour(mmu.increase_reservation(target, pass.len, r.extent_order, &mut list))
                 }
                 MemoryOp::DecreaseReservation => {
-                    honour(mmu.decrease_reservation(target, pass, r.extent_order, &mut list))
+                    honour(mmu.decrease_reservation(target, pass.len, r.extent_order, &mut list))
                 }
                 MemoryOp::PopulatePhysmap => {
-                    honour(mmu.populate_physmap(target, pass, r.extent_order, &mut list))
+                    honour(mmu.populate_physmap(target, pass.len, r.extent_order, &mut list))
                 }
                 _ => return Err(XenError::NoSys),
             };
@@ -379,12 +366,7 @@ pub fn hypercall(
             {
                 domain.tot_pages = d.tot_pages();
             }
-            let total = start + done;
-            if done == pass && total < nr_extents {
-                args[0] = (a0 & MEMOP_CMD_MASK) | (u64::from(total) << MEMOP_EXTENT_SHIFT);
-                return Err(XenError::Restart);
-            }
-            return Ok(u64::from(total));
+            return pass.finish(args, done);
         }
         Hypercall::SetGdt => set_gdt(mmu, me, vcpu, a0, a1),
         Hypercall::UpdateDescriptor => update_descriptor(mmu, me, vcpu, a0, a1),
