@@ -34,10 +34,6 @@ pub trait Domains {
     /// The event state of domain `id`, if it exists (`DOMID_SELF` is resolved before this is
     /// called, so it never names a real domain here).
     fn events(&mut self, id: DomId) -> Option<DomainEvents<'_, Self::Store, Self::Shared>>;
-
-    /// Whether domain `id` is paused by its controller (toolstack), which `EVTCHNOP_reset`
-    /// of another domain requires.
-    fn controller_paused(&self, id: DomId) -> bool;
 }
 
 /// Who is making the hypercall.
@@ -405,12 +401,18 @@ pub fn unmask<D: Domains>(
 }
 
 /// `EVTCHNOP_reset`: closes every port of `dom` (the caller, or for dom0 a domain it has
-/// paused). Ports that cannot be closed (port 0, free ports) are skipped.
-pub fn reset<D: Domains>(doms: &mut D, caller: Caller, dom: DomId) -> Result<(), EvtchnError> {
+/// paused; `controller_paused` is the scheduler's answer). Ports that cannot be closed (port
+/// 0, free ports) are skipped.
+pub fn reset<D: Domains>(
+    doms: &mut D,
+    caller: Caller,
+    dom: DomId,
+    controller_paused: impl FnOnce(DomId) -> bool,
+) -> Result<(), EvtchnError> {
     let dom = dom.or_self(caller.domain);
     lookup(doms, dom)?;
     caller.may_target(dom)?;
-    if dom != caller.domain && !doms.controller_paused(dom) {
+    if dom != caller.domain && !controller_paused(dom) {
         return Err(EvtchnError::NotPaused(dom));
     }
     close_all(doms, dom);

@@ -82,10 +82,17 @@ impl Domains for Fake {
                 shared: &d.shared,
             })
     }
+}
 
-    fn controller_paused(&self, id: DomId) -> bool {
-        self.doms.iter().any(|d| d.id == id && d.controller_paused)
-    }
+/// `reset` with the fake's controller pauses (the scheduler's answer in the kernel).
+fn reset(f: &mut Fake, caller: Caller, dom: DomId) -> Result<(), EvtchnError> {
+    let paused: Vec<DomId> = f
+        .doms
+        .iter()
+        .filter(|d| d.controller_paused)
+        .map(|d| d.id)
+        .collect();
+    super::evtchn_ops::reset(f, caller, dom, |d| paused.contains(&d))
 }
 
 pub(crate) fn me(d: DomId) -> Caller {

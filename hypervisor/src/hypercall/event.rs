@@ -153,7 +153,12 @@ pub fn event_channel_op<M: GuestMemory, H: Host>(
         }
         EvtchnOp::Reset => {
             let dom: u16 = ctx.mem.read_obj(arg)?;
-            evops::reset(ctx.host.world().doms, caller, eabi::DomId(dom)).map_err(e)?;
+            let w = ctx.host.world();
+            let sched = &*w.sched;
+            evops::reset(w.doms, caller, eabi::DomId(dom), |d| {
+                sched.controller_paused(d)
+            })
+            .map_err(e)?;
         }
         // The FIFO ABI is not offered; Linux falls back to 2-level on this answer.
         _ => return Err(XenError::NoSys),

@@ -70,7 +70,7 @@ pub fn serial_interrupt() {
     if for_dom0 {
         with_machine(|m| {
             let wake = evops::raise_virq(
-                &mut m.events,
+                &mut m.events(),
                 eabi::DomId(0),
                 eabi::VcpuId(0),
                 eabi::Virq::CONSOLE,
@@ -145,7 +145,7 @@ fn dump_domains(m: &mut Machine) {
     for (dom, vcpu) in vcpus {
         let (d, v) = (eabi::DomId(dom), eabi::VcpuId(vcpu));
         let port = m
-            .events
+            .events()
             .events(d)
             .and_then(|ev| ev.channels.virq_port(v, eabi::Virq::DEBUG))
             .map_or(0, |p| p.0);
@@ -153,7 +153,7 @@ fn dump_domains(m: &mut Machine) {
             "Notifying guest {dom}:{vcpu} (virq {}, port {port})",
             eabi::Virq::DEBUG.index()
         );
-        let wake = evops::raise_virq(&mut m.events, d, v, eabi::Virq::DEBUG);
+        let wake = evops::raise_virq(&mut m.events(), d, v, eabi::Virq::DEBUG);
         let _ = m.sched.wake_all(wake);
     }
 }

@@ -4,16 +4,12 @@
 //! file only fetches frames, copies bytes through the direct map and writes the tables. The
 //! bootstrap page tables are mapped read-only in the guest, as the PV MMU requires.
 
-use super::domain::{Domain, DomainEventState, EventTable, MACHINE, Machine, Vcpu};
+use super::domain::{Domain, DomainEventState, MACHINE, Machine, Vcpu};
 use crate::event::abi as eabi;
-use crate::event::channel::{Channel, EventChannels};
-use crate::event::shared::DomainShared;
 use crate::hypercall::event::{Sched, Timers};
 use crate::sched::CpuId;
 use crate::time::pvclock;
 
-/// Highest event channel port of a domain (the 2-level ABI limit).
-const MAX_PORT: u32 = 4095;
 use super::FRAMES;
 use super::host::MAX_MFN;
 use super::mmu::{MMU, honour};
@@ -51,6 +47,8 @@ pub enum BuildError {
     Memory(FrameError),
     /// The PV MMU refused something.
     Mmu(&'static str),
+    /// Its event-channel table could not be set up.
+    Events,
 }
 
 impl fmt::Display for BuildError {
@@ -60,6 +58,7 @@ impl fmt::Display for BuildError {
             Self::Layout(e) => write!(f, "cannot lay out the domain: {e}"),
             Self::Memory(e) => write!(f, "cannot allocate the domain's memory: {e}"),
             Self::Mmu(e) => write!(f, "{e}"),
+            Self::Events => write!(f, "cannot set up its event channels"),
         }
     }
 }
@@ -237,6 +236,7 @@ pub fn build(modules: &Dom0Modules<'_>, nr_pages: u64) -> Result<(Domain, Regs),
             handle: [0; 16],
             grant_frames: Default::default(),
         },
+        events: DomainEventState::new(shared_info, 1).map_err(|_| BuildError::Events)?,
         p2m,
         shared_info,
         vcpus: vec![Vcpu {
@@ -260,15 +260,6 @@ pub fn start(mut domain: Domain, regs: Regs, max_mfn: u64) -> ! {
     let id = domain.info.id;
     let me = crate::sched::scheduler::vcpu(id, eabi::VcpuId(0));
     let shared = domain.shared();
-    let storage = vec![Channel::FREE; EventChannels::<Box<[Channel]>>::storage_len(MAX_PORT)]
-        .into_boxed_slice();
-    let channels = match EventChannels::new(storage, domain.info.nr_vcpus, MAX_PORT) {
-        Ok(c) => c,
-        Err(e) => {
-            crate::error!("dom0: cannot set up event channels: {e:?}");
-            crate::arch::x86_64::power::dom0_crashed()
-        }
-    };
     let mut sched = Sched::new(crate::sched::scheduler::DEFAULT_SLICE_NS);
     if sched
         .add_domain(id)
@@ -289,19 +280,12 @@ pub fn start(mut domain: Domain, regs: Regs, max_mfn: u64) -> ! {
         .change(guest_abi::vcpu::Runstate::Running, now);
     *MACHINE.lock() = Some(Machine {
         domains: vec![Box::new(domain)],
-        events: EventTable {
-            domains: vec![DomainEventState {
-                id,
-                channels,
-                shared: DomainShared::new(shared),
-                controller_paused: false,
-            }],
-        },
         sched,
         timers: Timers::new(),
         clock,
         current: 0,
         current_vcpu: 0,
+        current_slot: 0,
     });
     guest::load_mode(&pv);
     guest::set_fs_base(pv.fs_base);

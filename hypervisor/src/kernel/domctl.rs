@@ -7,8 +7,7 @@ use super::mmu::{MMU, honour};
 use crate::arch::x86_64::direct_map;
 use crate::arch::x86_64::uaccess::CurrentGuest;
 use crate::event::abi as eabi;
-use crate::event::channel::{Channel, EventChannels};
-use crate::event::shared::DomainShared;
+use crate::event::shared::SharedInfo;
 use crate::hypercall::{DomainInfo, HcResult, admission};
 use crate::mm::Mfn;
 use crate::mm::pv::{
@@ -23,7 +22,6 @@ use crate::x86::descriptors;
 use crate::x86::regs::Regs;
 use crate::{info, lifecycle};
 use alloc::boxed::Box;
-use alloc::vec;
 use alloc::vec::Vec;
 use guest_abi::arch::{VcpuGuestContext, VgcfFlags, xen_cr3_to_pfn, xen_pfn_to_cr3};
 use guest_abi::domctl::{
@@ -33,9 +31,6 @@ use guest_abi::domctl::{
 use guest_abi::sysctl::{SysctlCmd, XenSysctl, XenSysctlGetdomaininfolist, XenSysctlPhysinfo};
 use guest_abi::{DomId, XenError};
 use zerocopy::FromZeros;
-
-/// Highest event-channel port of a domain.
-const MAX_PORT: u32 = 4095;
 
 /// Handles `domctl(arg)` for the running domain, which is `caller`.
 pub fn domctl(caller: &DomainInfo, arg: u64) -> HcResult {
@@ -64,7 +59,6 @@ pub fn domctl(caller: &DomainInfo, arg: u64) -> HcResult {
             m.sched
                 .pause_by_controller(eabi::DomId(op.domain))
                 .map_err(|_| XenError::Inval)?;
-            set_controller_paused(m, op.domain, true);
             false
         }
         DomctlCmd::Unpausedomain => {
@@ -72,8 +66,7 @@ pub fn domctl(caller: &DomainInfo, arg: u64) -> HcResult {
             m.sched
                 .unpause_by_controller(eabi::DomId(op.domain))
                 .map_err(|_| XenError::Inval)?;
-            let still = m.sched.controller_paused(eabi::DomId(op.domain));
-            set_controller_paused(m, op.domain, still);
+
             publish_time(m, op.domain);
             false
         }
@@ -170,18 +163,17 @@ fn target(m: &Machine, dom: u16) -> Result<u16, XenError> {
 fn publish_time(m: &Machine, dom: u16) {
     let Some(i) = m.index_of(dom) else { return };
     let d = &m.domains[i];
-    let shared = d.shared();
-    let record = m.clock.record();
-    for v in shared.vcpu_info.iter().take(d.vcpus.len()) {
+    publish_clock(d.shared(), d.vcpus.len(), &m.clock);
+}
+
+/// Publishes `clock` into the first `vcpus` `vcpu_info` of a shared-info page, and the
+/// wallclock.
+fn publish_clock(shared: &SharedInfo, vcpus: usize, clock: &crate::time::pvclock::PvClock) {
+    let record = clock.record();
+    for v in shared.vcpu_info.iter().take(vcpus) {
         crate::time::pvclock::publish(&v.time, &record, 0);
     }
     crate::time::pvclock::publish_wallclock(shared, crate::arch::x86_64::time::boot_wallclock(), 0);
-}
-
-fn set_controller_paused(m: &mut Machine, dom: u16, paused: bool) {
-    if let Some(e) = m.events.domains.iter_mut().find(|e| e.id.0 == dom) {
-        e.controller_paused = paused;
-    }
 }
 
 /// `XEN_DOMCTL_createdomain`: a new PV domain with its vCPUs, paused until its toolstack has
@@ -293,24 +285,11 @@ impl lifecycle::create::Resources for MachineResources<'_> {
             v.evtchn_upcall_mask
                 .store(1, core::sync::atomic::Ordering::SeqCst);
         }
-        crate::time::pvclock::publish(&shared.vcpu_info[0].time, &m.clock.record(), 0);
-        crate::time::pvclock::publish_wallclock(
-            shared,
-            crate::arch::x86_64::time::boot_wallclock(),
-            0,
-        );
-        let storage = vec![Channel::FREE; EventChannels::<Box<[Channel]>>::storage_len(MAX_PORT)]
-            .into_boxed_slice();
+        publish_clock(shared, vcpus as usize, &m.clock);
         // `vcpus` is within 1..=MAX_VCPUS (checked by `lifecycle::create`), so the table is
         // always made; an empty one would only refuse every port.
-        let channels = EventChannels::new(storage, vcpus, MAX_PORT)
+        let events = DomainEventState::new(shared_info, vcpus)
             .expect("vCPU count checked before the domain was made");
-        m.events.domains.push(DomainEventState {
-            id,
-            channels,
-            shared: DomainShared::new(shared),
-            controller_paused: true,
-        });
         let vcpu_records = (0..vcpus)
             .map(|v| {
                 Vcpu::new(
@@ -333,6 +312,7 @@ impl lifecycle::create::Resources for MachineResources<'_> {
                 handle: self.handle,
                 grant_frames: Default::default(),
             },
+            events,
             p2m: Vec::new(),
             shared_info,
             vcpus: vcpu_records,
@@ -368,10 +348,8 @@ fn destroy(m: &mut Machine, dom: u16) -> Result<(), XenError> {
     let first = m.domains[index].teardown.is_none();
     let mut moved_infos: Vec<u64> = Vec::new();
     if first {
-        if let Some(e) = m.events.domains.iter().find(|e| e.id == eid) {
-            moved_infos.extend(e.shared.all_moved().map(|v| v.mfn));
-        }
-        crate::event::evtchn_ops::kill(&mut m.events, eid);
+        moved_infos.extend(m.domains[index].events.shared.all_moved().map(|v| v.mfn));
+        crate::event::evtchn_ops::kill(&mut m.events(), eid);
         for v in &m.domains[index].vcpus {
             m.timers.cancel_vcpu(vcpu_ref(eid, eabi::VcpuId(v.id)));
         }
@@ -403,8 +381,8 @@ fn destroy(m: &mut Machine, dom: u16) -> Result<(), XenError> {
     let Some(report) = done else {
         return Err(XenError::Restart);
     };
-    // Nothing refers to its shared-info page once its event state is gone.
-    m.events.domains.retain(|e| e.id != eid);
+    // Nothing refers to its shared-info page once its record is gone (removed below, with
+    // the MMU lock released; the frame is free only for later allocations).
     super::mmu::free_shared_frame(mmu, d.shared_info);
     for &f in d.info.grant_frames.frames() {
         super::mmu::free_shared_frame(mmu, Mfn(f));
@@ -693,7 +671,7 @@ pub fn remote_shutdown(caller: &DomainInfo, arg: u64) -> HcResult {
         );
         let _ = m.sched.pause_domain(eabi::DomId(req.domain_id));
         let wake = crate::event::evtchn_ops::raise_virq(
-            &mut m.events,
+            &mut m.events(),
             eabi::DomId(0),
             eabi::VcpuId(0),
             eabi::Virq::DOM_EXC,

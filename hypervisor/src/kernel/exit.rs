@@ -2,7 +2,7 @@
 //! interrupts; then, before every return, expired timers, the scheduling decision and pending
 //! event upcalls; and the actions a call may leave behind (shutdown, block, crash).
 
-use super::domain::{MACHINE, Machine};
+use super::domain::{EventView, MACHINE, Machine};
 use super::host::KernelHost;
 use super::{exit_clock, resched};
 use crate::arch::x86_64::fpu;
@@ -38,18 +38,14 @@ fn with_current<R>(
     let mut machine = MACHINE.lock();
     let Some(m) = machine.as_mut() else {
         drop(machine);
-        error!("guest exit with no domain running");
-        power::crash();
+        no_running_vcpu("no domain exists")
     };
-    let Some(index) = m.index_of(m.current) else {
-        let id = m.current;
+    let Some(index) = m.current_index() else {
         drop(machine);
-        error!("the running domain d{id} does not exist");
-        power::crash();
+        no_running_vcpu("the running domain does not exist")
     };
     let Machine {
         domains,
-        events,
         sched,
         timers,
         clock,
@@ -57,35 +53,46 @@ fn with_current<R>(
         ..
     } = m;
     let vcpu_id = *current_vcpu;
-    let dom = &mut *domains[index];
-    // Domains and their event states are added and removed together, so the slot is
-    // normally the domain's own index; the search is the fallback.
-    let id = dom.info.id.0;
-    let same_slot = events.domains.get(index).is_some_and(|e| e.id.0 == id);
-    let slot = if same_slot {
-        Some(index)
-    } else {
-        events.domains.iter().position(|e| e.id.0 == id)
-    };
-    let Some(event_slot) = slot else {
-        let id = dom.info.id.0;
+    // The running domain's record is borrowed apart from the others; its event state stays
+    // reachable through the view, as every other domain's.
+    let (before, rest) = domains.split_at_mut(index);
+    let Some((dom, after)) = rest.split_first_mut() else {
         drop(machine);
-        error!("the running domain d{id} has no event state");
-        power::crash();
+        no_running_vcpu("the running domain's slot is empty")
+    };
+    let super::domain::Domain {
+        info,
+        events,
+        vcpus,
+        console_mid_line,
+        ..
+    } = &mut **dom;
+    let Some(vcpu) = vcpus.get_mut(vcpu_id as usize) else {
+        drop(machine);
+        no_running_vcpu("the running vCPU does not exist")
     };
     let mut host = KernelHost {
-        console_mid_line: &mut dom.console_mid_line,
-        event_slot,
-        domain: dom.info.id,
+        console_mid_line,
+        domain: info.id,
         vcpu_id,
-        privilege: dom.info.privilege,
-        events,
+        privilege: info.privilege,
+        events: EventView {
+            before,
+            current: Some((info.id, events)),
+            after,
+        },
         sched,
         timers,
         clock,
     };
-    let vcpu = &mut dom.vcpus[vcpu_id as usize];
-    f(&mut vcpu.pv, vcpu_id, &mut dom.info, &mut host)
+    f(&mut vcpu.pv, vcpu_id, info, &mut host)
+}
+
+/// A guest exit found no running vCPU to charge it to: a hypervisor bug.
+#[cold]
+fn no_running_vcpu(why: &str) -> ! {
+    error!("guest exit with no running vCPU: {why}");
+    power::crash();
 }
 
 /// `syscall` from a guest: a hypercall from guest kernel mode, else a system call of guest
@@ -261,8 +268,8 @@ fn privileged_op(
         emulate::Outcome::Emulated | emulate::Outcome::Partial => return Action::Resume,
         emulate::Outcome::Block => {
             let me = vcpu_ref(host.domain, eabi::VcpuId(host.vcpu_id));
-            let shared = &host.events.domains[host.event_slot].shared;
-            return match crate::sched::blocking::block(shared, host.sched, me) {
+            let (shared, sched) = host.shared_and_sched();
+            return match crate::sched::blocking::block(shared, sched, me) {
                 Ok(crate::sched::blocking::Blocking::Blocked(_)) => Action::Block,
                 _ => Action::Resume,
             };
@@ -408,11 +415,11 @@ fn run_timers(m: &mut Machine, now: u64) {
         };
         match timer::on_expiry(&mut m.timers, vt, key, now) {
             Ok(TimerAction::RaiseTimerVirq(v)) => {
-                let wake = evops::raise_virq(&mut m.events, v.domain, v.vcpu, eabi::Virq::TIMER);
+                let wake = evops::raise_virq(&mut m.events(), v.domain, v.vcpu, eabi::Virq::TIMER);
                 let _ = m.sched.wake_all(wake);
             }
             Ok(TimerAction::EndPoll(v)) => {
-                if let Some(ev) = m.events.events(v.domain) {
+                if let Some(ev) = m.events().events(v.domain) {
                     ev.channels.end_poll(v.vcpu);
                 }
                 let _ = m.sched.wake(v);
@@ -481,21 +488,14 @@ fn switch_frame(m: &mut Machine, prev: VcpuRef, next: VcpuRef, now: u64, frame: 
     timer::on_switch_out(&mut m.timers, prev);
     m.current = next.domain.0;
     m.current_vcpu = next.vcpu.0;
-    let Machine {
-        domains,
-        timers,
-        events,
-        sched,
-        ..
-    } = m;
-    let Some((v, flag)) = domains
-        .iter_mut()
-        .find(|d| d.info.id.0 == next.domain.0)
-        .and_then(|d| {
-            let flag = runstate_update_flag(&d.info);
-            d.vcpus.get_mut(next.vcpu.0 as usize).map(|v| (v, flag))
-        })
-    else {
+    let Some(index) = m.current_index() else {
+        error!("scheduler picked {next:?}, which does not exist");
+        power::crash();
+    };
+    let Some((v, flag)) = m.domains.get_mut(index).and_then(|d| {
+        let flag = runstate_update_flag(&d.info);
+        d.vcpus.get_mut(next.vcpu.0 as usize).map(|v| (v, flag))
+    }) else {
         error!("scheduler picked {next:?}, which does not exist");
         power::crash();
     };
@@ -511,10 +511,10 @@ fn switch_frame(m: &mut Machine, prev: VcpuRef, next: VcpuRef, now: u64, frame: 
     update_runstate_area(&mut v.pv, flag);
     crate::arch::x86_64::guest::set_fpu_trap(v.pv.fpu_ts);
     if let Ok(TimerAction::RaiseTimerVirq(t)) =
-        timer::on_switch_in(timers, &mut v.pv.timers, next, now)
+        timer::on_switch_in(&mut m.timers, &mut v.pv.timers, next, now)
     {
-        let wake = evops::raise_virq(events, t.domain, t.vcpu, eabi::Virq::TIMER);
-        let _ = sched.wake_all(wake);
+        let wake = evops::raise_virq(&mut m.events(), t.domain, t.vcpu, eabi::Virq::TIMER);
+        let _ = m.sched.wake_all(wake);
     }
 }
 
@@ -595,7 +595,7 @@ fn shutdown_current(reason: ShutdownReason, crash: Option<(&Regs, &str)>) {
     }
     let _ = m.sched.pause_domain(eabi::DomId(id));
     let wake = evops::raise_virq(
-        &mut m.events,
+        &mut m.events(),
         eabi::DomId(0),
         eabi::VcpuId(0),
         eabi::Virq::DOM_EXC,

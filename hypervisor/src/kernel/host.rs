@@ -1,6 +1,6 @@
 //! The machine as hypercall handlers and the instruction emulator see it.
 
-use super::domain::EventTable;
+use super::domain::{DomainEventState, EventView};
 use crate::arch::x86_64::direct_map;
 use crate::arch::x86_64::{cpu, guest, serial};
 use crate::event::shared::{DomainShared, MovedVcpuInfo, VcpuInfo};
@@ -20,16 +20,14 @@ pub static MAX_MFN: AtomicU64 = AtomicU64::new(0);
 pub struct KernelHost<'a> {
     /// Whether the running domain's console output is in the middle of a line.
     pub console_mid_line: &'a mut bool,
-    /// The running domain's entry in `events` (which holds its shared-info page).
-    pub event_slot: usize,
     /// The running domain's id.
     pub domain: crate::event::abi::DomId,
     /// The running vCPU's id.
     pub vcpu_id: u32,
     /// The running domain's privilege (dom0 is granted the machine's I/O ports).
     pub privilege: Option<crate::privilege::Privilege>,
-    /// Event channels of all domains.
-    pub events: &'a mut EventTable,
+    /// Event channels of all domains, the running one's included.
+    pub events: EventView<'a>,
     /// The scheduler.
     pub sched: &'a mut Sched,
     /// The CPU's timers.
@@ -39,6 +37,23 @@ pub struct KernelHost<'a> {
 }
 
 impl KernelHost<'_> {
+    /// The running domain's event state ([`super::exit`] always builds the host with it).
+    fn own(&self) -> &DomainEventState {
+        match self.events.current() {
+            Some(e) => e,
+            None => own_state_missing(),
+        }
+    }
+
+    /// The running domain's shared-info view and the scheduler, together (blocking needs both).
+    pub fn shared_and_sched(&mut self) -> (&DomainShared, &mut Sched) {
+        let shared = match self.events.current() {
+            Some(e) => &e.shared,
+            None => own_state_missing(),
+        };
+        (shared, self.sched)
+    }
+
     /// The running vCPU's `vcpu_info`.
     pub fn vcpu_info(&self) -> &'static VcpuInfo {
         let shared = self.shared();
@@ -48,8 +63,14 @@ impl KernelHost<'_> {
     }
 }
 
-impl Host for KernelHost<'_> {
-    type Doms = EventTable;
+#[cold]
+fn own_state_missing() -> ! {
+    crate::error!("a host for the running vCPU was built without its domain's event state");
+    crate::arch::x86_64::power::crash()
+}
+
+impl<'a> Host for KernelHost<'a> {
+    type Doms = EventView<'a>;
 
     fn console_write(&mut self, domain: DomId, bytes: &[u8]) {
         if domain.0 == 0 {
@@ -83,7 +104,7 @@ impl Host for KernelHost<'_> {
     }
 
     fn shared(&self) -> &DomainShared {
-        &self.events.domains[self.event_slot].shared
+        &self.own().shared
     }
 
     fn register_vcpu_info(&mut self, vcpu: u32, mfn: u64, offset: u32) -> Result<(), XenError> {
@@ -101,8 +122,10 @@ impl Host for KernelHost<'_> {
             super::mmu::honour(mmu.put_page_and_type(Mfn(mfn)));
             return Err(XenError::Inval);
         };
-        let shared = &mut self.events.domains[self.event_slot].shared;
-        if !shared.relocate(crate::event::abi::VcpuId(vcpu), MovedVcpuInfo { mfn, info }) {
+        let Some(own) = self.events.current.as_mut().map(|(_, e)| &mut e.shared) else {
+            own_state_missing()
+        };
+        if !own.relocate(crate::event::abi::VcpuId(vcpu), MovedVcpuInfo { mfn, info }) {
             super::mmu::honour(mmu.put_page_and_type(Mfn(mfn)));
             return Err(XenError::Inval);
         }
@@ -122,9 +145,9 @@ impl Host for KernelHost<'_> {
         super::mmu::m2p_frames()
     }
 
-    fn world(&mut self) -> World<'_, EventTable> {
+    fn world(&mut self) -> World<'_, EventView<'a>> {
         World {
-            doms: self.events,
+            doms: &mut self.events,
             sched: self.sched,
             timers: self.timers,
         }

@@ -42,10 +42,6 @@ impl Domains for FakeDoms {
             shared: self.shared,
         })
     }
-
-    fn controller_paused(&self, _: eabi::DomId) -> bool {
-        false
-    }
 }
 
 /// Records what handlers asked of the machine.
