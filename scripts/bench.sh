@@ -136,6 +136,7 @@ for name, was in sorted(committed.items()):
     if name not in now:
         continue
     checked += 1
+    print("bench.check: %-26s %9d (docs: %d, %+.1f%%)" % (name, now[name], was, 100.0 * (now[name] - was) / was))
     if now[name] > was * TOLERANCE:
         worse.append("%s %d -> %d (+%.1f%%)" % (name, was, now[name], 100.0 * (now[name] - was) / was))
 missing = sorted(n for n in committed if n not in now and not n.startswith("domu_") and n != "domain_switch_roundtrip")
