@@ -3,12 +3,15 @@
 //! - [`session`]: the main loop on the console (prompt, line editing, scripts, waits);
 //!   pure, host-tested over a fake machine;
 //! - [`editor`]: line editing; pure;
+//! - [`spare`]: where dom0's memory beyond its bootstrap region is mapped for the heap;
+//!   pure;
 //! - `machine` (bare metal only): `main`, and the session's machine on real hypercalls:
 //!   - `machine::xen`: the toolstack's [`Hypervisor`](dom0_tools::hv::Hypervisor), with
 //!     `hcall` (the hypercalls guest-abi's runtime has no wrapper for) and `mapping`
 //!     (pages of other domains and the shared info page mapped into dom0);
 //!   - `machine::events`: sleeping on event channels with `SCHEDOP_poll`, and the pvclock;
-//!   - `machine::heap`: the global allocator.
+//!   - `machine::heap`: the global allocator (a `.bss` arena, then the spare memory);
+//!   - `machine::spare`: maps the spare memory with `mmu_update`.
 //!
 //! # Safety
 //!
@@ -25,6 +28,7 @@
 
 pub mod editor;
 pub mod session;
+pub mod spare;
 
 #[cfg(target_os = "none")]
 mod machine;

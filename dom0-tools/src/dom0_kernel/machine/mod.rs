@@ -5,6 +5,7 @@ mod events;
 mod hcall;
 mod heap;
 mod mapping;
+mod spare;
 mod xen;
 
 use dom0_tools::Toolstack;
@@ -94,7 +95,7 @@ fn archive(si: &StartInfo) -> Archive<'static> {
 
 /// The kernel: runs the session, then returns, and the runtime powers off.
 pub fn main(si: &'static StartInfo) {
-    heap::init();
+    heap::init(si);
     println!(
         "dom0: dom0-tools {}: the toolstack",
         env!("CARGO_PKG_VERSION")
