@@ -39,6 +39,7 @@ pub mod files;
 pub mod hv;
 pub mod requests;
 pub mod shared_page;
+pub mod store;
 pub mod toolstack;
 pub mod xenstore;
 
