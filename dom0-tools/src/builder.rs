@@ -10,7 +10,7 @@
 //! 3. `populate_physmap` for every PFN: the P2M;
 //! 4. copy the kernel's segments (zeroing their bss) and the ramdisk, write the P2M list,
 //!    clear the xenstore and console pages, write the bootstrap page tables;
-//! 5. allocate the console event channel (`alloc_unbound`, remote dom0), write
+//! 5. allocate the console and xenstore event channels (`alloc_unbound`, remote dom0), write
 //!    `start_info` and the shared info page (every `evtchn_upcall_mask` set, as
 //!    `shared_info_x86_64` does);
 //! 6. `hypercall_init` if the kernel has a hypercall page (the toolstack never writes the
@@ -170,6 +170,8 @@ pub struct Built {
     pub console_port: EvtchnPort,
     /// The machine frame of its xenstore ring, if the layout has one.
     pub store_frame: Option<Mfn>,
+    /// Its end of the xenstore event channel (`start_info.store_evtchn`).
+    pub store_port: EvtchnPort,
     /// The peer's port offered to it ([`build_linked`]), if any.
     pub peer_port: Option<EvtchnPort>,
     /// Where everything went.
@@ -291,12 +293,13 @@ pub fn build_linked<H: Hypervisor>(
         .create_domain(&create)
         .map_err(|e| early("createdomain", e))?;
     match fill(hv, domid, config, &image, layout, ramdisk, peer) {
-        Ok((console_frame, store_frame, console_port, peer_port)) => Ok(Built {
+        Ok((console_frame, (store_frame, store_port), console_port, peer_port)) => Ok(Built {
             domid,
             nr_pages,
             console_frame,
             console_port,
             store_frame,
+            store_port,
             peer_port,
             layout,
         }),
@@ -309,6 +312,15 @@ pub fn build_linked<H: Hypervisor>(
     }
 }
 
+/// What [`fill`] returns: the console frame, the store frame and port, the console port
+/// and the peer's port.
+type Filled = (
+    Mfn,
+    (Option<Mfn>, EvtchnPort),
+    EvtchnPort,
+    Option<EvtchnPort>,
+);
+
 /// Steps 2 to 6 on a created domain; returns its console frame and port, and the peer's
 /// port offered to it.
 fn fill<H: Hypervisor>(
@@ -319,7 +331,7 @@ fn fill<H: Hypervisor>(
     layout: BootLayout,
     ramdisk: Option<&[u8]>,
     peer: Option<DomId>,
-) -> Result<(Mfn, Option<Mfn>, EvtchnPort, Option<EvtchnPort>), Failed> {
+) -> Result<Filled, Failed> {
     hv.set_max_vcpus(dom, config.vcpus).op("max_vcpus")?;
     hv.set_max_mem(dom, config.maxmem_mib * 1024)
         .op("max_mem")?;
@@ -367,6 +379,10 @@ fn fill<H: Hypervisor>(
         .hv
         .evtchn_alloc_unbound(dom, DomId(0))
         .op("evtchn_alloc_unbound")?;
+    let store_port = mem
+        .hv
+        .evtchn_alloc_unbound(dom, DomId(0))
+        .op("evtchn_alloc_unbound for the store")?;
     let mut cmdline = config.cmdline.clone();
     let peer_port = match peer {
         Some(peer) => {
@@ -396,8 +412,7 @@ fn fill<H: Hypervisor>(
         .op("write the shared info page")?;
     let params = StartInfoParams {
         shared_info_maddr: shared_info.addr(),
-        // No xenstore: with store_evtchn 0 Linux uses its local xenstore mode.
-        store_evtchn: EvtchnPort(0),
+        store_evtchn: store_port,
         console_evtchn: console_port,
         cmdline: cmdline.as_bytes(),
     };
@@ -426,7 +441,7 @@ fn fill<H: Hypervisor>(
     };
     Ok((
         mem.mfn(layout.pfn_of(console))?,
-        store,
+        (store, store_port),
         console_port,
         peer_port,
     ))

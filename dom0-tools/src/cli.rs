@@ -46,8 +46,28 @@ pub enum Command {
     List,
     /// `destroy DOM`.
     Destroy(DomRef),
-    /// `shutdown DOM`.
-    Shutdown(DomRef),
+    /// `shutdown [-w] [-F] DOM` or `reboot [-w] [-F] DOM`.
+    Shutdown(ShutdownArgs),
+    /// `mem-set DOM SIZE`.
+    MemSet {
+        /// The domain.
+        dom: DomRef,
+        /// The new target, in KiB.
+        kib: u64,
+    },
+    /// `xenstore-ls [PATH]`.
+    XenstoreLs(Option<String>),
+    /// `xenstore-read PATH`.
+    XenstoreRead(String),
+    /// `xenstore-write PATH VALUE`.
+    XenstoreWrite {
+        /// The node.
+        path: String,
+        /// Its new value.
+        value: String,
+    },
+    /// `xenstore-rm PATH`.
+    XenstoreRm(String),
     /// `pause DOM`.
     Pause(DomRef),
     /// `unpause DOM`.
@@ -72,6 +92,19 @@ pub enum Command {
     },
     /// `poweroff`: the dom0 kernel powers the machine off.
     Poweroff,
+}
+
+/// What `shutdown` and `reboot` were asked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShutdownArgs {
+    /// The domain.
+    pub dom: DomRef,
+    /// `reboot` rather than `shutdown`.
+    pub reboot: bool,
+    /// `-w`: wait until the domain has shut down.
+    pub wait: bool,
+    /// `-F`: shut it down at once through the hypervisor, without asking it.
+    pub force: bool,
 }
 
 /// A command line that cannot be run; its `Display` is one line.
@@ -102,7 +135,21 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
     ),
     ("list", "", "list the domains"),
     ("destroy", "DOM", "destroy a domain at once"),
-    ("shutdown", "DOM", "ask a domain to power off"),
+    (
+        "shutdown",
+        "[-w] [-F] DOM",
+        "ask a domain to power off (control/shutdown); -w waits, -F forces",
+    ),
+    (
+        "reboot",
+        "[-w] [-F] DOM",
+        "ask a domain to reboot (control/shutdown); -w waits, -F forces",
+    ),
+    (
+        "mem-set",
+        "DOM SIZE",
+        "set a domain's memory target (memory/target; SIZE in MiB, or with k/m/g)",
+    ),
     ("pause", "DOM", "pause a domain"),
     ("unpause", "DOM", "unpause a domain"),
     (
@@ -119,6 +166,22 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
         "wait until DOM exists, or has printed TEXT (scripts)",
     ),
     ("poweroff", "", "power the machine off (ends a script too)"),
+    (
+        "xenstore-ls",
+        "[PATH]",
+        "list the store below PATH (default /)",
+    ),
+    ("xenstore-read", "PATH", "print a store node's value"),
+    (
+        "xenstore-write",
+        "PATH VALUE",
+        "write a store node (as dom0)",
+    ),
+    (
+        "xenstore-rm",
+        "PATH",
+        "remove a store node and everything below it",
+    ),
 ];
 
 /// The usage line of `command`.
@@ -233,6 +296,66 @@ fn one_dom(name: &str, args: &[String]) -> Result<DomRef, CliError> {
     }
 }
 
+/// `shutdown` / `reboot`'s `[-w] [-F] DOM`.
+fn shutdown_args(name: &str, args: &[String]) -> Result<ShutdownArgs, CliError> {
+    let (mut wait, mut force, mut dom) = (false, false, None);
+    for a in args {
+        match a.as_str() {
+            "-w" => wait = true,
+            "-F" => force = true,
+            flag if flag.starts_with('-') => {
+                return Err(error(alloc::format!(
+                    "{name}: unknown option '{flag}'; {}",
+                    usage_error(name)
+                )));
+            }
+            d if dom.is_none() => dom = Some(parse_dom(d)?),
+            _ => return Err(usage_error(name)),
+        }
+    }
+    Ok(ShutdownArgs {
+        dom: dom.ok_or_else(|| usage_error(name))?,
+        reboot: name == "reboot",
+        wait,
+        force,
+    })
+}
+
+/// Most `mem-set` accepts, in KiB (1 TiB).
+pub const MAX_MEM_KIB: u64 = 1 << 30;
+
+/// Reads `mem-set`'s SIZE as xl does: a number of MiB, or with a unit suffix
+/// (`b`, `k`, `m`, `g`, `t`, either case); in KiB.
+pub fn parse_mem_kib(word: &str) -> Result<u64, CliError> {
+    let bad = || {
+        error(alloc::format!(
+            "mem-set: '{word}' is not a memory size (a number of MiB, or with b/k/m/g/t)"
+        ))
+    };
+    let split = word
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(word.len());
+    let (digits, unit) = word.split_at(split);
+    if digits.is_empty() {
+        return Err(bad());
+    }
+    let n: u64 = digits.parse().map_err(|_| bad())?;
+    let kib = match unit.to_ascii_lowercase().as_str() {
+        "b" => Some(n / 1024),
+        "k" => Some(n),
+        "" | "m" => n.checked_mul(1 << 10),
+        "g" => n.checked_mul(1 << 20),
+        "t" => n.checked_mul(1 << 30),
+        _ => return Err(bad()),
+    };
+    match kib {
+        Some(k) if k > 0 && k <= MAX_MEM_KIB => Ok(k),
+        _ => Err(error(alloc::format!(
+            "mem-set: {word} is not between 1 KiB and 1 TiB"
+        ))),
+    }
+}
+
 fn usage_error(name: &str) -> CliError {
     error(usage(name).unwrap_or_else(|| alloc::format!("usage: {name}")))
 }
@@ -266,7 +389,34 @@ pub fn parse_command(line: &str) -> Result<Command, CliError> {
         "info" => no_args(Command::Info),
         "poweroff" => no_args(Command::Poweroff),
         "destroy" => one_dom(name, args).map(Command::Destroy),
-        "shutdown" => one_dom(name, args).map(Command::Shutdown),
+        "shutdown" | "reboot" => shutdown_args(name, args).map(Command::Shutdown),
+        "mem-set" => match args {
+            [dom, size] => Ok(Command::MemSet {
+                dom: parse_dom(dom)?,
+                kib: parse_mem_kib(size)?,
+            }),
+            _ => Err(usage_error(name)),
+        },
+        "xenstore-ls" => match args {
+            [] => Ok(Command::XenstoreLs(None)),
+            [p] => Ok(Command::XenstoreLs(Some(p.clone()))),
+            _ => Err(usage_error(name)),
+        },
+        "xenstore-read" => match args {
+            [p] => Ok(Command::XenstoreRead(p.clone())),
+            _ => Err(usage_error(name)),
+        },
+        "xenstore-write" => match args {
+            [path, value] => Ok(Command::XenstoreWrite {
+                path: path.clone(),
+                value: value.clone(),
+            }),
+            _ => Err(usage_error(name)),
+        },
+        "xenstore-rm" => match args {
+            [p] => Ok(Command::XenstoreRm(p.clone())),
+            _ => Err(usage_error(name)),
+        },
         "pause" => one_dom(name, args).map(Command::Pause),
         "unpause" => one_dom(name, args).map(Command::Unpause),
         "console" => one_dom(name, args).map(Command::Console),
@@ -375,7 +525,42 @@ mod tests {
             ),
             ("destroy web", C::Destroy(name("web"))),
             ("destroy 3", C::Destroy(DomRef::Id(DomId(3)))),
-            ("shutdown web", C::Shutdown(name("web"))),
+            (
+                "shutdown web",
+                C::Shutdown(ShutdownArgs {
+                    dom: name("web"),
+                    reboot: false,
+                    wait: false,
+                    force: false,
+                }),
+            ),
+            (
+                "reboot -w -F 3",
+                C::Shutdown(ShutdownArgs {
+                    dom: DomRef::Id(DomId(3)),
+                    reboot: true,
+                    wait: true,
+                    force: true,
+                }),
+            ),
+            (
+                "mem-set web 256",
+                C::MemSet {
+                    dom: name("web"),
+                    kib: 256 * 1024,
+                },
+            ),
+            ("xenstore-ls", C::XenstoreLs(None)),
+            ("xenstore-ls /vm", C::XenstoreLs(Some("/vm".into()))),
+            ("xenstore-read name", C::XenstoreRead("name".into())),
+            (
+                "xenstore-write /a \"b c\"",
+                C::XenstoreWrite {
+                    path: "/a".into(),
+                    value: "b c".into(),
+                },
+            ),
+            ("xenstore-rm /a", C::XenstoreRm("/a".into())),
             ("pause 0", C::Pause(DomRef::Id(DomId(0)))),
             ("unpause web", C::Unpause(name("web"))),
             ("console web", C::Console(name("web"))),
@@ -462,6 +647,21 @@ mod tests {
             assert_eq!(got, want, "{line}");
             assert!(!got.contains('\n'));
         }
+    }
+
+    #[test]
+    fn mem_sizes_read_as_xl_reads_them() {
+        assert_eq!(parse_mem_kib("256"), Ok(256 * 1024));
+        assert_eq!(parse_mem_kib("256m"), Ok(256 * 1024));
+        assert_eq!(parse_mem_kib("1G"), Ok(1024 * 1024));
+        assert_eq!(parse_mem_kib("512k"), Ok(512));
+        assert_eq!(parse_mem_kib("4096b"), Ok(4));
+        for bad in ["", "m", "12q", "-1", "1.5"] {
+            assert!(parse_mem_kib(bad).is_err(), "{bad}");
+        }
+        assert!(parse_mem_kib("0").is_err());
+        assert!(parse_mem_kib("2t").is_err());
+        assert!(parse_mem_kib("99999999999999999999").is_err());
     }
 
     #[test]

@@ -226,9 +226,6 @@ pub struct Console<R> {
     pub ring: R,
     /// dom0's local port bound to the domain's console port.
     pub port: EvtchnPort,
-    /// The domain's xenstore ring frame and its (empty) store, serviced with the console
-    /// (the page is mapped only while it is serviced: dom0's mapping slots are few).
-    pub store: Option<(guest_abi::Mfn, crate::xenstore::StoreServer)>,
     partial: Vec<u8>,
     history: Vec<u8>,
 }
@@ -239,7 +236,6 @@ impl<R: ConsoleRing> Console<R> {
         Self {
             ring,
             port,
-            store: None,
             partial: Vec::new(),
             history: Vec::new(),
         }

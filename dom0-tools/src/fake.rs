@@ -181,6 +181,12 @@ impl FakeHv {
         AtomicRing(self.frame(Mfn(si.console.mfn)))
     }
 
+    /// The guest's view of its xenstore ring.
+    pub fn guest_store(&mut self, dom: DomId) -> FakeRing {
+        let si = self.start_info(dom).expect("domain was built");
+        AtomicRing(self.frame(Mfn(si.store_mfn)))
+    }
+
     /// The guest prints `text` on its console and notifies dom0.
     pub fn guest_print(&mut self, dom: DomId, text: &[u8]) {
         let r = self.guest_ring(dom);

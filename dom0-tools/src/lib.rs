@@ -32,6 +32,7 @@ pub mod cli;
 pub mod config;
 pub mod console;
 pub mod cpio;
+pub mod domain_nodes;
 pub mod domains;
 #[cfg(test)]
 mod fake;

@@ -39,6 +39,10 @@ use crate::cpio::{self, LookupError};
 use crate::domains::{self, DomainTable, Record, State};
 use crate::files::{self, Files};
 use crate::hv::Hypervisor;
+use crate::store::Store;
+
+mod store_control;
+pub use store_control::SHUTDOWN_TIMEOUT_MS;
 
 /// What the caller must do before the next command.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -59,6 +63,9 @@ pub enum Wait {
     /// The console is attached to this domain: send typed bytes to
     /// [`Toolstack::console_input`] until it reports a detach.
     Attached(DomId),
+    /// `shutdown -w` / `reboot -w`: poll until [`Toolstack::wait_done`] says the domain
+    /// has shut down or is gone.
+    Gone(DomId),
     /// `poweroff`: the caller powers the machine off (the domains go with it).
     PowerOff,
 }
@@ -105,6 +112,7 @@ impl From<config::ConfigError> for ToolError {
 macro_rules! fail {
     ($($arg:tt)*) => { ToolError(alloc::format!($($arg)*)) };
 }
+use fail;
 
 /// A domain `create` started.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -244,6 +252,9 @@ pub struct Toolstack<H: Hypervisor, F: Files> {
     held: Vec<u8>,
     created: u64,
     now_ms: u64,
+    store: Store,
+    stores: BTreeMap<u16, store_control::DomainStore>,
+    pending: BTreeMap<u16, store_control::Pending>,
 }
 
 /// Output of other domains kept while a console is attached, at most (the oldest goes).
@@ -258,6 +269,9 @@ pub const FAST_CRASH_LIMIT: u32 = 3;
 impl<H: Hypervisor, F: Files> Toolstack<H, F> {
     /// A toolstack with no domains, over `hv`, reading files from `files`.
     pub fn new(hv: H, files: F) -> Self {
+        let mut store = Store::new();
+        // dom0's own nodes; a fresh store cannot refuse dom0.
+        let _ = crate::domain_nodes::write_dom0(&mut store, config::DOM0_NAME);
         Self {
             hv,
             files,
@@ -268,7 +282,15 @@ impl<H: Hypervisor, F: Files> Toolstack<H, F> {
             held: Vec::new(),
             created: 0,
             now_ms: 0,
+            store,
+            stores: BTreeMap::new(),
+            pending: BTreeMap::new(),
         }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
     }
 
     /// The time now, in milliseconds from any fixed point (it never goes back): what
@@ -287,10 +309,11 @@ impl<H: Hypervisor, F: Files> Toolstack<H, F> {
             .min()
     }
 
-    /// Restarts the domains whose restart is due; one line each, like `Domain 4 (db)
-    /// restarted as domain 5`.
+    /// Restarts the domains whose restart is due, and shuts down those asked to through
+    /// the store that did not within [`SHUTDOWN_TIMEOUT_MS`]; one line each, like
+    /// `Domain 4 (db) restarted as domain 5`.
     pub fn run_restarts(&mut self) -> Vec<String> {
-        let mut lines = Vec::new();
+        let mut lines = self.run_forced_shutdowns();
         for id in self.table.ids() {
             let Some(record) = self.table.get(id) else {
                 continue;
@@ -345,10 +368,14 @@ impl<H: Hypervisor, F: Files> Toolstack<H, F> {
         self.attached
     }
 
-    /// dom0's local event channel ports of the domains' consoles: the ports whose events
-    /// mean "call [`Self::poll_consoles`]".
+    /// dom0's local event channel ports of the domains' consoles and xenstore rings: the
+    /// ports whose events mean "call [`Self::poll_consoles`]".
     pub fn console_ports(&self) -> Vec<EvtchnPort> {
-        self.consoles.values().map(|c| c.port).collect()
+        self.consoles
+            .values()
+            .map(|c| c.port)
+            .chain(self.store_ports())
+            .collect()
     }
 
     /// Runs one command line.
@@ -364,17 +391,12 @@ impl<H: Hypervisor, F: Files> Toolstack<H, F> {
                 self.destroy(id)?;
                 Ok(Reply::default())
             }
-            Command::Shutdown(dom) => {
-                let id = self.existing(&dom)?;
-                self.refuse_dom0(id, "shut down")?;
-                self.hv
-                    .remote_shutdown(id, ShutdownReason::Poweroff)
-                    .map_err(|e| fail!("shutdown {dom}: {e}"))?;
-                Ok(Reply::text(alloc::format!(
-                    "Shutting down domain {}\n",
-                    id.0
-                )))
-            }
+            Command::Shutdown(args) => self.shutdown(&args),
+            Command::MemSet { dom, kib } => self.mem_set(&dom, kib),
+            Command::XenstoreLs(p) => self.xenstore_ls(p.as_deref()),
+            Command::XenstoreRead(p) => self.xenstore_read(&p),
+            Command::XenstoreWrite { path, value } => self.xenstore_write(&path, &value),
+            Command::XenstoreRm(p) => self.xenstore_rm(&p),
             Command::Pause(dom) => self.pause(&dom, true),
             Command::Unpause(dom) => self.pause(&dom, false),
             Command::Console(dom) => self.attach(&dom),
@@ -551,18 +573,18 @@ impl<H: Hypervisor, F: Files> Toolstack<H, F> {
         let id = built.domid;
         let console = self
             .connect(id, built.console_frame, built.console_port)
-            .map(|mut c| {
-                c.store = built
-                    .store_frame
-                    .map(|f| (f, crate::xenstore::StoreServer::default()));
-                c
-            })
-            .and_then(|c| match self.hv.unpause_domain(id) {
-                Ok(()) => Ok(c),
-                Err(e) => {
-                    let _ = self.hv.evtchn_close(c.port);
-                    self.hv.unmap_console(c.ring);
-                    Err(("unpausedomain", e))
+            .and_then(|c| {
+                let stored = self.connect_store(&config, &built, handle);
+                match stored
+                    .and_then(|()| self.hv.unpause_domain(id).map_err(|e| ("unpausedomain", e)))
+                {
+                    Ok(()) => Ok(c),
+                    Err(e) => {
+                        self.disconnect_store(id);
+                        let _ = self.hv.evtchn_close(c.port);
+                        self.hv.unmap_console(c.ring);
+                        Err(e)
+                    }
                 }
             });
         let console = match console {
@@ -631,6 +653,7 @@ impl<H: Hypervisor, F: Files> Toolstack<H, F> {
     /// Drops everything the toolstack holds for a domain that no longer exists; its last
     /// console output is queued for [`Self::poll_consoles`].
     fn forget(&mut self, id: DomId) {
+        self.disconnect_store(id);
         let name = self.table.name_of(id).to_string();
         if let Some(mut c) = self.consoles.remove(&id.0) {
             let attached = self.attached == Some(id);
@@ -734,13 +757,8 @@ impl<H: Hypervisor, F: Files> Toolstack<H, F> {
             if c.poll(name, attached, sink) {
                 let _ = self.hv.evtchn_send(c.port);
             }
-            if let Some((frame, server)) = c.store.as_mut()
-                && let Ok(page) = self.hv.map_console(DomId(id), *frame)
-            {
-                server.service(&page);
-                self.hv.unmap_console(page);
-            }
         }
+        self.service_stores();
         if self.held.len() > HELD_OUTPUT {
             let cut = self.held.len() - HELD_OUTPUT;
             self.held.drain(..cut);
@@ -791,6 +809,7 @@ impl<H: Hypervisor, F: Files> Toolstack<H, F> {
     pub fn wait_done(&mut self, wait: &Wait) -> bool {
         match wait {
             Wait::Sleep { .. } | Wait::PowerOff => true,
+            Wait::Gone(id) => self.gone(*id),
             Wait::Attached(_) => self.attached.is_none(),
             Wait::Domain { dom, text } => {
                 let Some(id) = self.table.resolve(dom) else {
@@ -910,5 +929,7 @@ fn reason_name(reason: ShutdownReason) -> &'static str {
     name.strip_prefix("SHUTDOWN_").unwrap_or(name)
 }
 
+#[cfg(test)]
+mod store_tests;
 #[cfg(test)]
 mod tests;

@@ -1,33 +1,38 @@
-//! An empty, read-only xenstore: dom0's end of each domU's xenstore ring (`io/xs_wire.h`).
+//! dom0's end of a domain's xenstore ring (`io/xs_wire.h`): reads whole requests off the
+//! request ring, has the [`Store`] answer each for that domain, and writes the replies
+//! and the domain's watch events to the response ring.
 //!
-//! There is no store daemon here, yet guests that talk to xenstore without checking
-//! `start_info.store_evtchn` (GRUB's Xen port looks for disks under `device/vbd` at start) wait
-//! forever for an answer. This server gives one: every request is answered as a store with
-//! nothing in it would answer it: reads, directory listings and watches with `ENOENT`, writes
-//! and removals with `EACCES`, transactions with `ENOSYS`, each as an `XS_ERROR` reply with the
-//! request's id. A message longer than the protocol's limit breaks the connection: the
-//! server answers `E2BIG` and drops the request it was reading. The guest polls (the domain
-//! has no store event channel), so nothing is notified.
+//! A message longer than the protocol's limit breaks the connection: the server answers
+//! `E2BIG` and drops the request it was reading. The toolstack calls [`StoreServer::service`]
+//! when the domain's store event channel fires (and on every wake), and notifies the
+//! domain when it says something moved.
 //!
 //! # Bounds
 //!
 //! The guest writes the ring and its indexes at will, so what dom0 spends on it is bounded
 //! whatever it writes:
 //! - **memory**: at most [`PARTIAL_MAX`] bytes of the request being read (one whole message,
-//!   header and [`PAYLOAD_MAX`] payload) and at most [`REPLIES_MAX`] bytes of replies the
-//!   response ring had no room for: [`HELD_MAX`] in all per domain ([`StoreServer::held_bytes`]
-//!   counts the capacity actually allocated);
-//! - **back-pressure**, as xenstored applies it: while undelivered replies are at their bound
-//!   (a guest that never advances `rsp_cons`), no request byte is taken from the ring, so the
-//!   request ring fills and a well-behaved guest waits; a guest that moves `req_prod` more
-//!   than [`RING_SIZE`] ahead of `req_cons` has broken its ring and what is in it is dropped;
+//!   header and [`PAYLOAD_MAX`] payload) and at most [`REPLIES_MAX`] bytes of replies and
+//!   events the response ring had no room for: [`HELD_MAX`] in all per domain
+//!   ([`StoreServer::held_bytes`] counts the capacity actually allocated); what the store
+//!   itself holds for the domain is bounded by its quotas ([`crate::store`]);
+//! - **back-pressure**, as xenstored applies it: while another reply might not fit under
+//!   [`REPLIES_MAX`] (a guest that never advances `rsp_cons`), no request byte is taken
+//!   from the ring, so the request ring fills and a well-behaved guest waits; a guest that
+//!   moves `req_prod` more than [`RING_SIZE`] ahead of `req_cons` has broken its ring and
+//!   what is in it is dropped;
 //! - **work per [`StoreServer::service`] call**: at most [`RING_SIZE`] request bytes read
 //!   (so at most `RING_SIZE / 16` = 64 messages answered) and at most [`RING_SIZE`] reply
 //!   bytes written.
 
 use alloc::vec::Vec;
 
+use guest_abi::DomId;
+
 use crate::shared_page::{Barrier, SharedPage};
+use crate::store::Store;
+use crate::store::wire::{self, Header};
+pub use crate::store::wire::{HEADER, msg};
 
 /// Size of each of the two rings (`XENSTORE_RING_SIZE`).
 pub const RING_SIZE: u32 = 1024;
@@ -39,67 +44,17 @@ const REQ_CONS: usize = 2048;
 const REQ_PROD: usize = 2052;
 const RSP_CONS: usize = 2056;
 const RSP_PROD: usize = 2060;
-/// `struct xsd_sockmsg`: type, req_id, tx_id, len.
-pub const HEADER: usize = 16;
 /// `XENSTORE_PAYLOAD_MAX`.
-pub const PAYLOAD_MAX: u32 = 4096;
+pub const PAYLOAD_MAX: u32 = wire::PAYLOAD_MAX as u32;
 /// Most bytes of an unfinished request held: one whole message of the largest size.
 pub const PARTIAL_MAX: usize = HEADER + PAYLOAD_MAX as usize;
-/// The longest reply this server sends: a header and the longest errno name with its NUL.
-pub const REPLY_MAX: usize = HEADER + 8;
-/// Most bytes of replies held that the response ring had no room for. No request byte is
-/// taken while another reply might not fit under this bound.
-pub const REPLIES_MAX: usize = 2 * RING_SIZE as usize;
+/// The longest reply or event: a header and a whole payload.
+pub const REPLY_MAX: usize = HEADER + PAYLOAD_MAX as usize;
+/// Most bytes of replies and events held that the response ring had no room for. No
+/// request byte is taken, and no event queued, while another might not fit under it.
+pub const REPLIES_MAX: usize = 2 * REPLY_MAX;
 /// Most bytes a connection holds in all ([`StoreServer::held_bytes`] never exceeds it).
 pub const HELD_MAX: usize = PARTIAL_MAX + REPLIES_MAX;
-
-/// `enum xsd_sockmsg_type` values this server tells apart.
-pub mod msg {
-    /// `XS_DIRECTORY`.
-    pub const DIRECTORY: u32 = 1;
-    /// `XS_READ`.
-    pub const READ: u32 = 2;
-    /// `XS_GET_PERMS`.
-    pub const GET_PERMS: u32 = 3;
-    /// `XS_WATCH`.
-    pub const WATCH: u32 = 4;
-    /// `XS_UNWATCH`.
-    pub const UNWATCH: u32 = 5;
-    /// `XS_TRANSACTION_START`.
-    pub const TRANSACTION_START: u32 = 6;
-    /// `XS_TRANSACTION_END`.
-    pub const TRANSACTION_END: u32 = 7;
-    /// `XS_GET_DOMAIN_PATH`.
-    pub const GET_DOMAIN_PATH: u32 = 10;
-    /// `XS_WRITE`.
-    pub const WRITE: u32 = 11;
-    /// `XS_MKDIR`.
-    pub const MKDIR: u32 = 12;
-    /// `XS_RM`.
-    pub const RM: u32 = 13;
-    /// `XS_SET_PERMS`.
-    pub const SET_PERMS: u32 = 14;
-    /// `XS_ERROR`.
-    pub const ERROR: u32 = 16;
-    /// `XS_DIRECTORY_PART`.
-    pub const DIRECTORY_PART: u32 = 22;
-}
-
-/// The error an empty, read-only store gives for a request of type `ty`.
-pub fn error_for(ty: u32) -> &'static str {
-    match ty {
-        msg::DIRECTORY
-        | msg::DIRECTORY_PART
-        | msg::READ
-        | msg::GET_PERMS
-        | msg::WATCH
-        | msg::UNWATCH
-        | msg::GET_DOMAIN_PATH => "ENOENT",
-        msg::WRITE | msg::MKDIR | msg::RM | msg::SET_PERMS => "EACCES",
-        msg::TRANSACTION_START | msg::TRANSACTION_END => "ENOSYS",
-        _ => "EINVAL",
-    }
-}
 
 /// One domain's connection: the request being read (whole messages are answered as soon
 /// as their last byte is read, so at most one is held), and reply bytes not yet written
@@ -112,13 +67,36 @@ pub struct StoreServer {
 
 impl StoreServer {
     /// Writes what replies the response ring has room for, takes the guest's new request
-    /// bytes while the replies held stay under [`REPLIES_MAX`], answers each whole request,
-    /// and writes again. Returns whether anything moved.
-    pub fn service(&mut self, page: &impl SharedPage) -> bool {
+    /// bytes while the replies held stay under [`REPLIES_MAX`], has `store` answer each
+    /// whole request as `dom`'s, queues `dom`'s watch events, and writes again. Returns
+    /// whether anything moved (the caller then notifies the domain).
+    pub fn service(&mut self, page: &impl SharedPage, store: &mut Store, dom: DomId) -> bool {
         let gave = self.give_replies(page);
-        let took = self.take_requests(page);
+        let took = self.take_requests(page, store, dom);
+        self.take_events(store, dom);
         let gave_more = self.give_replies(page);
         gave || took || gave_more
+    }
+
+    /// Moves `dom`'s watch events from the store into the replies, while they fit.
+    fn take_events(&mut self, store: &mut Store, dom: DomId) {
+        while self.room_for_reply() && store.has_events(dom) {
+            let Some(m) = store.take_event(dom) else {
+                return;
+            };
+            self.hold(&m);
+        }
+    }
+
+    /// Appends a reply or event (at most [`REPLY_MAX`] bytes, checked by the caller's
+    /// [`Self::room_for_reply`]).
+    fn hold(&mut self, m: &[u8]) {
+        if self.replies.capacity() == 0 {
+            self.replies.reserve_exact(REPLIES_MAX);
+        }
+        if self.replies.len() + m.len() <= REPLIES_MAX {
+            self.replies.extend_from_slice(m);
+        }
     }
 
     /// Bytes of dom0 memory this connection holds (allocated capacity), at most
@@ -132,7 +110,7 @@ impl StoreServer {
         self.replies.len() + REPLY_MAX <= REPLIES_MAX
     }
 
-    fn take_requests(&mut self, page: &impl SharedPage) -> bool {
+    fn take_requests(&mut self, page: &impl SharedPage, store: &mut Store, dom: DomId) -> bool {
         let cons = page.load_u32(REQ_CONS);
         let prod = page.load_u32(REQ_PROD);
         page.fence(Barrier::Full);
@@ -163,7 +141,7 @@ impl StoreServer {
                 self.partial.push(page.load_u8(at));
             }
             taken += n;
-            self.answer_whole_request();
+            self.answer_whole_request(store, dom);
         }
         if taken == 0 {
             return false;
@@ -175,37 +153,27 @@ impl StoreServer {
 
     /// The header of the request being read, once whole.
     fn header(&self) -> Option<Header> {
-        let h = self.partial.get(..HEADER)?;
-        let word = |i: usize| u32::from_le_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]);
-        Some(Header {
-            ty: word(0),
-            req_id: word(4),
-            tx_id: word(8),
-            len: word(12),
-        })
+        Header::parse(&self.partial)
     }
 
     /// Answers the request being read if it is whole (or too long to be read), and starts
     /// the next one.
-    fn answer_whole_request(&mut self) {
+    fn answer_whole_request(&mut self, store: &mut Store, dom: DomId) {
         let Some(h) = self.header() else {
             return;
         };
-        let errno = if h.len > PAYLOAD_MAX {
-            "E2BIG"
+        let reply = if h.len > PAYLOAD_MAX {
+            wire::error_message(h.req_id, h.tx_id, "E2BIG")
         } else if self.partial.len() < HEADER + h.len as usize {
             // Room for the rest of the message, once, exactly (at most PARTIAL_MAX).
             self.partial
                 .reserve_exact(HEADER + h.len as usize - self.partial.len());
             return;
         } else {
-            error_for(h.ty)
+            store.answer(dom, h, self.partial.get(HEADER..).unwrap_or(&[]))
         };
         self.break_connection();
-        if self.replies.capacity() == 0 {
-            self.replies.reserve_exact(REPLIES_MAX);
-        }
-        error_reply(&mut self.replies, h.req_id, h.tx_id, errno);
+        self.hold(&reply);
     }
 
     fn give_replies(&mut self, page: &impl SharedPage) -> bool {
@@ -237,40 +205,13 @@ impl StoreServer {
     }
 }
 
-/// A request's `struct xsd_sockmsg`.
-#[derive(Clone, Copy, Debug)]
-struct Header {
-    ty: u32,
-    req_id: u32,
-    tx_id: u32,
-    len: u32,
-}
-
-/// Appends an `XS_ERROR` reply carrying `errno_name` (NUL-terminated, as xenstored sends it).
-fn error_reply(out: &mut Vec<u8>, req_id: u32, tx_id: u32, errno_name: &str) {
-    let len = errno_name.len() as u32 + 1;
-    debug_assert!(HEADER + len as usize <= REPLY_MAX);
-    for w in [msg::ERROR, req_id, tx_id, len] {
-        out.extend_from_slice(&w.to_le_bytes());
-    }
-    out.extend_from_slice(errno_name.as_bytes());
-    out.push(0);
-}
-
+/// The guest's side of the ring, for tests.
 #[cfg(test)]
-mod tests {
+pub(crate) mod guest_side {
     use super::*;
-    use crate::shared_page::{AtomicRing, zeroed_page};
-    use alloc::boxed::Box;
-
-    type Ring = AtomicRing<Box<crate::shared_page::Page>>;
-
-    fn ring() -> Ring {
-        AtomicRing(Box::new(zeroed_page()))
-    }
 
     /// The guest's side: appends a request.
-    fn send(r: &Ring, ty: u32, req_id: u32, payload: &[u8]) {
+    pub fn send(r: &impl SharedPage, ty: u32, req_id: u32, payload: &[u8]) {
         let mut m = Vec::new();
         for w in [ty, req_id, 0, payload.len() as u32] {
             m.extend_from_slice(&w.to_le_bytes());
@@ -284,7 +225,7 @@ mod tests {
     }
 
     /// The guest's side: takes one reply (type, id, payload).
-    fn recv(r: &Ring) -> Option<(u32, u32, Vec<u8>)> {
+    pub fn recv(r: &impl SharedPage) -> Option<(u32, u32, Vec<u8>)> {
         let cons = r.load_u32(RSP_CONS);
         let prod = r.load_u32(RSP_PROD);
         let avail: Vec<u8> = (cons..prod)
@@ -302,11 +243,56 @@ mod tests {
         r.store_u32(RSP_CONS, cons + (HEADER + len) as u32);
         Some((w(0), w(4), payload))
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::guest_side::{recv, send};
+    use super::*;
+    use crate::shared_page::{AtomicRing, zeroed_page};
+    use alloc::boxed::Box;
+
+    type Ring = AtomicRing<Box<crate::shared_page::Page>>;
+
+    fn ring() -> Ring {
+        AtomicRing(Box::new(zeroed_page()))
+    }
+
+    /// The server of domain 1's ring, over a store holding domain 1's home (`n0`, `r1`)
+    /// with `device/` in it.
+    struct Served {
+        server: StoreServer,
+        store: Store,
+    }
+
+    impl Served {
+        fn new() -> Self {
+            let mut store = Store::new();
+            let ro = crate::store::perms::Perms::new(DomId(0), crate::store::perms::Access::None)
+                .with(DomId(1), crate::store::perms::Access::Read);
+            store.write("/local/domain/1/device", b"").unwrap();
+            store.set_perms("/local/domain/1", ro.clone()).unwrap();
+            store.set_perms("/local/domain/1/device", ro).unwrap();
+            store.introduce(DomId(1));
+            Self {
+                server: StoreServer::default(),
+                store,
+            }
+        }
+
+        fn service(&mut self, r: &Ring) -> bool {
+            self.server.service(r, &mut self.store, DomId(1))
+        }
+
+        fn held_bytes(&self) -> usize {
+            self.server.held_bytes()
+        }
+    }
 
     #[test]
-    fn requests_get_the_errors_of_an_empty_read_only_store() {
+    fn requests_are_answered_by_the_store() {
         let r = ring();
-        let mut s = StoreServer::default();
+        let mut s = Served::new();
         assert!(!s.service(&r), "nothing to do");
         send(&r, msg::DIRECTORY, 7, b"device/vbd\0");
         send(&r, msg::WRITE, 8, b"data/x\0y");
@@ -314,13 +300,22 @@ mod tests {
         assert_eq!(recv(&r), Some((msg::ERROR, 7, b"ENOENT\0".to_vec())));
         assert_eq!(recv(&r), Some((msg::ERROR, 8, b"EACCES\0".to_vec())));
         assert_eq!(recv(&r), None);
+        send(&r, msg::READ, 9, b"/local/domain/1/device\0");
+        send(&r, msg::WATCH, 10, b"device\0tok\0");
+        s.service(&r);
+        assert_eq!(recv(&r), Some((msg::READ, 9, b"".to_vec())));
+        assert_eq!(recv(&r), Some((msg::WATCH, 10, b"OK\0".to_vec())));
+        assert_eq!(
+            recv(&r),
+            Some((msg::WATCH_EVENT, 0, b"device\0tok\0".to_vec()))
+        );
         assert_eq!(r.load_u32(REQ_CONS), r.load_u32(REQ_PROD));
     }
 
     #[test]
     fn a_request_split_across_services_is_answered_once_whole() {
         let r = ring();
-        let mut s = StoreServer::default();
+        let mut s = Served::new();
         send(&r, msg::READ, 1, b"name\0");
         // Pretend only the header had arrived: move the producer back.
         let full = r.load_u32(REQ_PROD);
@@ -335,7 +330,7 @@ mod tests {
     #[test]
     fn replies_wait_for_room_and_wrap() {
         let r = ring();
-        let mut s = StoreServer::default();
+        let mut s = Served::new();
         // 100 requests' replies (23 bytes each) exceed the response ring.
         for round in 0..5u32 {
             for i in 0..20 {
@@ -359,7 +354,7 @@ mod tests {
     #[test]
     fn a_guest_that_never_takes_replies_cannot_grow_dom0() {
         let r = ring();
-        let mut s = StoreServer::default();
+        let mut s = Served::new();
         let mut most = 0;
         for round in 0..5000u32 {
             let cons = r.load_u32(REQ_CONS);
@@ -405,7 +400,7 @@ mod tests {
     #[test]
     fn a_guest_racing_req_prod_ahead_holds_nothing() {
         let r = ring();
-        let mut s = StoreServer::default();
+        let mut s = Served::new();
         for i in 0..2000u32 {
             let cons = r.load_u32(REQ_CONS);
             r.store_u32(REQ_PROD, cons.wrapping_add(RING_SIZE + 1 + i));
@@ -418,7 +413,7 @@ mod tests {
     #[test]
     fn a_maximal_request_is_answered_and_a_longer_one_refused() {
         let r = ring();
-        let mut s = StoreServer::default();
+        let mut s = Served::new();
         let payload = alloc::vec![b'x'; PAYLOAD_MAX as usize];
         // The guest writes it a ring at a time, as the server frees room.
         let mut m = Vec::new();
@@ -443,13 +438,14 @@ mod tests {
             s.service(&r);
             assert!(s.held_bytes() <= HELD_MAX);
         }
-        assert_eq!(recv(&r), Some((msg::ERROR, 5, b"EACCES\0".to_vec())));
+        // A WRITE without the NUL after its path.
+        assert_eq!(recv(&r), Some((msg::ERROR, 5, b"EINVAL\0".to_vec())));
         send(&r, msg::WRITE, 6, &[]);
         let at = REQ + ((r.load_u32(REQ_PROD) - 4) % RING_SIZE) as usize;
         r.store_u32(at, PAYLOAD_MAX + 1);
         s.service(&r);
         assert_eq!(recv(&r), Some((msg::ERROR, 6, b"E2BIG\0".to_vec())));
-        assert!(s.partial.is_empty());
+        assert!(s.server.partial.is_empty());
     }
 
     proptest::proptest! {
@@ -463,7 +459,7 @@ mod tests {
                 1..64),
         ) {
             let r = ring();
-            let mut s = StoreServer::default();
+            let mut s = Served::new();
             for (writes, read_replies) in rounds {
                 for (word, value) in writes {
                     r.store_u32(word * 4, value);
@@ -485,7 +481,7 @@ mod tests {
     #[test]
     fn broken_indexes_and_oversized_messages_never_panic() {
         let r = ring();
-        let mut s = StoreServer::default();
+        let mut s = Served::new();
         r.store_u32(REQ_PROD, 5000);
         assert!(s.service(&r));
         assert_eq!(recv(&r), None);

@@ -80,7 +80,8 @@ fn builds_a_domain_the_guest_can_boot_from() {
     assert_eq!(si.console.mfn, built.console_frame.0);
     assert_eq!(si.console.evtchn, built.console_port.0);
     assert_ne!(si.console.evtchn, 0);
-    assert_eq!(si.store_evtchn, 0);
+    assert_eq!(si.store_evtchn, built.store_port.0);
+    assert_ne!(si.store_evtchn, 0);
     assert_eq!(si.shared_info, d.shared_info.addr());
     assert_eq!(si.pt_base, l.page_tables.start.0);
     assert_eq!(

@@ -233,7 +233,7 @@ impl<H: Hypervisor, F: Files, M: Machine> Session<H, F, M> {
             None => {}
             Some(Wait::PowerOff) => return Flow::PowerOff,
             Some(Wait::Sleep { millis }) => self.sleep(millis, input),
-            Some(wait @ Wait::Domain { .. }) => self.wait_for(&wait, input),
+            Some(wait @ (Wait::Domain { .. } | Wait::Gone(_))) => self.wait_for(&wait, input),
             Some(wait @ Wait::Attached(_)) => self.attached(&wait, input),
         }
         Flow::Continue

@@ -10,7 +10,7 @@ use crate::fake::{self, FakeHv};
 /// Free pages of the fake host: room for a few 8 MiB domains.
 const FREE: u64 = 16 * 1024;
 
-fn archive_bytes() -> Vec<u8> {
+pub(super) fn archive_bytes() -> Vec<u8> {
     let kernel = fake::kernel_image(true);
     write_newc(&[
         ("etc/", b""),
@@ -28,18 +28,18 @@ fn archive_bytes() -> Vec<u8> {
     ])
 }
 
-fn toolstack(bytes: &[u8]) -> Toolstack<FakeHv, Archive<'_>> {
+pub(super) fn toolstack(bytes: &[u8]) -> Toolstack<FakeHv, Archive<'_>> {
     Toolstack::new(FakeHv::new(FREE), Archive::parse(bytes).unwrap())
 }
 
-fn run<H: Hypervisor, F: Files>(t: &mut Toolstack<H, F>, line: &str) -> String {
+pub(super) fn run<H: Hypervisor, F: Files>(t: &mut Toolstack<H, F>, line: &str) -> String {
     match t.execute(line) {
         Ok(r) => r.output,
         Err(e) => panic!("{line}: {e}"),
     }
 }
 
-fn run_err<H: Hypervisor, F: Files>(t: &mut Toolstack<H, F>, line: &str) -> String {
+pub(super) fn run_err<H: Hypervisor, F: Files>(t: &mut Toolstack<H, F>, line: &str) -> String {
     match t.execute(line) {
         Ok(r) => panic!("{line}: accepted: {}", r.output),
         Err(e) => e.to_string(),
@@ -47,7 +47,7 @@ fn run_err<H: Hypervisor, F: Files>(t: &mut Toolstack<H, F>, line: &str) -> Stri
 }
 
 /// Asserts the toolstack holds nothing and the host has `free` pages free again.
-fn assert_clean(t: &Toolstack<FakeHv, Archive<'_>>, free: u64) {
+pub(super) fn assert_clean(t: &Toolstack<FakeHv, Archive<'_>>, free: u64) {
     assert_eq!(t.hypervisor().free_pages(), free);
     assert!(t.domains().is_empty());
     assert!(t.hypervisor().domains.is_empty());
@@ -547,7 +547,11 @@ fn shutdown_pause_unpause_and_refusals() {
     assert_eq!(t.domains().get(DomId(1)).unwrap().state, State::Paused);
     assert_eq!(run(&mut t, "unpause 1"), "");
     assert!(run(&mut t, "list").contains("-b----"));
-    assert_eq!(run(&mut t, "shutdown web"), "Shutting down domain 1\n");
+    assert_eq!(
+        run(&mut t, "shutdown web"),
+        "Shutting down domain 1\nDomain 1 does not act on control/shutdown: shut down by the \
+         hypervisor\n"
+    );
     assert_eq!(
         t.on_dom_exc(),
         ["Domain 1 (web) has shut down, reason code 0 (poweroff); destroying"]
