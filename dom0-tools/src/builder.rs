@@ -4,8 +4,8 @@
 //! The start-of-day layout is the one the hypervisor uses for dom0:
 //! [`KernelImage::parse`], [`plan_boot`], then [`BootLayout::page_table_entries`],
 //! [`BootLayout::start_info`] and [`BootLayout::initial_registers`]. The steps:
-//! 1. parse the kernel and lay the domain out (no hypercall yet); check that the host has
-//!    the memory free;
+//! 1. take the kernel out of a bzImage ([`kernel_file`]), parse it and lay the domain out
+//!    (no hypercall yet); check that the host has the memory free;
 //! 2. `createdomain`, `max_vcpus`, `max_mem`;
 //! 3. `populate_physmap` for every PFN: the P2M;
 //! 4. copy the kernel's segments (zeroing their bss) and the ramdisk, write the P2M list,
@@ -35,6 +35,7 @@ use zerocopy::{FromZeros, IntoBytes};
 
 use crate::config::DomainConfig;
 use crate::hv::Hypervisor;
+use crate::kernel_file::{self, UnpackError};
 
 const PAGE: usize = PAGE_SIZE as usize;
 static ZERO_PAGE: [u8; PAGE] = [0; PAGE];
@@ -58,6 +59,8 @@ pub const GRANT_OPTS: u32 = 1;
 /// Why a domain could not be built. `Display` is one line.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum BuildError {
+    /// The kernel file is a bzImage whose kernel cannot be taken out.
+    Unpack(UnpackError),
     /// The kernel is not a usable Xen PV64 image.
     Image(ImageError),
     /// The kernel does not fit in the domain's memory.
@@ -85,6 +88,7 @@ pub enum BuildError {
 impl fmt::Display for BuildError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Self::Unpack(e) => write!(f, "cannot load the kernel: {e}"),
             Self::Image(e) => match image_problem(e) {
                 Some(what) => write!(f, "not a usable Xen PV kernel: {what}"),
                 None => write!(f, "not a usable Xen PV kernel: {e}"),
@@ -259,7 +263,8 @@ pub fn build_linked<H: Hypervisor>(
     handle: XenDomainHandle,
     peer: Option<DomId>,
 ) -> Result<Built, BuildError> {
-    let image = KernelImage::parse(kernel).map_err(BuildError::Image)?;
+    let kernel = kernel_file::unpack(kernel).map_err(BuildError::Unpack)?;
+    let image = KernelImage::parse(&kernel).map_err(BuildError::Image)?;
     let nr_pages = config.memory_mib * PAGES_PER_MIB;
     let req = BootRequest {
         nr_pages,

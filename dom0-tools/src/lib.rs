@@ -38,6 +38,7 @@ pub mod domains;
 mod fake;
 pub mod files;
 pub mod hv;
+pub mod kernel_file;
 pub mod requests;
 pub mod shared_page;
 pub mod store;
