@@ -189,6 +189,47 @@ pub struct GnttabGetVersion {
     pub version: u32,
 }
 
+/// One side of a `gnttab_copy` (`struct gnttab_copy_ptr`).
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+#[repr(C)]
+pub struct GnttabCopyPtr {
+    /// A grant reference (with the side's `GNTCOPY_*_gref` flag) or the caller's own frame.
+    pub u: u64,
+    /// The domain whose grant or frame it is.
+    pub domid: u16,
+    /// Byte offset in the frame.
+    pub offset: u16,
+    /// Rust's spelling of padding C leaves implicit.
+    pub _hole: [u8; 4],
+}
+
+/// `struct gnttab_copy`: one copy of at most a page between two frames.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+#[repr(C)]
+pub struct GnttabCopy {
+    /// IN: where the bytes come from.
+    pub source: GnttabCopyPtr,
+    /// IN: where they go.
+    pub dest: GnttabCopyPtr,
+    /// IN: how many bytes.
+    pub len: u16,
+    /// IN: `GNTCOPY_*`.
+    pub flags: u16,
+    /// OUT: `GNTST_*`.
+    pub status: i16,
+    /// Rust's spelling of padding C leaves implicit.
+    pub _hole: [u8; 2],
+}
+
+/// `GNTCOPY_source_gref`: the source is a grant reference, not a frame.
+pub const GNTCOPY_SOURCE_GREF: u16 = 1 << 0;
+/// `GNTCOPY_dest_gref`: the destination is a grant reference, not a frame.
+pub const GNTCOPY_DEST_GREF: u16 = 1 << 1;
+
 /// `GNTMAP_device_map`: map for device access.
 pub const GNTMAP_DEVICE_MAP: u32 = 1 << 0;
 /// `GNTMAP_host_map`: map into the host's address space.

@@ -253,6 +253,10 @@ fn all_checks() -> Checks {
         }
         GnttabUnmapGrantRef = "struct gnttab_unmap_grant_ref" { host_addr, dev_bus_addr, handle, status, }
         GnttabSetupTable = "struct gnttab_setup_table" { dom, nr_frames, status, frame_list, }
+        GnttabCopyPtr = "struct gnttab_copy_ptr" { u, domid, offset, }
+        GnttabCopy = "struct gnttab_copy" {
+            source, dest, len, flags, status, source.domid, dest.offset,
+        }
         GnttabQuerySize = "struct gnttab_query_size" { dom, nr_frames, max_nr_frames, status, }
         GnttabSetVersion = "struct gnttab_set_version" { version, }
         GnttabGetVersion = "struct gnttab_get_version" { dom, pad, version, }
@@ -331,6 +335,7 @@ fn all_checks() -> Checks {
         GNTMAP_DEVICE_MAP => "GNTMAP_device_map", GNTMAP_HOST_MAP => "GNTMAP_host_map",
         GNTMAP_READONLY => "GNTMAP_readonly", GNTMAP_APPLICATION_MAP => "GNTMAP_application_map",
         GNTMAP_CONTAINS_PTE => "GNTMAP_contains_pte",
+        GNTCOPY_SOURCE_GREF => "GNTCOPY_source_gref", GNTCOPY_DEST_GREF => "GNTCOPY_dest_gref",
         XENFEAT_NR_SUBMAPS, XEN_ELFNOTE_MAX,
         XEN_DOMCTL_INTERFACE_VERSION,
         XEN_DOMINF_SHUTDOWNSHIFT => "XEN_DOMINF_shutdownshift",

@@ -32,6 +32,8 @@ mod exceptions;
 #[cfg(target_os = "none")]
 mod grant;
 #[cfg(target_os = "none")]
+mod grant_copy;
+#[cfg(target_os = "none")]
 mod hypercalls;
 #[cfg(target_os = "none")]
 mod mmu;
@@ -103,7 +105,7 @@ mod guest {
         exceptions::traps(&mut r, si);
         privop::run(&mut r, si);
         multicall::run(&mut r);
-        grant::run(&mut r);
+        grant::run(&mut r, si);
         user::run(&mut r, si);
         mmu::run(&mut r, si, on_our_hypervisor());
         if events::run(&mut r).is_some() {

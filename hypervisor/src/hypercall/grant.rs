@@ -1,8 +1,8 @@
-//! `grant_table_op`: a domain's own v1 grant table, enough for a guest to set it up and map its
-//! frames (`setup_table`, `query_size`, `set_version`, `get_version`), in Xen's semantics: one
-//! operation per call (`-EINVAL` otherwise), errors of the operation itself in its `status`
-//! field with the call returning 0. Granting frames to other domains (map, unmap, copy,
-//! transfer) is not offered: `-ENOSYS`.
+//! `grant_table_op`: a domain's own v1 grant table (`setup_table`, `query_size`,
+//! `set_version`, `get_version`) and copies between granted frames (`copy`, in
+//! [`super::grant_copy`]), in Xen's semantics: errors of an operation itself in its `status`
+//! field with the call returning 0. Mapping grants (map, unmap, transfer) is not offered yet:
+//! `-ENOSYS`.
 
 use super::{Ctx, HcResult, Host};
 use crate::pv::guest_mem::{GuestMemory, check_guest_range};
@@ -35,17 +35,32 @@ impl GrantFrames {
     pub fn frames(&self) -> &[u64] {
         &self.frames[..self.nr as usize]
     }
+
+    /// Adds a frame at the end; false when the table is at its largest.
+    pub fn push(&mut self, frame: u64) -> bool {
+        let Some(slot) = self.frames.get_mut(self.nr as usize) else {
+            return false;
+        };
+        *slot = frame;
+        self.nr += 1;
+        true
+    }
 }
 
+/// `grant_table_op(cmd, uop, count)`; `args` are rewritten when a batch is continued.
 pub fn grant_table_op<M: GuestMemory, H: Host>(
     ctx: &mut Ctx<'_, M, H>,
-    cmd: u64,
-    uop: u64,
-    count: u64,
+    args: &mut [u64; 5],
 ) -> HcResult {
+    let [cmd, uop, count, ..] = *args;
     let cmd = u32::try_from(cmd).map_err(|_| XenError::NoSys)?;
     let op = GnttabOp::try_from(cmd)?;
+    // Xen takes the count as a signed int.
+    if count as u32 > i32::MAX as u32 {
+        return Err(XenError::Inval);
+    }
     match op {
+        GnttabOp::Copy => super::grant_copy::copy(ctx, args),
         GnttabOp::SetupTable
         | GnttabOp::QuerySize
         | GnttabOp::SetVersion
@@ -145,9 +160,9 @@ fn setup_table<M: GuestMemory, H: Host>(ctx: &mut Ctx<'_, M, H>, uop: u64) -> Hc
 fn grow<M: GuestMemory, H: Host>(ctx: &mut Ctx<'_, M, H>, n: usize) -> Result<(), ()> {
     while (ctx.domain.grant_frames.nr as usize) < n {
         let mfn = ctx.host.alloc_shared_frame(ctx.domain.id).ok_or(())?;
-        let g = &mut ctx.domain.grant_frames;
-        g.frames[g.nr as usize] = mfn;
-        g.nr += 1;
+        if !ctx.domain.grant_frames.push(mfn) {
+            return Err(());
+        }
     }
     Ok(())
 }

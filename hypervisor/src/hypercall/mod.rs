@@ -12,6 +12,7 @@ mod console;
 pub mod event;
 pub mod exit_times;
 pub mod grant;
+mod grant_copy;
 mod memory;
 mod multicall;
 mod sched;
@@ -26,6 +27,7 @@ use crate::event::shared::DomainShared;
 use crate::pv::guest_mem::GuestMemory;
 use crate::pv::vcpu::PvVcpu;
 use crate::x86::regs::Regs;
+use core::sync::atomic::AtomicU32;
 use guest_abi::sched::ShutdownReason;
 use guest_abi::{DomId, Hypercall, XenError};
 
@@ -82,6 +84,30 @@ pub trait Host {
         vcpu: &mut PvVcpu,
         domain: &mut DomainInfo,
     ) -> HcResult;
+    /// The grant-table frames of domain `dom`, which is not the caller; `None` if there is
+    /// no such domain.
+    fn foreign_grant_frames(&self, dom: DomId) -> Option<&grant::GrantFrames>;
+    /// The 32-bit word at byte `offset` (4-aligned) of grant-table frame `frame` (a frame the
+    /// hypervisor shares with the table's domain, which writes it concurrently).
+    fn grant_word(&mut self, frame: u64, offset: usize) -> Option<&'static AtomicU32>;
+    /// Takes a reference on frame `mfn`, which must belong to `owner`, for the hypervisor to
+    /// read it, or with `writable` to write it too (a writable type reference, which page
+    /// and descriptor tables refuse). Released with [`Host::put_frame`].
+    fn get_frame(&mut self, owner: DomId, mfn: u64, writable: bool) -> Result<(), FrameRefused>;
+    /// Drops what [`Host::get_frame`] took.
+    fn put_frame(&mut self, mfn: u64, writable: bool);
+    /// Copies `len` bytes from `(frame, offset)` `src` to `dst`; both frames are held by
+    /// [`Host::get_frame`] (`dst` writable) and the ranges lie inside them.
+    fn copy_frame_bytes(&mut self, dst: (u64, u16), src: (u64, u16), len: u16);
+}
+
+/// Why [`Host::get_frame`] refused a frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FrameRefused {
+    /// The frame is not the named domain's (or not RAM).
+    NotOwned,
+    /// It is, but cannot be written (a page table, a descriptor table).
+    NotWritable,
 }
 
 /// The hypervisor's bookkeeping of the calling domain, as hypercalls see it.
@@ -296,7 +322,7 @@ pub fn dispatch<M: GuestMemory, H: Host>(
         Hypercall::VmAssist => traps::vm_assist(ctx, a0, a1),
         Hypercall::VcpuOp => vcpu::vcpu_op(ctx, a0, a1, a2),
         Hypercall::MemoryOp => memory::memory_op(ctx, &mut call.args),
-        Hypercall::GrantTableOp => grant::grant_table_op(ctx, a0, a1, a2),
+        Hypercall::GrantTableOp => grant::grant_table_op(ctx, &mut call.args),
         Hypercall::MmuUpdate
         | Hypercall::MmuextOp
         | Hypercall::UpdateVaMapping

@@ -4,13 +4,14 @@ use super::domain::{DomainEventState, EventView};
 use crate::arch::x86_64::direct_map;
 use crate::arch::x86_64::{cpu, guest, serial};
 use crate::event::shared::{DomainShared, MovedVcpuInfo, VcpuInfo};
-use crate::hypercall::Host;
 use crate::hypercall::event::{Sched, Timers, World};
+use crate::hypercall::grant::GrantFrames;
+use crate::hypercall::{FrameRefused, Host};
 use crate::mm::Mfn;
 use crate::pv::emulate::PrivHost;
 use crate::pv::vcpu::PvVcpu;
 use crate::time::pvclock::PvClock;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use guest_abi::{DomId, XenError};
 
 /// The highest machine frame number, set at boot.
@@ -173,6 +174,58 @@ impl<'a> Host for KernelHost<'a> {
         domain: &mut crate::hypercall::DomainInfo,
     ) -> crate::hypercall::HcResult {
         super::mmu::hypercall(nr, args, vcpu, domain)
+    }
+
+    fn foreign_grant_frames(&self, dom: DomId) -> Option<&GrantFrames> {
+        let v = &self.events;
+        v.before
+            .iter()
+            .chain(v.after.iter())
+            .find(|d| d.info.id == dom)
+            .map(|d| &d.info.grant_frames)
+    }
+
+    fn grant_word(&mut self, frame: u64, offset: usize) -> Option<&'static AtomicU32> {
+        // Grant-table frames are the hypervisor's, shared with their domain for its life.
+        direct_map::view(Mfn(frame), offset)
+    }
+
+    fn get_frame(&mut self, owner: DomId, mfn: u64, writable: bool) -> Result<(), FrameRefused> {
+        use crate::mm::pv::PageType;
+        let mut guard = super::mmu::MMU.lock();
+        let mmu = guard.as_mut().ok_or(FrameRefused::NotOwned)?;
+        if !mmu.get_page(owner, Mfn(mfn)) {
+            return Err(FrameRefused::NotOwned);
+        }
+        if !writable {
+            return Ok(());
+        }
+        // The frame is owned (so its allocation reference keeps it); take the pair instead.
+        super::mmu::honour(mmu.put_page(Mfn(mfn)));
+        let d = mmu.lookup(owner).ok_or(FrameRefused::NotOwned)?;
+        super::mmu::honour(mmu.get_page_and_type(d, Mfn(mfn), PageType::Writable))
+            .map_err(|_| FrameRefused::NotWritable)
+    }
+
+    fn put_frame(&mut self, mfn: u64, writable: bool) {
+        let mut guard = super::mmu::MMU.lock();
+        let Some(mmu) = guard.as_mut() else { return };
+        if writable {
+            super::mmu::honour(mmu.put_page_and_type(Mfn(mfn)));
+        } else {
+            super::mmu::honour(mmu.put_page(Mfn(mfn)));
+        }
+    }
+
+    fn copy_frame_bytes(&mut self, dst: (u64, u16), src: (u64, u16), len: u16) {
+        let copied = direct_map::copy_bytes(
+            Mfn(dst.0),
+            usize::from(dst.1),
+            Mfn(src.0),
+            usize::from(src.1),
+            usize::from(len),
+        );
+        debug_assert!(copied, "grant copy ranges were checked");
     }
 }
 

@@ -15,14 +15,17 @@ use crate::event::channel::{Channel, EventChannels};
 use crate::event::evtchn_ops::{DomainEvents, Domains};
 use crate::event::shared::{DomainShared, MovedVcpuInfo, SharedInfo, VcpuInfo};
 use crate::hypercall::event::{Sched, Timers, World};
-use crate::hypercall::{DomainInfo, HcResult, Host};
+use crate::hypercall::grant::GrantFrames;
+use crate::hypercall::{DomainInfo, FrameRefused, HcResult, Host};
 use crate::mm::Mfn;
 use crate::pv::guest_mem::is_canonical;
 use crate::pv::vcpu::PvVcpu;
 use crate::sched::CpuId;
 use crate::sched::scheduler::{DEFAULT_SLICE_NS, vcpu as vcpu_ref};
 use crate::x86::regs::Regs;
+use core::sync::atomic::{AtomicU32, Ordering};
 use guest_abi::{DomId, Hypercall, XenError};
+use std::collections::BTreeMap;
 
 /// One domain (id 0, one vCPU) as event channels see it.
 pub struct FakeDoms {
@@ -80,6 +83,16 @@ pub struct FakeHost {
     /// `mmu_hypercall` stands in for a long `mmu_update`, 10 requests a pass with a
     /// continuation for the rest; otherwise it answers `ENOSYS` to every MMU hypercall.
     pub mmu_update_stand_in: bool,
+    /// Frames grant operations touch, as words (created zeroed on first use).
+    pub frames: BTreeMap<u64, &'static [AtomicU32; 1024]>,
+    /// Which domain owns which frame (`get_frame` refuses any other).
+    pub owners: BTreeMap<u64, DomId>,
+    /// Owned frames that refuse a writable type (page tables, descriptor tables).
+    pub not_writable: Vec<u64>,
+    /// References `get_frame` gave and `put_frame` has not taken back: (frame, writable).
+    pub held: Vec<(u64, bool)>,
+    /// Other domains and their grant tables.
+    pub foreign: Vec<(DomId, GrantFrames)>,
 }
 
 impl FakeHost {
@@ -122,7 +135,36 @@ impl FakeHost {
             moved_info: None,
             descriptor: Some((Self::DATA_SELECTOR, desc)),
             mmu_update_stand_in: true,
+            frames: BTreeMap::new(),
+            owners: BTreeMap::new(),
+            not_writable: Vec::new(),
+            held: Vec::new(),
+            foreign: Vec::new(),
         }
+    }
+
+    /// Frame `frame`'s words, made zeroed on first use.
+    pub fn frame(&mut self, frame: u64) -> &'static [AtomicU32; 1024] {
+        self.frames
+            .entry(frame)
+            .or_insert_with(|| Box::leak(Box::new([const { AtomicU32::new(0) }; 1024])))
+    }
+
+    /// Byte `offset` of frame `frame`.
+    pub fn byte(&mut self, frame: u64, offset: usize) -> u8 {
+        let w = self.frame(frame)[offset / 4].load(Ordering::SeqCst);
+        (w >> (8 * (offset % 4))) as u8
+    }
+
+    /// Sets byte `offset` of frame `frame`.
+    pub fn set_byte(&mut self, frame: u64, offset: usize, value: u8) {
+        let shift = 8 * (offset % 4);
+        let w = &self.frame(frame)[offset / 4];
+        let old = w.load(Ordering::SeqCst);
+        w.store(
+            (old & !(0xff << shift)) | (u32::from(value) << shift),
+            Ordering::SeqCst,
+        );
     }
 }
 
@@ -217,6 +259,51 @@ impl Host for FakeHost {
         let mut no_memory = crate::pv::guest_mem::fake::FakeGuest::default();
         let pass = crate::hypercall::batch::plan(&mut no_memory, args[1], args[2], 10);
         crate::hypercall::batch::finish(&mut no_memory, args, pass, pass.len as u32, Ok(()), 16)
+    }
+    fn foreign_grant_frames(&self, dom: DomId) -> Option<&GrantFrames> {
+        self.foreign.iter().find(|(d, _)| *d == dom).map(|(_, g)| g)
+    }
+    fn grant_word(&mut self, frame: u64, offset: usize) -> Option<&'static AtomicU32> {
+        assert!(
+            offset.is_multiple_of(4) && offset < 4096,
+            "word offset {offset}"
+        );
+        Some(&self.frame(frame)[offset / 4])
+    }
+    fn get_frame(&mut self, owner: DomId, mfn: u64, writable: bool) -> Result<(), FrameRefused> {
+        if self.owners.get(&mfn) != Some(&owner) {
+            return Err(FrameRefused::NotOwned);
+        }
+        if writable && self.not_writable.contains(&mfn) {
+            return Err(FrameRefused::NotWritable);
+        }
+        self.held.push((mfn, writable));
+        Ok(())
+    }
+    fn put_frame(&mut self, mfn: u64, writable: bool) {
+        let i = self
+            .held
+            .iter()
+            .position(|&h| h == (mfn, writable))
+            .expect("put_frame of a frame get_frame gave");
+        self.held.remove(i);
+    }
+    fn copy_frame_bytes(&mut self, dst: (u64, u16), src: (u64, u16), len: u16) {
+        assert!(
+            usize::from(dst.1) + usize::from(len) <= 4096
+                && usize::from(src.1) + usize::from(len) <= 4096,
+            "copy ranges passed the checks"
+        );
+        assert!(
+            self.held.contains(&(dst.0, true)) && self.held.iter().any(|h| h.0 == src.0),
+            "copy between frames not held"
+        );
+        let bytes: Vec<u8> = (0..usize::from(len))
+            .map(|i| self.byte(src.0, usize::from(src.1) + i))
+            .collect();
+        for (i, b) in bytes.into_iter().enumerate() {
+            self.set_byte(dst.0, usize::from(dst.1) + i, b);
+        }
     }
 }
 

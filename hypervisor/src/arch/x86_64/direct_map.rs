@@ -79,6 +79,30 @@ pub fn write_bytes(mfn: Mfn, offset: usize, bytes: &[u8]) -> usize {
     n
 }
 
+/// Copies `len` bytes from byte `src_off` of frame `src` to byte `dst_off` of frame `dst`
+/// (the same frame or overlapping ranges allowed). Returns false, copying nothing, when a
+/// range would pass the end of its frame or a frame is not direct-mapped RAM.
+pub fn copy_bytes(dst: Mfn, dst_off: usize, src: Mfn, src_off: usize, len: usize) -> bool {
+    let page = PAGE_SIZE as usize;
+    let fits = |off: usize| off.checked_add(len).is_some_and(|end| end <= page);
+    let (Some(d), Some(s)) = (words(dst), words(src)) else {
+        return false;
+    };
+    if !fits(dst_off) || !fits(src_off) {
+        return false;
+    }
+    // SAFETY: both ranges lie inside direct-mapped RAM frames (checked); `copy` allows overlap.
+    // Guests may write either frame meanwhile: the bytes copied are then theirs to define.
+    unsafe {
+        core::ptr::copy(
+            (s as *const u8).add(src_off),
+            (d as *mut u8).add(dst_off),
+            len,
+        )
+    };
+    true
+}
+
 /// Types that may be seen in place in a frame shared with a guest: `repr(C)`, made only of
 /// atomics (the guest writes them concurrently), no larger than a frame, alignment at most 8.
 ///
@@ -90,6 +114,8 @@ pub unsafe trait InPlace: Sync {}
 unsafe impl InPlace for crate::event::shared::SharedInfo {}
 // SAFETY: `VcpuInfo` mirrors `struct vcpu_info` (64 bytes) with atomics only.
 unsafe impl InPlace for crate::event::shared::VcpuInfo {}
+// SAFETY: one atomic word (a grant entry's flags and domain id).
+unsafe impl InPlace for core::sync::atomic::AtomicU32 {}
 
 /// A `T` at byte `offset` of frame `mfn`, if it fits there and is aligned.
 ///

@@ -604,6 +604,20 @@ impl<S: FrameStore, P: FramePool, M: M2pTable, const D: usize> FrameTable<S, P, 
         self.outcome(result)
     }
 
+    /// Takes a general reference on a frame of domain `owner`, for the hypervisor's own
+    /// access to it (a grant copy reading it). Release with [`put_page`](Self::put_page).
+    pub fn get_page(&mut self, owner: DomId, mfn: Mfn) -> bool {
+        self.get_ref(mfn, owner)
+    }
+
+    /// Drops a reference taken with [`get_page`](Self::get_page).
+    pub fn put_page(&mut self, mfn: Mfn) -> Outcome<()> {
+        if self.in_ram(mfn) {
+            self.put_ref(mfn);
+        }
+        self.outcome(())
+    }
+
     /// Drops a reference pair taken with [`get_page_and_type`](Self::get_page_and_type).
     pub fn put_page_and_type(&mut self, mfn: Mfn) -> Outcome<()> {
         if self.in_ram(mfn) {
