@@ -205,6 +205,28 @@ pub struct GnttabCopyPtr {
     pub _hole: [u8; 4],
 }
 
+impl GnttabCopyPtr {
+    /// The caller's own frame `mfn` (`DOMID_SELF`), from byte `offset`.
+    pub const fn frame(mfn: u64, offset: u16) -> Self {
+        Self {
+            u: mfn,
+            domid: crate::DomId::SELF.0,
+            offset,
+            _hole: [0; 4],
+        }
+    }
+
+    /// Grant `gref` of domain `dom`, from byte `offset` (with the side's `GNTCOPY_*_gref`).
+    pub const fn grant(dom: u16, gref: u32, offset: u16) -> Self {
+        Self {
+            u: gref as u64,
+            domid: dom,
+            offset,
+            _hole: [0; 4],
+        }
+    }
+}
+
 /// `struct gnttab_copy`: one copy of at most a page between two frames.
 #[derive(
     Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,

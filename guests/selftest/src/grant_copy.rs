@@ -8,7 +8,6 @@
 
 use core::sync::atomic::{AtomicU8, Ordering};
 
-use guest_abi::DomId;
 use guest_abi::grant_table::{
     GNTCOPY_DEST_GREF, GNTCOPY_SOURCE_GREF, GntStatus, GnttabCopy, GnttabCopyPtr, GnttabOp,
     GtfFlags,
@@ -38,21 +37,11 @@ fn page(p: &AsmCell<Page>) -> &'static [AtomicU8; 4096] {
 }
 
 fn frame(mfn: u64, offset: u16) -> GnttabCopyPtr {
-    GnttabCopyPtr {
-        u: mfn,
-        domid: DomId::SELF.0,
-        offset,
-        ..Default::default()
-    }
+    GnttabCopyPtr::frame(mfn, offset)
 }
 
 fn gref(dom: u16, r: u32, offset: u16) -> GnttabCopyPtr {
-    GnttabCopyPtr {
-        u: u64::from(r),
-        domid: dom,
-        offset,
-        ..Default::default()
-    }
+    GnttabCopyPtr::grant(dom, r, offset)
 }
 
 /// One copy; its status, or the call's error.

@@ -262,21 +262,11 @@ mod tests {
     use core::sync::atomic::Ordering::SeqCst;
 
     fn by_frame(frame: u64, offset: u16) -> GnttabCopyPtr {
-        GnttabCopyPtr {
-            u: frame,
-            domid: DomId::SELF.0,
-            offset,
-            ..Default::default()
-        }
+        GnttabCopyPtr::frame(frame, offset)
     }
 
     fn by_gref(dom: DomId, gref: u32, offset: u16) -> GnttabCopyPtr {
-        GnttabCopyPtr {
-            u: u64::from(gref),
-            domid: dom.0,
-            offset,
-            ..Default::default()
-        }
+        GnttabCopyPtr::grant(dom.0, gref, offset)
     }
 
     fn op(source: GnttabCopyPtr, dest: GnttabCopyPtr, len: u16, flags: u16) -> GnttabCopy {
