@@ -12,6 +12,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt::Write;
 
+use guest_abi::domctl::DominfFlags;
 use guest_abi::sched::ShutdownReason;
 use guest_abi::{DomId, EvtchnPort, Mfn, XenError};
 
@@ -21,7 +22,7 @@ use crate::cli::{DomRef, ShutdownArgs};
 use crate::config::DomainConfig;
 use crate::domain_nodes::{self, DomainNodes};
 use crate::files::Files;
-use crate::hv::Hypervisor;
+use crate::hv::{DomainInfo, Hypervisor};
 use crate::store::path;
 use crate::xenstore::StoreServer;
 
@@ -49,7 +50,12 @@ pub(super) struct Pending {
     reason: ShutdownReason,
 }
 
-/// Shows a value as `xenstore-ls` may: printable ASCII but `\` as it is, the rest `\xHH`.
+/// Whether a domain has shut down or is dying.
+fn stopped(info: &DomainInfo) -> bool {
+    info.shutdown().is_some() || info.flags.contains(DominfFlags::DYING)
+}
+
+/// Shows a value, not obeys it: printable ASCII other than `\` as it is, the rest `\xHH`.
 fn escape(value: &[u8]) -> String {
     let mut s = String::new();
     for &b in value {
@@ -209,10 +215,7 @@ impl<H: Hypervisor, F: Files> Toolstack<H, F> {
         for (id, p) in due {
             self.pending.remove(&id);
             let dom = DomId(id);
-            let running = self.hv.domain_info(dom).is_ok_and(|i| {
-                i.shutdown().is_none() && !i.flags.contains(guest_abi::domctl::DominfFlags::DYING)
-            });
-            if !running {
+            if !self.hv.domain_info(dom).is_ok_and(|i| !stopped(&i)) {
                 continue;
             }
             let name = self.table.name_of(dom);
@@ -230,12 +233,7 @@ impl<H: Hypervisor, F: Files> Toolstack<H, F> {
 
     /// Whether `dom` has shut down or is gone (for `-w`).
     pub(super) fn gone(&mut self, dom: DomId) -> bool {
-        match self.hv.domain_info(dom) {
-            Err(_) => true,
-            Ok(i) => {
-                i.shutdown().is_some() || i.flags.contains(guest_abi::domctl::DominfFlags::DYING)
-            }
-        }
+        !self.hv.domain_info(dom).is_ok_and(|i| !stopped(&i))
     }
 
     /// `mem-set DOM SIZE`: writes `memory/target` for the guest's balloon driver.
