@@ -9,7 +9,7 @@
 #                                          serial input and is skipped there
 #
 # CASE: lifecycle, repeat, errors, crash, policy, pingpong, grub, churn, interactive,
-# backoff, limits (default: all).
+# backoff, limits, store (default: all).
 # Cases: three domains of different names and sizes created, listed, heard from and
 # destroyed with free memory back to the page; the same ROUNDS times (env DOM0_ROUNDS,
 # default 100); bad input answered by one error line each with dom0 still running;
@@ -24,7 +24,10 @@
 # guests/crash with on_crash=restart restarted after a delay, twice, then left crashed with
 # one line; limits: vcpus=33 refused by the configuration with one line, vcpus=32 runs, a
 # second vcpus=32 domain is refused for lack of vCPU slots (one line), a 1-vCPU one still runs,
-# and a vcpus=32 domain runs again once the first is gone.
+# and a vcpus=32 domain runs again once the first is gone; store: a domain's nodes read at
+# the prompt (xenstore-read, xenstore-ls), mem-set writing memory/target, xenstore-write and
+# xenstore-rm, guests/attack flooding its store ring as a domU while dom0's store still
+# answers, and shutdown -w of a domain that does not act on control/shutdown.
 # DOM0_CASES="NAME ..." also names the cases to run.
 # Prints PASS/FAIL per case and "N passed, N failed"; exits non-zero if any case failed.
 # Serial logs are kept in TARGET_DIR/dom0-tests/.
@@ -42,8 +45,8 @@ cases=("$@" ${DOM0_CASES:-})
 for c in "${cases[@]}"; do
     case $c in
         lifecycle | repeat | errors | crash | policy | pingpong | grub | churn | interactive | \
-            backoff | limits) ;;
-        *) sed -n '2,29p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+            backoff | limits | store) ;;
+        *) sed -n '2,32p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
     esac
 done
 # selected CASE: whether CASE is to run (every case when none was named).
@@ -222,6 +225,34 @@ sleep 1
 info
 EOF
 
+# The store: domain 1 is the first domain created after boot, on ours and on Xen alike.
+cat > "$work/test/store.script" <<'EOF'
+info
+create /etc/xen/sleeper.cfg name=st memory=16
+wait-for st "hello: waiting to be destroyed"
+xenstore-read /local/domain/1/name
+xenstore-read /local/domain/1/memory/target
+xenstore-ls /local/domain/1/console
+mem-set st 8
+xenstore-read /local/domain/1/memory/target
+mem-set st 64
+xenstore-write /tool/test "hello store"
+xenstore-read /tool/test
+xenstore-ls /tool
+xenstore-rm /tool
+xenstore-read /tool/test
+create /test/attack1.cfg
+wait-for attack "attack: powering off"
+xenstore-read /local/domain/1/name
+xenstore-read /local/domain/2/name
+destroy attack
+shutdown -w st
+list
+xenstore-ls /vm
+sleep 1
+info
+EOF
+
 cat > "$work/test/pingpong.script" <<'EOF'
 info
 create /etc/xen/ping.cfg
@@ -259,6 +290,9 @@ attack_words="domu repeat=$attack_passes"
 [ "$on" = xen ] && attack_words="domu xen repeat=$attack_passes"
 printf 'name = "attack"\nkernel = "/boot/attack"\nmemory = 32\ncmdline = "%s"\non_poweroff = "preserve"\n' \
     "$attack_words" > "$work/test/attack.cfg"
+# The store case's hostile client: one pass of guests/attack as a domU.
+printf 'name = "attack"\nkernel = "/boot/attack"\nmemory = 32\ncmdline = "%s"\non_poweroff = "preserve"\n' \
+    "${attack_words% repeat=*}" > "$work/test/attack1.cfg"
 {
     echo info
     echo "create /test/attack.cfg"
@@ -496,7 +530,8 @@ if selected policy; then
     # As on Xen: a paused domain's blocked vCPU is still online and blocked.
     expect_nth 1 list "Name +ID[^\n]+\nDomain-0 [^\n]+\np +[0-9]+ +16 +1 +-bp--- +[0-9.]+"
     expect_nth 2 list "Name +ID[^\n]+\nDomain-0 [^\n]+\np +[0-9]+ +16 +1 +-b---- +[0-9.]+"
-    expect_answer "shutdown p" "Shutting down domain [0-9]+"
+    expect_answer "shutdown p" "Shutting down domain [0-9]+
+Domain [0-9]+ does not act on control/shutdown: shut down by the hypervisor"
     expect_count 1 '^Domain [0-9]+ \(p\) has shut down, reason code 0 \(poweroff\); destroying$'
     expect_count 1 '^Domain [0-9]+ \(r\) has shut down, reason code 0 \(poweroff\); restarting in 2 s$'
     expect_count 1 '^Domain [0-9]+ \(r\) restarted as domain [0-9]+$'
@@ -695,6 +730,45 @@ if selected limits; then
     # ours gives every page back.
     [ "$on" = ours ] && same_free_pages
     expect "dom0: end of /test/limits"
+    no_trouble
+    end_case
+fi
+
+# 12. The store at the prompt, and a hostile store client next to a domain whose nodes dom0
+# still reads.
+if selected store; then
+    boot store 240 script=/test/store.script
+    expect_answer "xenstore-read /local/domain/1/name" "st"
+    expect_answer "xenstore-read /local/domain/1/memory/target" "16384"
+    expect_answer "xenstore-ls /local/domain/1/console" 'limit = "1048576"
+port = "[0-9]+"
+ring-ref = "[0-9]+"
+type = "xenconsoled"'
+    expect_answer "mem-set st 8" ""
+    expect_nth 2 "xenstore-read /local/domain/1/memory/target" "8192"
+    expect_answer "mem-set st 64" \
+        "error: mem-set st: 65536 KiB is above the domain's maximum of 16384 KiB \(maxmem\)"
+    expect_answer 'xenstore-write /tool/test "hello store"' ""
+    expect_answer "xenstore-read /tool/test" "hello store"
+    expect_answer "xenstore-ls /tool" 'test = "hello store"'
+    expect_nth 2 "xenstore-read /tool/test" "error: xenstore-read /tool/test: ENOENT"
+    # guests/attack flooded its store ring and still got its probe answered; dom0's store
+    # still answers for the other domain, and for the attacker's own nodes.
+    expect_count 1 '^\[attack\] attack: xenstore flood: '
+    expect_count 0 '^\[attack\] FAIL '
+    expect_count 1 '^\[attack\] [0-9]+ passed, 0 failed$'
+    expect_nth 2 "xenstore-read /local/domain/1/name" "st"
+    expect_answer "xenstore-read /local/domain/2/name" "attack"
+    expect_answer "shutdown -w st" "Shutting down domain 1
+Domain 1 does not act on control/shutdown: shut down by the hypervisor(
+Domain 1 \\(st\\) has shut down, reason code 0 \\(poweroff\\); destroying)?"
+    expect_count 1 '^Domain 1 \(st\) has shut down, reason code 0 \(poweroff\); destroying$'
+    expect_answer "xenstore-ls /vm" ""
+    [ "$(answer 1 list | wc -l)" -eq 2 ] || case_errors+=("the last list is not just Domain-0")
+    expect_count 2 '^error: '
+    expect_count 2 '^free_pages'
+    same_free_pages
+    expect "dom0: end of /test/store.script"
     no_trouble
     end_case
 fi
