@@ -20,7 +20,8 @@
 #[cfg(test)]
 extern crate std;
 
-#[cfg(target_os = "none")]
+// The heap: the kernel's allocator on bare metal, std's in host tests (pure modules that keep
+// per-domain tables, such as the grant maptrack, use it on both).
 extern crate alloc;
 
 pub mod boot;

@@ -34,6 +34,8 @@ mod grant;
 #[cfg(target_os = "none")]
 mod grant_copy;
 #[cfg(target_os = "none")]
+mod grant_map;
+#[cfg(target_os = "none")]
 mod hypercalls;
 #[cfg(target_os = "none")]
 mod mmu;

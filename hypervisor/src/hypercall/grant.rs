@@ -1,8 +1,9 @@
 //! `grant_table_op`: a domain's own v1 grant table (`setup_table`, `query_size`,
 //! `set_version`, `get_version`) and copies between granted frames (`copy`, in
 //! [`super::grant_copy`]), in Xen's semantics: errors of an operation itself in its `status`
-//! field with the call returning 0. Mapping grants (map, unmap, transfer) is not offered yet:
-//! `-ENOSYS`.
+//! field with the call returning 0; mappings of granted frames (`map_grant_ref`,
+//! `unmap_grant_ref`, in [`super::grant_map`]). Transfers, `unmap_and_replace` and version 2
+//! are not offered: `-ENOSYS`.
 
 use super::{Ctx, HcResult, Host};
 use crate::pv::guest_mem::{GuestMemory, check_guest_range};
@@ -61,6 +62,8 @@ pub fn grant_table_op<M: GuestMemory, H: Host>(
     }
     match op {
         GnttabOp::Copy => super::grant_copy::copy(ctx, args),
+        GnttabOp::MapGrantRef => super::grant_map::map(ctx, args),
+        GnttabOp::UnmapGrantRef => super::grant_map::unmap(ctx, args),
         GnttabOp::SetupTable
         | GnttabOp::QuerySize
         | GnttabOp::SetVersion
@@ -230,9 +233,9 @@ mod tests {
             Err(XenError::Inval)
         );
         assert_eq!(
-            call(&mut f, Hypercall::GrantTableOp, [0, 0x2000, 1, 0, 0]),
+            call(&mut f, Hypercall::GrantTableOp, [4, 0x2000, 1, 0, 0]),
             Err(XenError::NoSys),
-            "map_grant_ref is not offered"
+            "transfer is not offered"
         );
     }
 

@@ -21,20 +21,17 @@
 //! bounded in time: between copies it may stop and continue later (Xen's continuation: the
 //! guest re-executes the call for the copies left).
 
+use super::grant_map::{entry, set_status, settle_status, table};
 use super::{Ctx, FrameRefused, HcResult, Host};
 use crate::pv::guest_mem::{GuestMemory, check_guest_range};
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicU32, Ordering};
 use guest_abi::grant_table::{
-    GNTCOPY_DEST_GREF, GNTCOPY_SOURCE_GREF, GntStatus, GnttabCopy, GnttabCopyPtr, GtfFlags,
+    GNTCOPY_DEST_GREF, GNTCOPY_SOURCE_GREF, GntStatus, GnttabCopy, GnttabCopyPtr,
 };
 use guest_abi::{DomId, PAGE_SIZE, XenError};
 
 /// Bytes of one `gnttab_copy`.
 const OP_SIZE: u64 = size_of::<GnttabCopy>() as u64;
-/// v1 grant entries per grant-table frame (8 bytes each).
-const ENTRIES_PER_FRAME: u32 = PAGE_SIZE as u32 / 8;
-/// How many times a grant entry's flags are retried when the guest keeps changing them.
-const CMPXCHG_RETRIES: u32 = 5;
 
 /// `GNTTABOP_copy(uop, count)`. `args` describe the copies left when the batch continues.
 pub fn copy<M: GuestMemory, H: Host>(ctx: &mut Ctx<'_, M, H>, args: &mut [u64; 5]) -> HcResult {
@@ -60,8 +57,9 @@ pub fn copy<M: GuestMemory, H: Host>(ctx: &mut Ctx<'_, M, H>, args: &mut [u64; 5
 struct Claimed {
     frame: u64,
     writable: bool,
-    /// The grant entry's flag word, whose `GTF_reading`/`GTF_writing` this claim set.
-    entry: Option<&'static core::sync::atomic::AtomicU32>,
+    /// The granting domain, the reference and its flag word, whose `GTF_reading` and
+    /// `GTF_writing` this claim set.
+    entry: Option<(DomId, u32, &'static AtomicU32)>,
 }
 
 fn copy_one<M: GuestMemory, H: Host>(
@@ -95,7 +93,7 @@ fn copy_one<M: GuestMemory, H: Host>(
 
 /// The domain one side names: one that exists, and `DOMID_SELF` unless named by grant.
 fn side_domain<M: GuestMemory, H: Host>(
-    ctx: &Ctx<'_, M, H>,
+    ctx: &mut Ctx<'_, M, H>,
     side: &GnttabCopyPtr,
     by_gref: bool,
 ) -> Result<DomId, GntStatus> {
@@ -103,7 +101,7 @@ fn side_domain<M: GuestMemory, H: Host>(
     if dom == DomId::SELF {
         return Ok(ctx.domain.id);
     }
-    if dom != ctx.domain.id && ctx.host.foreign_grant_frames(dom).is_none() {
+    if table(ctx, dom).is_none() {
         return Err(GntStatus::BadDomain);
     }
     if by_gref {
@@ -122,8 +120,8 @@ fn claim<M: GuestMemory, H: Host>(
     writable: bool,
 ) -> Result<Claimed, GntStatus> {
     let (frame, entry) = if by_gref {
-        let (entry, frame) = pin_entry(ctx, dom, side.u as u32, writable)?;
-        (frame, Some(entry))
+        let (word, frame) = pin_entry(ctx, dom, gref_of(side), writable)?;
+        (frame, Some((dom, gref_of(side), word)))
     } else {
         (side.u, None)
     };
@@ -138,78 +136,54 @@ fn claim<M: GuestMemory, H: Host>(
         Err(FrameRefused::NotOwned) => GntStatus::BadPage,
         Err(FrameRefused::NotWritable) => GntStatus::GeneralError,
     };
-    if let Some(e) = entry {
-        unpin(e);
+    if let Some((_, gref, word)) = entry {
+        unpin(ctx, dom, gref, word);
     }
     Err(refused)
 }
 
+fn gref_of(side: &GnttabCopyPtr) -> u32 {
+    side.u as u32
+}
+
 fn release<M: GuestMemory, H: Host>(ctx: &mut Ctx<'_, M, H>, c: Claimed) {
     ctx.host.put_frame(c.frame, c.writable);
-    if let Some(e) = c.entry {
-        unpin(e);
+    if let Some((dom, gref, e)) = c.entry {
+        unpin(ctx, dom, gref, e);
     }
 }
 
-/// Marks grant `gref` of `dom` in use by the caller (`GTF_reading`, and `GTF_writing` for a
-/// write), checking that it grants the caller that access; returns its flag word and frame.
+/// The copy is over: the entry's flags go back to what its mappings need.
+fn unpin<M: GuestMemory, H: Host>(
+    ctx: &mut Ctx<'_, M, H>,
+    dom: DomId,
+    gref: u32,
+    word: &AtomicU32,
+) {
+    let active = table(ctx, dom).and_then(|(_, a)| a.get(gref));
+    settle_status(word, active);
+}
+
+/// Marks grant `gref` of `dom` in use by the caller for the copy (`GTF_reading`, and
+/// `GTF_writing` for a write), checking that it grants the caller that access and that no
+/// other domain has it mapped; returns its flag word and frame.
 fn pin_entry<M: GuestMemory, H: Host>(
     ctx: &mut Ctx<'_, M, H>,
     dom: DomId,
     gref: u32,
     writable: bool,
-) -> Result<(&'static core::sync::atomic::AtomicU32, u64), GntStatus> {
-    let frames = if dom == ctx.domain.id {
-        &ctx.domain.grant_frames
-    } else {
-        ctx.host
-            .foreign_grant_frames(dom)
-            .ok_or(GntStatus::BadDomain)?
-    };
-    let table_frame = frames
-        .frames()
-        .get((gref / ENTRIES_PER_FRAME) as usize)
-        .copied()
-        .ok_or(GntStatus::BadGntref)?;
-    let offset = (gref % ENTRIES_PER_FRAME) as usize * 8;
-    let word = ctx
-        .host
-        .grant_word(table_frame, offset)
-        .ok_or(GntStatus::GeneralError)?;
-    let frame_word = ctx
-        .host
-        .grant_word(table_frame, offset + 4)
-        .ok_or(GntStatus::GeneralError)?;
-    let caller = u32::from(ctx.domain.id.0);
-    let mut seen = word.load(Ordering::SeqCst);
-    for _ in 0..CMPXCHG_RETRIES {
-        let flags = GtfFlags::from_bits_retain(seen as u16);
-        let type_ok = flags & GtfFlags::TYPE_MASK == GtfFlags::PERMIT_ACCESS;
-        if !type_ok || seen >> 16 != caller || (writable && flags.contains(GtfFlags::READONLY)) {
-            return Err(GntStatus::GeneralError);
-        }
-        let mut set = GtfFlags::READING;
-        if writable {
-            set |= GtfFlags::WRITING;
-        }
-        match word.compare_exchange(
-            seen,
-            seen | u32::from(set.bits()),
-            Ordering::SeqCst,
-            Ordering::SeqCst,
-        ) {
-            Ok(_) => return Ok((word, u64::from(frame_word.load(Ordering::SeqCst)))),
-            Err(now) => seen = now,
-        }
+) -> Result<(&'static AtomicU32, u64), GntStatus> {
+    let me = ctx.domain.id;
+    let (word, frame_word, act) = entry(ctx, dom, gref)?;
+    if act.is_some_and(|a| a.mapper != me) {
+        return Err(GntStatus::GeneralError);
     }
-    // The guest keeps changing the entry under us: Xen gives up the same way.
-    Err(GntStatus::GeneralError)
-}
-
-/// Clears what [`pin_entry`] set (copies are synchronous, so nothing else holds the pin).
-fn unpin(word: &core::sync::atomic::AtomicU32) {
-    let clear = u32::from((GtfFlags::READING | GtfFlags::WRITING).bits());
-    word.fetch_and(!clear, Ordering::SeqCst);
+    set_status(word, me, writable, false)?;
+    let frame = match act {
+        Some(a) => a.frame,
+        None => u64::from(frame_word.load(Ordering::SeqCst)),
+    };
+    Ok((word, frame))
 }
 
 #[cfg(test)]
@@ -217,6 +191,7 @@ mod tests {
     use super::super::testing::{Fixture, call};
     use super::*;
     use guest_abi::Hypercall;
+    use guest_abi::grant_table::GtfFlags;
     use proptest::prelude::*;
     use std::vec::Vec;
 
@@ -237,7 +212,7 @@ mod tests {
         assert!(f.domain.grant_frames.push(OWN_TABLE));
         let mut other = super::super::grant::GrantFrames::default();
         assert!(other.push(FOREIGN_TABLE));
-        f.host.foreign.push((OTHER, other));
+        f.host.foreign.push((OTHER, other, Default::default()));
         for frame in [A, B, PT] {
             f.host.owners.insert(frame, DomId(0));
         }

@@ -13,6 +13,7 @@ pub mod event;
 pub mod exit_times;
 pub mod grant;
 mod grant_copy;
+pub mod grant_map;
 mod memory;
 mod multicall;
 mod sched;
@@ -84,9 +85,20 @@ pub trait Host {
         vcpu: &mut PvVcpu,
         domain: &mut DomainInfo,
     ) -> HcResult;
-    /// The grant-table frames of domain `dom`, which is not the caller; `None` if there is
-    /// no such domain.
-    fn foreign_grant_frames(&self, dom: DomId) -> Option<&grant::GrantFrames>;
+    /// The grant table (frames and references in use) of domain `dom`, which is not the
+    /// caller; `None` if there is no such domain.
+    fn foreign_grant_table(
+        &mut self,
+        dom: DomId,
+    ) -> Option<(&grant::GrantFrames, &mut grant_map::ActiveGrants)>;
+    /// Installs or removes the L1 entry of a grant mapping at `at` for the running vCPU
+    /// `vcpu` (the PV MMU's `map_grant`/`unmap_grant`), flushing what the change needs.
+    fn grant_pte(
+        &mut self,
+        vcpu: &PvVcpu,
+        at: crate::mm::pv::GrantPte,
+        op: GrantPteOp,
+    ) -> Result<(), FrameRefused>;
     /// The 32-bit word at byte `offset` (4-aligned) of grant-table frame `frame` (a frame the
     /// hypervisor shares with the table's domain, which writes it concurrently).
     fn grant_word(&mut self, frame: u64, offset: usize) -> Option<&'static AtomicU32>;
@@ -101,13 +113,31 @@ pub trait Host {
     fn copy_frame_bytes(&mut self, dst: (u64, u16), src: (u64, u16), len: u16);
 }
 
-/// Why [`Host::get_frame`] refused a frame.
+/// Why [`Host::get_frame`] or [`Host::grant_pte`] refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FrameRefused {
     /// The frame is not the named domain's (or not RAM).
     NotOwned,
-    /// It is, but cannot be written (a page table, a descriptor table).
+    /// It is, but cannot be written (a page table, a descriptor table), or the mapping's
+    /// entry is not where it was said to be.
     NotWritable,
+}
+
+/// What [`Host::grant_pte`] does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GrantPteOp {
+    /// Install `pte`, which maps a frame of `granter`.
+    Map {
+        /// The granting domain.
+        granter: DomId,
+        /// The entry.
+        pte: u64,
+    },
+    /// Remove the entry, which must still map `pte`'s frame with its present and RW bits.
+    Unmap {
+        /// The entry as it was installed.
+        pte: u64,
+    },
 }
 
 /// The hypervisor's bookkeeping of the calling domain, as hypercalls see it.
@@ -130,6 +160,10 @@ pub struct DomainInfo {
     pub handle: [u8; 16],
     /// Its grant table's frames.
     pub grant_frames: grant::GrantFrames,
+    /// Its grant references that other domains (or itself) have mapped.
+    pub grant_active: grant_map::ActiveGrants,
+    /// The grants it has mapped, by handle.
+    pub maptrack: grant_map::Maptrack,
 }
 
 impl DomainInfo {

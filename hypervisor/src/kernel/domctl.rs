@@ -8,7 +8,7 @@ use crate::arch::x86_64::direct_map;
 use crate::arch::x86_64::uaccess::CurrentGuest;
 use crate::event::abi as eabi;
 use crate::event::shared::SharedInfo;
-use crate::hypercall::{DomainInfo, HcResult, admission};
+use crate::hypercall::{DomainInfo, HcResult, admission, grant_map};
 use crate::mm::Mfn;
 use crate::mm::pv::{
     self as mmpv, DomainConfig, MmuextCmd, MmuextOp, Teardown, TeardownLimits, VcpuMm,
@@ -311,6 +311,8 @@ impl lifecycle::create::Resources for MachineResources<'_> {
                 vm_assist: 0,
                 handle: self.handle,
                 grant_frames: Default::default(),
+                grant_active: Default::default(),
+                maptrack: Default::default(),
             },
             events,
             p2m: Vec::new(),
@@ -347,8 +349,10 @@ fn destroy(m: &mut Machine, dom: u16) -> Result<(), XenError> {
     let index = m.index_of(dom).ok_or(XenError::Srch)?;
     let first = m.domains[index].teardown.is_none();
     let mut moved_infos: Vec<u64> = Vec::new();
+    let mut device_refs: Vec<(u64, bool)> = Vec::new();
     if first {
         moved_infos.extend(m.domains[index].events.shared.all_moved().map(|v| v.mfn));
+        device_refs = forget_grant_mappings(m, index);
         crate::event::evtchn_ops::kill(&mut m.events(), eid);
         for v in &m.domains[index].vcpus {
             m.timers.cancel_vcpu(vcpu_ref(eid, eabi::VcpuId(v.id)));
@@ -370,6 +374,13 @@ fn destroy(m: &mut Machine, dom: u16) -> Result<(), XenError> {
         }
         for mfn in moved_infos {
             honour(mmu.put_page_and_type(Mfn(mfn)));
+        }
+        for (frame, writable) in device_refs {
+            if writable {
+                honour(mmu.put_page_and_type(Mfn(frame)));
+            } else {
+                honour(mmu.put_page(Mfn(frame)));
+            }
         }
     }
     let step = mmu.destroy_domain_step(d.mm, &mut vmms, &mut teardown, TEARDOWN_LIMITS);
@@ -394,6 +405,22 @@ fn destroy(m: &mut Machine, dom: u16) -> Result<(), XenError> {
         report.freed, report.still_referenced
     );
     Ok(())
+}
+
+/// The grants domain `index` has mapped are forgotten as it dies: each granter's pin is
+/// dropped and its entry's flags settled. Returns the frame references its device mappings
+/// hold, for the PV MMU to drop (its host mappings' references go with its page tables).
+fn forget_grant_mappings(m: &mut Machine, index: usize) -> Vec<(u64, bool)> {
+    let maps = m.domains[index].info.maptrack.take_all();
+    for map in &maps {
+        if let Some(g) = m.domains.iter_mut().find(|d| d.info.id == map.granter) {
+            let info = &mut g.info;
+            grant_map::forget(&info.grant_frames, &mut info.grant_active, map, |f, o| {
+                direct_map::view(Mfn(f), o)
+            });
+        }
+    }
+    maps.iter().filter_map(|map| map.frame_reference()).collect()
 }
 
 /// Information on the first domain whose id is at least `from` (how Xen lets tools iterate).

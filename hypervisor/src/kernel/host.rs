@@ -6,8 +6,10 @@ use crate::arch::x86_64::{cpu, guest, serial};
 use crate::event::shared::{DomainShared, MovedVcpuInfo, VcpuInfo};
 use crate::hypercall::event::{Sched, Timers, World};
 use crate::hypercall::grant::GrantFrames;
-use crate::hypercall::{FrameRefused, Host};
+use crate::hypercall::grant_map::ActiveGrants;
+use crate::hypercall::{FrameRefused, GrantPteOp, Host};
 use crate::mm::Mfn;
+use crate::mm::pv::GrantPte;
 use crate::pv::emulate::PrivHost;
 use crate::pv::vcpu::PvVcpu;
 use crate::time::pvclock::PvClock;
@@ -176,13 +178,36 @@ impl<'a> Host for KernelHost<'a> {
         super::mmu::hypercall(nr, args, vcpu, domain)
     }
 
-    fn foreign_grant_frames(&self, dom: DomId) -> Option<&GrantFrames> {
-        let v = &self.events;
+    fn foreign_grant_table(&mut self, dom: DomId) -> Option<(&GrantFrames, &mut ActiveGrants)> {
+        let v = &mut self.events;
         v.before
-            .iter()
-            .chain(v.after.iter())
+            .iter_mut()
+            .chain(v.after.iter_mut())
             .find(|d| d.info.id == dom)
-            .map(|d| &d.info.grant_frames)
+            .map(|d| (&d.info.grant_frames, &mut d.info.grant_active))
+    }
+
+    fn grant_pte(
+        &mut self,
+        vcpu: &PvVcpu,
+        at: GrantPte,
+        op: GrantPteOp,
+    ) -> Result<(), FrameRefused> {
+        let mut guard = super::mmu::MMU.lock();
+        let mmu = guard.as_mut().ok_or(FrameRefused::NotOwned)?;
+        let me = mmu.lookup(self.domain).ok_or(FrameRefused::NotOwned)?;
+        let vmm = vcpu.mm.as_ref().ok_or(FrameRefused::NotWritable)?;
+        let outcome = match op {
+            GrantPteOp::Map { granter, pte } => mmu.map_grant(me, vmm, at, granter, pte),
+            GrantPteOp::Unmap { pte } => mmu.unmap_grant(me, vmm, at, pte),
+        };
+        let result = super::mmu::honour(outcome);
+        // The entry changed under a live address space: no stale translation may survive.
+        super::mmu::flush_tlb_all();
+        result.map_err(|e| match e {
+            crate::mm::pv::PvMmError::NotMappable { .. } => FrameRefused::NotOwned,
+            _ => FrameRefused::NotWritable,
+        })
     }
 
     fn grant_word(&mut self, frame: u64, offset: usize) -> Option<&'static AtomicU32> {

@@ -16,8 +16,10 @@ use crate::event::evtchn_ops::{DomainEvents, Domains};
 use crate::event::shared::{DomainShared, MovedVcpuInfo, SharedInfo, VcpuInfo};
 use crate::hypercall::event::{Sched, Timers, World};
 use crate::hypercall::grant::GrantFrames;
-use crate::hypercall::{DomainInfo, FrameRefused, HcResult, Host};
+use crate::hypercall::grant_map::ActiveGrants;
+use crate::hypercall::{DomainInfo, FrameRefused, GrantPteOp, HcResult, Host};
 use crate::mm::Mfn;
+use crate::mm::pv::GrantPte;
 use crate::pv::guest_mem::is_canonical;
 use crate::pv::vcpu::PvVcpu;
 use crate::sched::CpuId;
@@ -92,7 +94,9 @@ pub struct FakeHost {
     /// References `get_frame` gave and `put_frame` has not taken back: (frame, writable).
     pub held: Vec<(u64, bool)>,
     /// Other domains and their grant tables.
-    pub foreign: Vec<(DomId, GrantFrames)>,
+    pub foreign: Vec<(DomId, GrantFrames, ActiveGrants)>,
+    /// Grant mappings' L1 entries: (where, the granter's frame, the entry).
+    pub grant_ptes: Vec<(GrantPte, u64)>,
 }
 
 impl FakeHost {
@@ -140,6 +144,7 @@ impl FakeHost {
             not_writable: Vec::new(),
             held: Vec::new(),
             foreign: Vec::new(),
+            grant_ptes: Vec::new(),
         }
     }
 
@@ -260,8 +265,42 @@ impl Host for FakeHost {
         let pass = crate::hypercall::batch::plan(&mut no_memory, args[1], args[2], 10);
         crate::hypercall::batch::finish(&mut no_memory, args, pass, pass.len as u32, Ok(()), 16)
     }
-    fn foreign_grant_frames(&self, dom: DomId) -> Option<&GrantFrames> {
-        self.foreign.iter().find(|(d, _)| *d == dom).map(|(_, g)| g)
+    fn foreign_grant_table(&mut self, dom: DomId) -> Option<(&GrantFrames, &mut ActiveGrants)> {
+        self.foreign
+            .iter_mut()
+            .find(|(d, _, _)| *d == dom)
+            .map(|(_, g, a)| (&*g, a))
+    }
+    fn grant_pte(&mut self, _: &PvVcpu, at: GrantPte, op: GrantPteOp) -> Result<(), FrameRefused> {
+        // Addresses from 0x1000_0000 up stand for "no L1 table there".
+        let addr = match at {
+            GrantPte::Va(a) | GrantPte::Machine(a) => a,
+        };
+        if addr >= 0x1000_0000 {
+            return Err(FrameRefused::NotWritable);
+        }
+        match op {
+            GrantPteOp::Map { granter, pte } => {
+                let frame = (pte & 0x000f_ffff_ffff_f000) >> 12;
+                self.get_frame(granter, frame, pte & 2 != 0)?;
+                if let Some(i) = self.grant_ptes.iter().position(|(a, _)| *a == at) {
+                    let (_, old) = self.grant_ptes.remove(i);
+                    self.put_frame((old & 0x000f_ffff_ffff_f000) >> 12, old & 2 != 0);
+                }
+                self.grant_ptes.push((at, pte));
+                Ok(())
+            }
+            GrantPteOp::Unmap { pte } => {
+                let i = self
+                    .grant_ptes
+                    .iter()
+                    .position(|&(a, p)| a == at && (p ^ pte) & 0x000f_ffff_ffff_f003 == 0)
+                    .ok_or(FrameRefused::NotWritable)?;
+                self.grant_ptes.remove(i);
+                self.put_frame((pte & 0x000f_ffff_ffff_f000) >> 12, pte & 2 != 0);
+                Ok(())
+            }
+        }
     }
     fn grant_word(&mut self, frame: u64, offset: usize) -> Option<&'static AtomicU32> {
         assert!(
@@ -318,6 +357,8 @@ pub fn domain_info(privileged: bool) -> DomainInfo {
         vm_assist: 0,
         handle: [0; 16],
         grant_frames: Default::default(),
+        grant_active: Default::default(),
+        maptrack: Default::default(),
     }
 }
 

@@ -94,6 +94,9 @@ pub enum PvMmError {
     /// The caller may not do this (a foreign operation without privilege, or an operation that
     /// only the domain itself may do).
     NotPermitted,
+    /// A grant mapping's entry is not where the grant table says: not in one of the caller's
+    /// L1 tables, or not mapping the granted frame as granted.
+    GrantMismatch,
     /// No such domain.
     NoSuchDomain(DomId),
     /// A domain with that ID exists already.
@@ -125,6 +128,7 @@ impl PvMmError {
             | Self::NotPinned { .. }
             | Self::BadDescriptor { .. }
             | Self::NoL1Table { .. }
+            | Self::GrantMismatch
             | Self::BadArgument => XenError::Inval,
             Self::NotMappable { .. } | Self::WritableConflict { .. } => XenError::Busy,
             Self::IoMemory { .. } | Self::NotPermitted => XenError::Perm,
@@ -162,6 +166,7 @@ impl core::fmt::Display for PvMmError {
             Self::NoL1Table { va } => write!(f, "no L1 table maps {va:#x}"),
             Self::BadArgument => write!(f, "bad argument"),
             Self::NotPermitted => write!(f, "not permitted"),
+            Self::GrantMismatch => write!(f, "no grant mapping there"),
             Self::NoSuchDomain(d) => write!(f, "no domain {d}"),
             Self::DomainExists(d) => write!(f, "domain {d} exists"),
             Self::OutOfMemory => write!(f, "out of memory"),

@@ -14,8 +14,9 @@
 //!    writable mapping in any validated L1 table: a writable L1 entry holds a `Writable` type
 //!    reference, which cannot coexist with another type.
 //! 3. Every present entry of a validated table references a frame the table's owner may map:
-//!    its own, or, for L1 entries installed through the foreign form by a privileged domain,
-//!    the foreign domain's (or the hypervisor's shared frames); with flags the level allows
+//!    its own, or, for L1 entries installed through the foreign form by a privileged domain
+//!    or as grant mappings (`grant_pte`), the foreign domain's (or the hypervisor's shared
+//!    frames); with flags the level allows
 //!    (`pte::check_flags`). L4 slots 256–271 are filled by the hypervisor
 //!    ([`FrameStore::fill_hypervisor_slots`]) and never taken from the guest.
 //! 4. Every present entry of a validated level-N table holds a type reference of level N−1
@@ -51,6 +52,7 @@
 
 mod domain;
 mod error;
+mod grant_pte;
 mod guest_ops;
 mod pte;
 mod refs;
@@ -67,6 +69,7 @@ pub use domain::{
     VcpuMm,
 };
 pub use error::PvMmError;
+pub use grant_pte::GrantPte;
 pub use guest_ops::{Effect, MmuUpdate, MmuextCmd, MmuextOp, TlbScope, mmu, uvmf};
 pub use pte::{
     ACCESSED, ADDR_MASK, AVAIL, AVAIL_HIGH, DIRTY, FLAGS_MASK, GLOBAL, GNTTAB, GUEST_KERNEL,
