@@ -852,6 +852,7 @@ impl<H: Hypervisor, F: Files> Toolstack<H, F> {
                     };
                     record.state = state;
                     if let (State::Shutdown(code), false) = (state, record.handled) {
+                        self.store.domain_stopped();
                         lines.push(self.apply_policy(id, code));
                     }
                 }

@@ -276,7 +276,11 @@ impl<H: Hypervisor, F: Files, M: Machine> Session<H, F, M> {
                 return;
             }
             if self.machine.now_ms() >= end {
-                let msg = format!("error: wait-for: gave up after {} s\n", WAIT_FOR_MS / 1000);
+                let what = match wait {
+                    Wait::Gone(_) => "waiting for the domain to shut down",
+                    _ => "wait-for",
+                };
+                let msg = format!("error: {what}: gave up after {} s\n", WAIT_FOR_MS / 1000);
                 self.print(msg.as_bytes());
                 return;
             }

@@ -211,6 +211,12 @@ impl Store {
         }
     }
 
+    /// A domain shut down (or crashed): fires `@releaseDomain`, as xenstored does when
+    /// `VIRQ_DOM_EXC` reports it; its connection stays until [`Self::release`].
+    pub fn domain_stopped(&mut self) {
+        self.fire(&[Change::special(path::RELEASE_DOMAIN)]);
+    }
+
     /// Whether `dom` is connected.
     pub fn is_introduced(&self, dom: DomId) -> bool {
         self.conns.contains_key(&dom.0)

@@ -286,9 +286,14 @@ fn watches_fire_once_when_set_and_on_every_change_at_or_below() {
         one(&mut s, 0, msg::IS_DOMAIN_INTRODUCED, "3").unwrap(),
         b"F\0"
     );
+    s.domain_stopped();
     assert_eq!(
         events(&mut s, 0),
-        [ev("@introduceDomain", "i0"), ev("@releaseDomain", "r0")]
+        [
+            ev("@introduceDomain", "i0"),
+            ev("@releaseDomain", "r0"),
+            ev("@releaseDomain", "r0")
+        ]
     );
     assert_eq!(events(&mut s, 2), []);
     // Unwatch and reset.
