@@ -203,10 +203,16 @@ impl<H: Hypervisor> Memory<'_, H> {
 
     /// Writes `bytes` at virtual address `va` of the bootstrap region.
     fn write(&mut self, va: u64, bytes: &[u8], op: &'static str) -> Result<(), Failed> {
-        let mut at = va.checked_sub(self.virt_base).ok_or(Failed {
+        let at = va.checked_sub(self.virt_base).ok_or(Failed {
             op,
             error: XenError::Inval,
         })?;
+        self.write_at(at, bytes, op)
+    }
+
+    /// Writes `bytes` from byte `at` of the domain's pseudo-physical memory (PFN
+    /// `at / PAGE_SIZE`).
+    fn write_at(&mut self, mut at: u64, bytes: &[u8], op: &'static str) -> Result<(), Failed> {
         for chunk in split_at_pages(at, bytes) {
             let mfn = self.mfn(Pfn(at / PAGE_SIZE))?;
             let offset = (at % PAGE_SIZE) as usize;
@@ -370,7 +376,9 @@ fn fill<H: Hypervisor>(
         mem.write(region.start.0, rd, "copy the ramdisk")?;
     }
     let p2m_bytes: Vec<u8> = mem.p2m.iter().flat_map(|m| m.0.to_le_bytes()).collect();
-    mem.write(layout.p2m.start.0, &p2m_bytes, "write the P2M list")?;
+    // In the region, or after it when the kernel maps it at INIT_P2M.
+    let p2m_at = layout.p2m_pfn().0 * PAGE_SIZE;
+    mem.write_at(p2m_at, &p2m_bytes, "write the P2M list")?;
     for region in [layout.xenstore, layout.console].into_iter().flatten() {
         mem.zero(
             region.start.0,

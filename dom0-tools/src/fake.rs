@@ -535,6 +535,11 @@ pub const KERNEL_BSS: u64 = 0x1800;
 /// A minimal Xen PV64 kernel: one loadable segment (3 pages of text, then bss) at
 /// `VIRT_BASE + 0x2000`, with the Xen notes a loader needs.
 pub fn kernel_image(hypercall_page: bool) -> Vec<u8> {
+    kernel_image_with(hypercall_page, None)
+}
+
+/// [`kernel_image`], asking with `INIT_P2M` for its P2M list at `init_p2m`, if given.
+pub fn kernel_image_with(hypercall_page: bool, init_p2m: Option<u64>) -> Vec<u8> {
     fn note(out: &mut Vec<u8>, ty: u32, desc: &[u8]) {
         out.extend(4u32.to_le_bytes());
         out.extend((desc.len() as u32).to_le_bytes());
@@ -554,6 +559,9 @@ pub fn kernel_image(hypercall_page: bool) -> Vec<u8> {
     note(&mut notes, 1, &KERNEL_ENTRY.to_le_bytes()); // ENTRY
     if hypercall_page {
         note(&mut notes, 2, &KERNEL_HYPERCALL_PAGE.to_le_bytes()); // HYPERCALL_PAGE
+    }
+    if let Some(va) = init_p2m {
+        note(&mut notes, 15, &va.to_le_bytes()); // INIT_P2M
     }
     let text_off = 0x1000u64;
     let text_len = 0x3000u64;

@@ -2,7 +2,8 @@
 //! accepted image, `guest_abi::boot::plan_boot` with a fuzzed request, and checks of the layout
 //! it returns: every region inside the mapped bootstrap region and clear of the hypervisor,
 //! no two regions overlapping, every bootstrap page-table entry inside the tables and the mapped
-//! frames, and `start_info` agreeing with the layout.
+//! frames, a P2M list at `INIT_P2M` below the region with its frames after the region's, and
+//! `start_info` agreeing with the layout.
 #![no_main]
 
 use guest_abi::arch::{HYPERVISOR_VIRT_END, HYPERVISOR_VIRT_START};
@@ -52,17 +53,29 @@ fuzz_target!(|data: &[u8]| {
     let (base, end) = (layout.virt_base.0, layout.virt_end.0);
     assert!(base < end && base.is_multiple_of(PAGE_SIZE));
     assert!(end <= HYPERVISOR_VIRT_START || base >= HYPERVISOR_VIRT_END);
+    let p2m_frames = layout.p2m_mapping.map_or(0, |m| m.frames());
     assert!(
-        layout.mapped_pages() <= nr_pages,
+        layout.mapped_pages() + p2m_frames <= nr_pages,
         "maps more than the domain owns"
     );
     let mut regions: Vec<Region> = vec![
         layout.kernel,
-        layout.p2m,
         layout.start_info,
         layout.page_tables,
         layout.stack,
     ];
+    match layout.p2m_mapping {
+        None => regions.push(layout.p2m),
+        Some(m) => {
+            assert!(flags.is_empty(), "dom0 keeps its P2M in the region");
+            assert_eq!(layout.p2m.start, m.va);
+            assert!(
+                layout.p2m.end().0 <= base,
+                "the P2M list runs into the region"
+            );
+            assert_eq!(m.first_pfn.0, layout.mapped_pages());
+        }
+    }
     regions.extend(layout.ramdisk);
     regions.extend(layout.xenstore);
     regions.extend(layout.console);
@@ -89,24 +102,28 @@ fuzz_target!(|data: &[u8]| {
     // The bootstrap tables: bounded so that one input stays fast.
     if layout.mapped_pages() <= 1 << 16 {
         let first = layout.l4_pfn().0;
-        let tables = first..first + layout.page_tables.pages;
+        let region_tables = first..first + layout.page_tables.pages;
+        let (p2m_pfns, p2m_list) = match layout.p2m_mapping {
+            Some(m) => (
+                m.first_pfn.0..m.first_pfn.0 + m.frames(),
+                m.first_pfn.0..m.first_pfn.0 + m.list_pages,
+            ),
+            None => (0..0, 0..0),
+        };
+        let tables = |pfn: &u64| {
+            region_tables.contains(pfn) || (p2m_pfns.contains(pfn) && !p2m_list.contains(pfn))
+        };
         let mut l4s = 0;
         for e in layout.page_table_entries() {
-            assert!(
-                tables.contains(&e.table.0),
-                "{e:?}: table outside the tables"
-            );
+            assert!(tables(&e.table.0), "{e:?}: table outside the tables");
             assert!(e.index < 512 && (1..=4).contains(&e.level));
             if e.level == 1 {
                 assert!(
-                    e.target.0 < layout.mapped_pages(),
-                    "{e:?}: maps beyond the region"
+                    e.target.0 < layout.mapped_pages() || p2m_list.contains(&e.target.0),
+                    "{e:?}: maps beyond the region and the P2M list"
                 );
             } else {
-                assert!(
-                    tables.contains(&e.target.0),
-                    "{e:?}: next table outside the tables"
-                );
+                assert!(tables(&e.target.0), "{e:?}: next table outside the tables");
             }
             if e.level == 4 {
                 l4s += 1;
@@ -114,9 +131,10 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         assert!(l4s >= 1);
+        let p2m_tables = p2m_pfns.end - p2m_pfns.start - (p2m_list.end - p2m_list.start);
         assert_eq!(
             layout.page_table_frames().count() as u64,
-            layout.page_tables.pages,
+            layout.page_tables.pages + p2m_tables,
             "every table frame listed once"
         );
     }
@@ -131,6 +149,8 @@ fuzz_target!(|data: &[u8]| {
     );
     assert_eq!(si.nr_pages, nr_pages);
     assert_eq!(si.pt_base, layout.page_tables.start.0);
+    assert_eq!(si.mfn_list, layout.p2m.start.0);
+    assert_eq!(si.nr_p2m_frames, p2m_frames);
     assert_eq!(*si.cmd_line.last().unwrap(), 0, "command line unterminated");
     let _ = layout.initial_registers();
 });

@@ -13,6 +13,10 @@
 //!    each element starts on a page boundary;
 //! 4. everything is mapped writable except the page tables, which are read-only.
 //!
+//! A domU whose kernel gives `XEN_ELFNOTE_INIT_P2M` gets its P2M list at that address
+//! instead, after the region's frames, with page tables of its own ([`p2m`]). The
+//! hypervisor's dom0 builder writes the list through the region, so dom0 keeps it there.
+//!
 //! The page tables are laid out as one L4, then the L3s, L2s and L1s, each level in
 //! address order. Their number depends on the region's size, which depends on their
 //! number; [`plan_boot`] finds the smallest consistent count.
@@ -30,6 +34,9 @@ use crate::types::{EvtchnPort, Mfn, PAGE_SHIFT, PAGE_SIZE, Pfn, VirtAddr};
 use crate::xen::{
     MAX_GUEST_CMDLINE, START_INFO_MAGIC_X86_64, SifFlags, StartInfo, StartInfoConsole,
 };
+
+pub mod p2m;
+pub use p2m::P2mMapping;
 
 /// The region's end is aligned to this.
 pub const REGION_ALIGN: u64 = 4 << 20;
@@ -74,6 +81,8 @@ pub enum LayoutError {
     AddressOverflow,
     /// The region overlaps the hypervisor's reserved virtual range.
     OverlapsHypervisor,
+    /// The P2M list at `INIT_P2M` runs into the bootstrap region.
+    P2mOverlapsRegion,
     /// The bootstrap region needs more pages than the domain has.
     NotEnoughMemory {
         /// Pages the bootstrap region covers.
@@ -89,6 +98,9 @@ impl fmt::Display for LayoutError {
             Self::VirtBaseUnaligned => write!(f, "VIRT_BASE is not page aligned"),
             Self::AddressOverflow => write!(f, "the bootstrap region leaves the address space"),
             Self::OverlapsHypervisor => write!(f, "the bootstrap region overlaps the hypervisor"),
+            Self::P2mOverlapsRegion => {
+                write!(f, "the P2M list at INIT_P2M runs into the bootstrap region")
+            }
             Self::NotEnoughMemory { needed, available } => {
                 write!(
                     f,
@@ -135,8 +147,11 @@ pub struct BootLayout {
     pub ramdisk: Option<Region>,
     /// Ramdisk length in bytes.
     pub ramdisk_len: u64,
-    /// The P2M list.
+    /// The P2M list, at its virtual address: in the region, or at `INIT_P2M` (then
+    /// [`Self::p2m_mapping`] says where its frames are).
     pub p2m: Region,
+    /// The P2M list's own mapping, when it is at `INIT_P2M`.
+    pub p2m_mapping: Option<P2mMapping>,
     /// The `start_info` page.
     pub start_info: Region,
     /// The xenstore ring page (domU only).
@@ -220,9 +235,20 @@ pub fn plan_boot(kernel: &KernelImage<'_>, req: &BootRequest) -> Result<BootLayo
         .nr_pages
         .checked_mul(8)
         .ok_or(LayoutError::AddressOverflow)?;
-    let p2m = cursor.take(pages_for(p2m_bytes))?;
-    let start_info = cursor.take(1)?;
+    let p2m_pages = pages_for(p2m_bytes);
     let dom0 = req.flags.contains(SifFlags::INITDOMAIN);
+    let init_p2m = kernel
+        .notes
+        .init_p2m
+        .filter(|&va| !dom0 && p2m_pages > 0 && va < base && va.is_multiple_of(PAGE_SIZE));
+    let p2m = match init_p2m {
+        Some(va) => Region {
+            start: VirtAddr(va),
+            pages: p2m_pages,
+        },
+        None => cursor.take(p2m_pages)?,
+    };
+    let start_info = cursor.take(1)?;
     let (xenstore, console) = if dom0 {
         (None, None)
     } else {
@@ -260,9 +286,21 @@ pub fn plan_boot(kernel: &KernelImage<'_>, req: &BootRequest) -> Result<BootLayo
     let stack = cursor.take(1)?;
 
     let mapped = (virt_end - base) / PAGE_SIZE;
-    if mapped > req.nr_pages {
+    let p2m_mapping = match init_p2m {
+        Some(va) => {
+            let end = p2m.end().0;
+            if end > base {
+                return Err(LayoutError::P2mOverlapsRegion);
+            }
+            check_range(va, end)?;
+            Some(P2mMapping::new(VirtAddr(va), p2m_pages, Pfn(mapped), base))
+        }
+        None => None,
+    };
+    let needed = mapped + p2m_mapping.map_or(0, |m| m.frames());
+    if needed > req.nr_pages {
         return Err(LayoutError::NotEnoughMemory {
-            needed: mapped,
+            needed,
             available: req.nr_pages,
         });
     }
@@ -273,6 +311,7 @@ pub fn plan_boot(kernel: &KernelImage<'_>, req: &BootRequest) -> Result<BootLayo
         ramdisk,
         ramdisk_len: req.ramdisk_len,
         p2m,
+        p2m_mapping,
         start_info,
         xenstore,
         console,
@@ -348,49 +387,96 @@ impl BootLayout {
         self.l4_pfn().0 + above
     }
 
-    /// The frame of the level-`level` table that maps `va`.
+    /// The frame of the level-`level` table that maps `va` (the P2M mapping's own, or the
+    /// region's).
     fn table_for(&self, level: u32, va: u64) -> Pfn {
+        if level == 4 {
+            return self.l4_pfn();
+        }
+        if let Some(own) = self.p2m_mapping.and_then(|m| m.own_table(level, va)) {
+            return own;
+        }
         let shift = PAGE_SHIFT + 9 * level;
-        Pfn(self.first_table(level) + ((va >> shift) - (self.virt_base.0 >> shift)))
+        let index = (va >> shift).wrapping_sub(self.virt_base.0 >> shift);
+        Pfn(self.first_table(level).wrapping_add(index))
     }
 
-    /// Every page-table frame with its level, L4 first (for typing and pinning).
+    /// The first frame of the P2M list.
+    pub fn p2m_pfn(&self) -> Pfn {
+        self.p2m_mapping
+            .map_or_else(|| self.pfn_of(self.p2m.start), |m| m.first_pfn)
+    }
+
+    /// Every page-table frame with its level: the region's, L4 first, then the P2M
+    /// mapping's (for typing and pinning).
     pub fn page_table_frames(&self) -> impl Iterator<Item = (Pfn, u32)> + '_ {
-        (1..=4u32).rev().flat_map(move |level| {
+        let region = (1..=4u32).rev().flat_map(move |level| {
             let first = self.first_table(level);
             (first..first + self.tables_per_level[level as usize - 1])
                 .map(move |pfn| (Pfn(pfn), level))
-        })
+        });
+        region.chain(
+            self.p2m_mapping
+                .into_iter()
+                .flat_map(P2mMapping::table_frames),
+        )
+    }
+
+    /// The entry of the level-`level` table mapping `va` that points to `target`.
+    fn entry(&self, level: u32, va: u64, target: Pfn, flags: PteFlags) -> PtEntry {
+        PtEntry {
+            table: self.table_for(level, va),
+            level,
+            index: VirtAddr(va).table_index(level),
+            target,
+            flags,
+        }
+    }
+
+    /// The entries of the P2M mapping: its tables hung under the region's L4 (or a table
+    /// shared with the region), and the list's pages, writable.
+    fn p2m_entries(&self) -> impl Iterator<Item = PtEntry> + '_ {
+        let m = self.p2m_mapping;
+        let tables = (1..=3u32).rev().flat_map(move |level| {
+            m.into_iter().flat_map(move |m| {
+                m.table_starts(level).filter_map(move |va| {
+                    let own = m.own_table(level, va)?;
+                    Some(self.entry(level + 1, va, own, UPPER_TABLE_FLAGS))
+                })
+            })
+        });
+        let pages = m.into_iter().flat_map(move |m| {
+            m.pages()
+                .map(move |(va, pfn)| self.entry(1, va, pfn, PAGE_FLAGS))
+        });
+        tables.chain(pages)
     }
 
     /// Every present entry of the bootstrap page tables; all other entries are zero.
     /// The caller translates PFNs to MFNs and writes `mfn << 12 | flags`.
     pub fn page_table_entries(&self) -> impl Iterator<Item = PtEntry> + '_ {
-        (1..=4u32).rev().flat_map(move |level| {
-            let step = 1u64 << (PAGE_SHIFT + 9 * (level - 1));
-            let first = self.virt_base.0 & !(step - 1);
-            let count = (self.virt_end.0 - 1 - first) / step + 1;
-            (0..count).map(move |i| {
-                let va = first + i * step;
-                let (target, flags) = if level == 1 {
-                    let flags = if self.page_tables.contains(VirtAddr(va)) {
-                        PAGE_TABLE_PAGE_FLAGS
+        (1..=4u32)
+            .rev()
+            .flat_map(move |level| {
+                let step = 1u64 << (PAGE_SHIFT + 9 * (level - 1));
+                let first = self.virt_base.0 & !(step - 1);
+                let count = (self.virt_end.0 - 1 - first) / step + 1;
+                (0..count).map(move |i| {
+                    let va = first + i * step;
+                    let (target, flags) = if level == 1 {
+                        let flags = if self.page_tables.contains(VirtAddr(va)) {
+                            PAGE_TABLE_PAGE_FLAGS
+                        } else {
+                            PAGE_FLAGS
+                        };
+                        (self.pfn_of(VirtAddr(va)), flags)
                     } else {
-                        PAGE_FLAGS
+                        (self.table_for(level - 1, va), UPPER_TABLE_FLAGS)
                     };
-                    (self.pfn_of(VirtAddr(va)), flags)
-                } else {
-                    (self.table_for(level - 1, va), UPPER_TABLE_FLAGS)
-                };
-                PtEntry {
-                    table: self.table_for(level, va),
-                    level,
-                    index: VirtAddr(va).table_index(level),
-                    target,
-                    flags,
-                }
+                    self.entry(level, va, target, flags)
+                })
             })
-        })
+            .chain(self.p2m_entries())
     }
 
     /// The registers at the entry point: `rip` = entry, `rsp` = top of the boot stack,
@@ -434,6 +520,10 @@ impl BootLayout {
         si.pt_base = self.page_tables.start.0;
         si.nr_pt_frames = self.page_tables.pages;
         si.mfn_list = self.p2m.start.0;
+        if let Some(m) = self.p2m_mapping {
+            si.first_p2m_pfn = m.first_pfn.0;
+            si.nr_p2m_frames = m.frames();
+        }
         if let Some(ramdisk) = self.ramdisk {
             si.mod_start = ramdisk.start.0;
             si.mod_len = self.ramdisk_len;

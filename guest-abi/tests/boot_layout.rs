@@ -116,7 +116,10 @@ fn check_invariants(l: &BootLayout, kernel: &KernelImage<'_>, req: &BootRequest)
     // The elements, in order, page aligned, packed.
     let mut order = vec![l.kernel];
     order.extend(l.ramdisk);
-    order.extend([l.p2m, l.start_info]);
+    if l.p2m_mapping.is_none() {
+        order.push(l.p2m);
+    }
+    order.push(l.start_info);
     order.extend(l.xenstore);
     order.extend(l.console);
     order.extend([l.page_tables, l.stack]);
@@ -140,14 +143,18 @@ fn check_invariants(l: &BootLayout, kernel: &KernelImage<'_>, req: &BootRequest)
     // A 4 MiB aligned end with at least 512 KiB of padding.
     assert_eq!(l.virt_end.0 % (4 << 20), 0);
     assert!(l.virt_end.0 - l.stack.end().0 >= 512 << 10);
-    assert!(l.mapped_pages() <= req.nr_pages);
+    let p2m_frames = l.p2m_mapping.map_or(0, |m| m.frames());
+    assert!(l.mapped_pages() + p2m_frames <= req.nr_pages);
     assert_eq!(l.tables_per_level.iter().sum::<u64>(), l.page_tables.pages);
     assert_eq!(l.tables_per_level[3], 1);
 
     // The page tables map every page of the region once, to its own PFN, writable except
     // the page tables themselves; each table entry is set once.
     let frames: BTreeMap<Pfn, u32> = l.page_table_frames().collect();
-    assert_eq!(frames.len() as u64, l.page_tables.pages);
+    let p2m_tables = l
+        .p2m_mapping
+        .map_or(0, |m| m.tables_per_level.iter().sum::<u64>());
+    assert_eq!(frames.len() as u64, l.page_tables.pages + p2m_tables);
     assert_eq!(frames[&l.l4_pfn()], 4);
     let mut seen = std::collections::BTreeSet::new();
     let mut leaf = BTreeMap::new();
@@ -164,25 +171,43 @@ fn check_invariants(l: &BootLayout, kernel: &KernelImage<'_>, req: &BootRequest)
             assert_eq!(frames.get(&e.target), Some(&(e.level - 1)));
         }
     }
-    assert_eq!(leaf.len() as u64, l.mapped_pages());
+    assert_eq!(
+        leaf.len() as u64,
+        l.mapped_pages() + l.p2m_mapping.map_or(0, |m| m.list_pages)
+    );
     // Walk the tables for a few addresses, as the MMU would.
     let entries: BTreeMap<(Pfn, usize), (Pfn, PteFlags)> = l
         .page_table_entries()
         .map(|e| ((e.table, e.index), (e.target, e.flags)))
         .collect();
+    let walk = |va: VirtAddr| {
+        let mut step = (l.l4_pfn(), PteFlags::empty());
+        for level in (1..=4).rev() {
+            step = entries[&(step.0, va.table_index(level))];
+        }
+        step
+    };
     for va in [
         l.virt_base,
         l.start_info.start,
         l.page_tables.start,
         VirtAddr(l.virt_end.0 - PAGE_SIZE),
     ] {
-        let mut table = l.l4_pfn();
-        let mut flags = PteFlags::empty();
-        for level in (1..=4).rev() {
-            (table, flags) = entries[&(table, va.table_index(level))];
-        }
-        assert_eq!(table, l.pfn_of(va));
+        let (pfn, flags) = walk(va);
+        assert_eq!(pfn, l.pfn_of(va));
         assert_eq!(flags.contains(PteFlags::RW), !l.page_tables.contains(va));
+    }
+    // The P2M list at INIT_P2M: its frames after the region's, in order, writable.
+    if let Some(m) = l.p2m_mapping {
+        assert_eq!(m.first_pfn.0, l.mapped_pages());
+        assert_eq!(l.p2m.start, m.va);
+        assert!(l.p2m.end().0 <= l.virt_base.0);
+        for i in [0, m.list_pages - 1] {
+            let (pfn, flags) = walk(VirtAddr(m.va.0 + i * PAGE_SIZE));
+            assert_eq!(pfn.0, m.first_pfn.0 + i);
+            assert!(flags.contains(PteFlags::RW));
+        }
+        assert!(frames.keys().all(|f| f.0 < m.first_pfn.0 + m.frames()));
     }
 }
 
@@ -352,10 +377,18 @@ proptest! {
         kernel_pages in 2u64..2048,
         base_slot in 0u64..4,
         initdomain in any::<bool>(),
+        init_p2m in prop::option::of(prop_oneof![
+            Just(0x80_0000_0000u64),
+            (0u64..(1 << 36)).prop_map(|p| p << 12),
+            any::<u64>(),
+        ]),
     ) {
         let base = [VIRT_BASE, 0x40_0000, 0x7f_ffc0_0000, 0xffff_8800_0000_0000][base_slot as usize];
         let mut img = Image::good().at(base);
         img.segs[0] = Seg { paddr: 0x10_0000, filesz: 0x1000, memsz: kernel_pages * PAGE_SIZE };
+        if let Some(va) = init_p2m.filter(|&va| va < base || va >= base + (16 << 20)) {
+            img = img.note(T::InitP2m, va.to_le_bytes().to_vec());
+        }
         let bytes = img.build();
         let k = KernelImage::parse(&bytes).unwrap();
         let req = if initdomain { dom0(nr_pages, ramdisk_len) } else { domu(nr_pages, ramdisk_len) };
@@ -363,4 +396,106 @@ proptest! {
             check_invariants(&l, &k, &req);
         }
     }
+}
+
+fn with_init_p2m(va: u64) -> Vec<u8> {
+    Image::good()
+        .note(T::InitP2m, va.to_le_bytes().to_vec())
+        .build()
+}
+
+/// Linux's INIT_P2M (512 GiB, L4 slot 1): the list leaves the region and gets an L3, an
+/// L2 and its L1s of its own, after the region's frames; start_info says so.
+#[test]
+fn init_p2m_maps_the_list_where_the_kernel_asks() {
+    let bytes = with_init_p2m(0x80_0000_0000);
+    let k = KernelImage::parse(&bytes).unwrap();
+    let req = domu(262_144, 0x10_0000); // 1 GiB: 512 pages of list, one L1 table.
+    let l = plan_boot(&k, &req).unwrap();
+    check_invariants(&l, &k, &req);
+    let m = l.p2m_mapping.unwrap();
+    assert_eq!((m.va.0, m.list_pages), (0x80_0000_0000, 512));
+    assert_eq!(m.tables_per_level, [1, 1, 1]);
+    assert_eq!(m.frames(), 515);
+    let si = l.start_info(
+        &StartInfoParams {
+            shared_info_maddr: 0x1000,
+            store_evtchn: EvtchnPort(1),
+            console_evtchn: EvtchnPort(2),
+            cmdline: b"",
+        },
+        |pfn| Mfn(pfn.0),
+    );
+    assert_eq!(si.mfn_list, 0x80_0000_0000);
+    assert_eq!(
+        (si.first_p2m_pfn, si.nr_p2m_frames),
+        (l.mapped_pages(), 515)
+    );
+    // The region is smaller than with the list inside it.
+    let inside = plan_boot(&KernelImage::parse(&Image::good().build()).unwrap(), &req).unwrap();
+    assert!(l.virt_end.0 <= inside.virt_end.0);
+    assert_eq!(inside.p2m_mapping, None);
+    // 4 GiB: 8 MiB of list, four L1 tables.
+    let l = plan_boot(&k, &domu(1 << 20, 0)).unwrap();
+    assert_eq!(l.p2m_mapping.unwrap().tables_per_level, [4, 1, 1]);
+}
+
+/// A list just below the region shares the region's tables at the levels where both fall
+/// in one table's range, instead of repeating them.
+#[test]
+fn init_p2m_next_to_the_region_shares_its_tables() {
+    let req = domu(4096, 0); // 8 pages of list
+    // VIRT_BASE is 1 GiB aligned: the list below it has its own L1 and L2, the L3 is shared.
+    let bytes = with_init_p2m(VIRT_BASE - 16 * PAGE_SIZE);
+    let k = KernelImage::parse(&bytes).unwrap();
+    let l = plan_boot(&k, &req).unwrap();
+    check_invariants(&l, &k, &req);
+    assert_eq!(l.p2m_mapping.unwrap().tables_per_level, [1, 1, 0]);
+    // A region starting 1 MiB into a 2 MiB range: the list shares every table.
+    let base = VIRT_BASE + 0x10_0000;
+    let bytes = Image::good()
+        .at(base)
+        .note(T::InitP2m, (base - 16 * PAGE_SIZE).to_le_bytes().to_vec())
+        .build();
+    let k = KernelImage::parse(&bytes).unwrap();
+    let l = plan_boot(&k, &req).unwrap();
+    check_invariants(&l, &k, &req);
+    assert_eq!(l.p2m_mapping.unwrap().tables_per_level, [0, 0, 0]);
+}
+
+#[test]
+fn init_p2m_is_ignored_as_xen_does_or_refused_when_it_overlaps() {
+    let req = domu(4096, 0);
+    // Above VIRT_BASE, unaligned, or for dom0: the list stays in the region.
+    for (va, req) in [
+        (VIRT_BASE + (1 << 30), req),
+        (0x80_0000_0800, req),
+        (0x80_0000_0000, dom0(4096, 0)),
+    ] {
+        let bytes = with_init_p2m(va);
+        let l = plan_boot(&KernelImage::parse(&bytes).unwrap(), &req).unwrap();
+        assert_eq!(l.p2m_mapping, None, "{va:#x}");
+        assert!(l.p2m.start.0 >= l.virt_base.0);
+    }
+    // Running into the region.
+    let bytes = with_init_p2m(VIRT_BASE - PAGE_SIZE);
+    assert_eq!(
+        plan_boot(&KernelImage::parse(&bytes).unwrap(), &req),
+        Err(LayoutError::P2mOverlapsRegion)
+    );
+    // Its frames count against the domain's memory.
+    let bytes = with_init_p2m(0x80_0000_0000);
+    let k = KernelImage::parse(&bytes).unwrap();
+    let fits = plan_boot(&k, &domu(4096, 0)).unwrap();
+    // One page past the region: the list (3 pages for 1025 entries) and its 3 tables do
+    // not fit.
+    let nr = fits.mapped_pages() + 1;
+    assert_eq!(nr, 1025);
+    assert_eq!(
+        plan_boot(&k, &domu(nr, 0)),
+        Err(LayoutError::NotEnoughMemory {
+            needed: 1024 + 3 + 3,
+            available: nr
+        })
+    );
 }

@@ -271,3 +271,59 @@ proptest::proptest! {
         proptest::prop_assert_eq!(hv.free_pages(), 4096);
     }
 }
+
+#[test]
+fn a_bzimage_is_decompressed_and_built() {
+    use crate::kernel_file::tests::{bzimage, lz4};
+    let mut hv = FakeHv::new(8192);
+    let file = bzimage(&lz4(&fake::kernel_image(true)), 0x020f);
+    let built = build(&mut hv, &config(""), &file, None, [0; 16]).unwrap();
+    let text = hv
+        .read_virt(built.domid, fake::KERNEL_ENTRY, fake::KERNEL_TEXT.len())
+        .unwrap();
+    assert_eq!(text, fake::KERNEL_TEXT);
+
+    // A truncated payload: one error, nothing created.
+    let mut hv = FakeHv::new(8192);
+    let short = &file[..file.len() - 200];
+    let err = build(&mut hv, &config(""), short, None, [0; 16]).unwrap_err();
+    assert_eq!(err, BuildError::Unpack(UnpackError::PayloadOutsideFile));
+    assert_eq!(
+        err.to_string(),
+        "cannot load the kernel: the bzImage's payload lies outside the file"
+    );
+    assert!(hv.domains.is_empty());
+}
+
+/// With `INIT_P2M` the list is mapped at the kernel's address by tables of its own, its
+/// frames after the region's, as Xen's builder does.
+#[test]
+fn the_p2m_list_goes_where_init_p2m_asks() {
+    const P2M_VA: u64 = 0x80_0000_0000; // Linux's: 512 GiB, L4 slot 1.
+    let mut hv = FakeHv::new(8192);
+    let kernel = fake::kernel_image_with(true, Some(P2M_VA));
+    let built = build(&mut hv, &config(""), &kernel, Some(RAMDISK), [0; 16]).unwrap();
+    let (dom, l) = (built.domid, built.layout);
+    let m = l.p2m_mapping.expect("INIT_P2M honoured");
+    assert_eq!(l.p2m.start.0, P2M_VA);
+    assert_eq!(m.first_pfn.0, l.mapped_pages());
+    assert_eq!(m.list_pages, 4); // 2048 entries
+    assert_eq!(m.tables_per_level, [1, 1, 1]);
+
+    let si = hv.start_info(dom).unwrap();
+    assert_eq!(si.mfn_list, P2M_VA);
+    assert_eq!(si.first_p2m_pfn, m.first_pfn.0);
+    assert_eq!(si.nr_p2m_frames, 4 + 3);
+    // The guest reads the hypervisor's P2M at 512 GiB, writable.
+    let p2m = hv.read_virt(dom, P2M_VA, 8 * 2048).unwrap();
+    let want: Vec<u8> = hv.domains[&dom.0]
+        .pages
+        .iter()
+        .flat_map(|m| m.0.to_le_bytes())
+        .collect();
+    assert_eq!(p2m, want);
+    assert!(hv.translate(dom, P2M_VA).unwrap().1);
+    assert_eq!(hv.translate(dom, P2M_VA + 4 * PAGE_SIZE), None);
+    // The region no longer holds it: start_info follows the ramdisk.
+    assert_eq!(l.start_info.start, l.ramdisk.unwrap().end());
+}

@@ -104,4 +104,4 @@ pub fn unpack(file: &[u8]) -> Result<Cow<'_, [u8]>, UnpackError> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -16,9 +16,9 @@ fn fake_elf(len: usize) -> Vec<u8> {
     elf
 }
 
-/// A bzImage around `payload`: 2 setup sectors, protocol `version`, the payload 0x40 bytes
+/// A bzImage around `payload` (also for the builder's tests): 2 setup sectors, protocol `version`, the payload 0x40 bytes
 /// into the protected-mode code, and some bytes after it.
-fn bzimage(payload: &[u8], version: u16) -> Vec<u8> {
+pub(crate) fn bzimage(payload: &[u8], version: u16) -> Vec<u8> {
     let mut file = alloc::vec![0u8; 3 * 512 + 0x40];
     file[0x1f1] = 2;
     file[0x202..0x206].copy_from_slice(b"HdrS");
@@ -44,7 +44,7 @@ fn gzip(data: &[u8]) -> Vec<u8> {
     with_size(out, data.len())
 }
 
-fn lz4(data: &[u8]) -> Vec<u8> {
+pub(crate) fn lz4(data: &[u8]) -> Vec<u8> {
     // The legacy frame: magic, then blocks of at most 8 MiB, each with its size.
     let mut out = 0x184c_2102u32.to_le_bytes().to_vec();
     for chunk in data.chunks(3000) {
