@@ -65,6 +65,17 @@ pub fn check<const D: usize>(ft: &Table<D>, vcpus: &[VcpuMm]) {
 /// Checks every invariant of the frame table and the vCPUs' base pointers. Each of `held`
 /// carries one extra general and type reference (taken with `get_page_and_type`).
 pub fn check_with<const D: usize>(ft: &Table<D>, vcpus: &[VcpuMm], held: &[Mfn]) {
+    check_all(ft, vcpus, held, &[]);
+}
+
+/// [`check_with`], where the L1 entries at `grant_slots` (table, slot) may also be grant
+/// mappings: a frame of any domain, as the grant table allowed.
+pub fn check_all<const D: usize>(
+    ft: &Table<D>,
+    vcpus: &[VcpuMm],
+    held: &[Mfn],
+    grant_slots: &[(Mfn, usize)],
+) {
     let limit = ft.store().frame_limit();
     let info = |m: u64| *ft.frame(Mfn(m)).expect("in RAM");
     let n = limit as usize;
@@ -122,9 +133,11 @@ pub fn check_with<const D: usize>(ft: &Table<D>, vcpus: &[VcpuMm], held: &[Mfn])
             );
             assert_eq!(adjust(level, e), e, "mfn {t:#x}[{slot}] not adjusted");
             let m = entry_mfn(e).0;
+            let granted = level == Level::L1 && grant_slots.contains(&(Mfn(t), slot));
             let mappable = |m: u64| {
                 let target = info(m).owner();
-                target == Some(owner) || (level == Level::L1 && c.privileged && target.is_some())
+                target == Some(owner)
+                    || (level == Level::L1 && (c.privileged || granted) && target.is_some())
             };
             match level {
                 Level::L1 if m >= limit || info(m).owner() == Some(DomId::IO) => {

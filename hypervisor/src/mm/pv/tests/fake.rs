@@ -75,7 +75,7 @@ impl World {
         }
     }
 
-    fn note<T>(&mut self, o: Outcome<T>) -> T {
+    pub(super) fn note<T>(&mut self, o: Outcome<T>) -> T {
         self.flushed |= o.flush_all_cpus;
         o.result
     }

@@ -3,6 +3,7 @@
 //! tests over random operation sequences on several domains.
 
 mod fake;
+mod grants;
 mod memory;
 mod ops;
 mod prop;

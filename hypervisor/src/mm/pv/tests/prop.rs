@@ -97,6 +97,17 @@ enum Op {
         target: Target,
         flags: u8,
     },
+    /// A grant mapping of `granter`'s k-th frame installed (or removed) by `dom` at a virtual
+    /// address or in one of its tables by machine address.
+    Grant {
+        dom: u8,
+        granter: u8,
+        frame: u8,
+        at: Option<(u8, u8)>,
+        va: u8,
+        rw: bool,
+        unmap: bool,
+    },
     Pin {
         dom: u8,
         level: u8,
@@ -152,6 +163,18 @@ fn op() -> impl Strategy<Value = Op> {
         4 => (dom.clone(), any::<u8>(), target(), any::<u8>()).prop_map(
             |(dom, va, target, flags)| Op::UpdateVa { dom, va, target, flags }
         ),
+        3 => (
+            dom.clone(),
+            dom.clone(),
+            any::<u8>(),
+            proptest::option::of((any::<u8>(), any::<u8>())),
+            any::<u8>(),
+            any::<bool>(),
+            any::<bool>(),
+        )
+            .prop_map(|(dom, granter, frame, at, va, rw, unmap)| Op::Grant {
+                dom, granter, frame, at, va, rw, unmap
+            }),
         4 => (dom.clone(), 1..5u8, any::<u8>()).prop_map(
             |(dom, level, frame)| Op::Pin { dom, level, frame }
         ),
@@ -171,6 +194,8 @@ struct Sim {
     doms: Vec<Dom>,
     /// For domains re-created while their predecessor's ID is still taken.
     next_id: u16,
+    /// L1 slots (table, slot) a grant mapping was ever installed in.
+    grant_slots: Vec<(Mfn, usize)>,
 }
 
 fn config(i: u8) -> DomainConfig {
@@ -196,6 +221,7 @@ impl Sim {
             w,
             doms,
             next_id: 100,
+            grant_slots: Vec::new(),
         }
     }
 
@@ -334,6 +360,41 @@ impl Sim {
                 let flags = FLAGS[usize::from(flags) % FLAGS.len()];
                 Some(self.w.update_va(dom(i), va, pte(m, flags), 0).map(drop))
             }
+            Op::Grant {
+                dom: i,
+                granter,
+                frame,
+                at,
+                va,
+                rw,
+                unmap,
+            } => {
+                let at = match at {
+                    Some((table, slot)) => {
+                        let slot = SLOTS[usize::from(slot) % SLOTS.len()] as u64;
+                        GrantPte::Machine(self.pick(i, table).addr() + 8 * slot)
+                    }
+                    None => GrantPte::Va(u64::from(va % 4) << 12),
+                };
+                let m = self.pick(granter, frame);
+                let entry = pte(m, if rw { PRESENT | RW } else { PRESENT });
+                let (d, g) = (dom(i), dom(granter).d.id());
+                let slot = match at {
+                    GrantPte::Machine(a) => Some((Mfn(a >> 12), (a & 0xfff) as usize / 8)),
+                    GrantPte::Va(va) => self.w.vcpus[d.vcpu]
+                        .kernel_table()
+                        .and_then(|l4| self.w.ft.walk(l4, va)),
+                };
+                self.grant_slots.extend(slot);
+                let o = if unmap {
+                    self.w.ft.unmap_grant(d.d, &self.w.vcpus[d.vcpu], at, entry)
+                } else {
+                    self.w
+                        .ft
+                        .map_grant(d.d, &self.w.vcpus[d.vcpu], at, g, entry)
+                };
+                Some(self.w.note(o))
+            }
             Op::Pin {
                 dom: i,
                 level,
@@ -446,7 +507,7 @@ fn run(ops: &[Op]) {
         if needs_flush(&raw_before, &raw_after) {
             assert!(sim.w.take_flush(), "step {i}: {op:?} needs a flush");
         }
-        sim.w.check();
+        super::super::fake::check::check_all(&sim.w.ft, &sim.w.vcpus, &[], &sim.grant_slots);
     }
 }
 
