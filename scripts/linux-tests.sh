@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# A stock Linux kernel as a PV domU: Debian's linux-image-cloud-amd64, its bzImage as
+# shipped (/boot/vmlinuz-*, LZ4 payload, Xen PV support built in), is created by dom0's
+# toolstack, which decompresses it, with a busybox initramfs whose /init prints a verdict
+# and powers off. One boot per memory size (default 128 256 512 1024 MiB) with
+# scripts/boot-domu.sh; each checks the kernel's own boot lines, that no W+X mapping is
+# left ("Checked W+X mappings: passed"), the verdict, the clean power off and that the
+# hypervisor logged no error.
+#
+#   scripts/linux-tests.sh [MIB...]
+#
+# The packages come from Debian's archive (apt-get download, cached in TARGET_DIR/linux;
+# nothing is committed). Prints PASS/FAIL per size and "N passed, N failed"; exits
+# non-zero on failure. Serial logs: TARGET_DIR/linux/boot-MIB.log.
+set -uo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root" || exit 1
+# shellcheck source=scripts/deps.sh
+source scripts/deps.sh
+deps_all >&2 || exit 1
+# cpio builds the initramfs; apt-get download needs current package lists.
+if ! command -v cpio >/dev/null || ! apt-cache show linux-image-cloud-amd64 >/dev/null 2>&1; then
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "linux-tests: need cpio and current apt lists: run as root, or apt-get update && apt-get install cpio" >&2
+        exit 1
+    fi
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq cpio >/dev/null || exit 1
+fi
+
+target_dir=$(cargo metadata --format-version 1 --no-deps |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])') || exit 1
+cache=$target_dir/linux
+mkdir -p "$cache"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+sizes=("$@")
+[ ${#sizes[@]} -gt 0 ] || sizes=(128 256 512 1024)
+
+# The kernel and busybox, from Debian's archive (once).
+kpkg=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null |
+    sed -n 's/^ *Depends: \(linux-image-[0-9].*\)$/\1/p' | head -n1)
+[ -n "$kpkg" ] || { echo "FAIL linux: no linux-image-cloud-amd64 in the apt lists"; exit 1; }
+if [ ! -f "$cache/$kpkg.ok" ]; then
+    (cd "$cache" && rm -rf pkgs root && mkdir pkgs && cd pkgs &&
+        apt-get download "$kpkg" busybox-static >/dev/null 2>&1 &&
+        for d in ./*.deb; do dpkg -x "$d" ../root; done) ||
+        { echo "FAIL linux: cannot download $kpkg and busybox-static"; exit 1; }
+    touch "$cache/$kpkg.ok"
+fi
+bzimage=$(ls "$cache"/root/boot/vmlinuz-* | head -n1)
+
+# The initramfs: busybox and an /init that reports and powers off.
+mkdir -p "$work/initramfs/bin" "$work/initramfs/proc" "$work/initramfs/dev"
+cp "$cache/root/bin/busybox" "$work/initramfs/bin/busybox"
+cat > "$work/initramfs/init" <<'INIT'
+#!/bin/busybox sh
+/bin/busybox mount -t proc proc /proc
+/bin/busybox echo "linux-pv: init running, $(/bin/busybox cat /proc/version)"
+/bin/busybox echo "linux-pv: $(/bin/busybox grep -c ^processor /proc/cpuinfo) CPU, $(/bin/busybox grep MemTotal /proc/meminfo)"
+/bin/busybox echo "linux-pv: PASS"
+/bin/busybox poweroff -f
+INIT
+chmod 755 "$work/initramfs/init"
+(cd "$work/initramfs" && find . | LC_ALL=C sort | cpio -o -H newc --quiet > "$work/initramfs.cpio") || exit 1
+
+passed=0
+failed=0
+for mib in "${sizes[@]}"; do
+    log=$cache/boot-$mib.log
+    errors=()
+    fail() { errors+=("$1"); }
+    start=$(date +%s)
+    # Linux reaches /init within 60 s of its creation, and its verdict right after.
+    BOOT_TIMEOUT=${LINUX_TIMEOUT:-300} BOOT_LOG=$log.raw \
+        scripts/boot-domu.sh --ramdisk "$work/initramfs.cpio" --memory "$mib" \
+        --wait-for "Run /init as init process" --wait-for "linux-pv: PASS" \
+        "$bzimage" console=hvc0 > /dev/null 2> "$cache/boot-$mib.err"
+    status=$?
+    tr -d '\r' < "$log.raw" > "$log"
+    [ "$status" -eq 0 ] || fail "boot-domu.sh exit status $status, want 0 (power off)"
+    has() { grep -qE -- "$1" "$log" || fail "missing /$1/"; }
+    has '^\[domu\] .*Linux version [0-9.]+-[0-9]+-cloud-amd64'
+    has '^\[domu\] .*Booting kernel on Xen'
+    has '^\[domu\] .*installing Xen timer for CPU 0'
+    has '^\[domu\] .*x86/mm: Checked W\+X mappings: passed, no W\+X pages found'
+    has '^\[domu\] .*Run /init as init process'
+    has '^\[domu\] linux-pv: init running'
+    has '^\[domu\] linux-pv: PASS$'
+    has '^Domain [0-9]+ \(domu\) has shut down, reason code 0 \(poweroff\); destroying$'
+    bad='^\(HV\) (ERROR|PANIC|FATAL)|Kernel panic|BUG:|insecure W\+X|W\+X mappings: FAILED'
+    if grep -qE "$bad" "$log"; then
+        fail "an error in the log: $(grep -m1 -E "$bad" "$log")"
+    fi
+    if [ ${#errors[@]} -eq 0 ]; then
+        echo "PASS linux-$mib: $kpkg's bzImage as a ${mib} MiB domU, no W+X, busybox init, power off ($(($(date +%s) - start)) s)"
+        passed=$((passed + 1))
+    else
+        IFS=';'
+        echo "FAIL linux-$mib: ${errors[*]} (log: $log)"
+        unset IFS
+        failed=$((failed + 1))
+    fi
+done
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
