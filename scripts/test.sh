@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: formatting, lints (host and bare-metal), host unit tests, every fuzz
 # target for a short time (env TEST_FUZZ_SECONDS, default 20 each), then the QEMU
-# integration tests on our hypervisor, the hot-path regression guard (bench.sh --check), and
-# the reference tests on real Xen.
+# integration tests on our hypervisor (Debian's Linux kernel among them), the hot-path
+# regression guard (bench.sh --check), and the reference tests on real Xen.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -34,6 +34,10 @@ bash scripts/bench.sh --check
 # Further QEMU suites, each with its own timeouts and assertions.
 step "QEMU tests: dom0-tests"
 bash scripts/dom0-tests.sh
+# A distribution's kernel as shipped: Debian's cloud bzImage (fetched from Debian's archive,
+# cached in target/linux) as a domU at 128, 256, 512 and 1024 MiB, one boot each.
+step "QEMU tests: linux-tests"
+bash scripts/linux-tests.sh
 # The hostile guest as dom0 and as a domU next to a victim, on ours and on Xen 4.17.
 step "QEMU tests: attack-tests --all"
 bash scripts/attack-tests.sh --all
