@@ -2,7 +2,7 @@
 //! escapes from or takes down a hypervisor (writable views of its own page tables, mappings of
 //! frames it does not own, the hypervisor's L4 slots, linear page tables, bad descriptors,
 //! privileged operations, port I/O and MSRs, hostile hypercall arguments, event-channel abuse,
-//! bad trap handlers and stacks), and prints for each `PASS name: got X, expected Y` or
+//! grant-table abuse, bad trap handlers and stacks), and prints for each `PASS name: got X, expected Y` or
 //! `FAIL name: got X, expected Y`, where X and Y are the hypercall's result (`-errno`), the
 //! vector of the trap the guest took, or what it read. Then `attack: N cases` and
 //! `N passed, N failed`, and it powers off.
@@ -40,6 +40,8 @@ mod desc;
 #[cfg(target_os = "none")]
 mod events;
 #[cfg(target_os = "none")]
+mod grants;
+#[cfg(target_os = "none")]
 mod mem;
 #[cfg(target_os = "none")]
 mod mmu;
@@ -63,7 +65,7 @@ mod guest {
 
     use crate::report::{Mode, Report};
     use crate::victim::Victim;
-    use crate::{args, desc, events, mem, mmu, privs, rings, traps, victim};
+    use crate::{args, desc, events, grants, mem, mmu, privs, rings, traps, victim};
 
     guest_abi::pv_guest!("attack", main, dom0);
 
@@ -134,6 +136,7 @@ mod guest {
             traps::run(&mut r);
             args::run(&mut r);
             events::run(&mut r);
+            grants::run(&mut r);
         }
         if let Some(v) = victim {
             victim::run(&mut r, v);

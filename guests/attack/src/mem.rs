@@ -17,7 +17,7 @@ use guest_abi::xen::{MmuextCmd, StartInfo};
 use guest_abi::{DomId, PAGE_SHIFT};
 
 /// Scratch pages.
-pub const SCRATCH_PAGES: usize = 24;
+pub const SCRATCH_PAGES: usize = 27;
 
 #[repr(C, align(4096))]
 struct Pages([[u64; 512]; SCRATCH_PAGES]);

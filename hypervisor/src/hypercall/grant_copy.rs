@@ -175,7 +175,7 @@ fn pin_entry<M: GuestMemory, H: Host>(
 ) -> Result<(&'static AtomicU32, u64), GntStatus> {
     let me = ctx.domain.id;
     let (word, frame_word, act) = entry(ctx, dom, gref)?;
-    if act.is_some_and(|a| a.mapper != me) {
+    if act.is_some_and(|a| !a.admits(me, writable)) {
         return Err(GntStatus::GeneralError);
     }
     set_status(word, me, writable, false)?;

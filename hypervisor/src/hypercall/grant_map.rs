@@ -16,9 +16,11 @@
 //!   mapping (`GNTMAP_device_map` alone) holds its frame through [`Host::get_frame`].
 //!
 //! Checks follow Xen 4.17's `map_grant_ref` and `unmap_common`, each failure a `GNTST_*`
-//! status in the op: no host or device flag (`bad_gntref`), unknown domain (`bad_domain`), no
+//! status in the op: no host or device flag (`bad_gntref`), unknown domain (`bad_domain`,
+//! `DOMID_SELF` included: the granter is named by its id), no
 //! free handle (`no_space`), reference beyond the table (`bad_gntref`), entry not granting
-//! the caller or read-only for a writable map or in use by another domain (`general_error`),
+//! the caller or read-only for a writable map, in use by another domain or already used
+//! [`PIN_LIMIT`] times the same way (`general_error`),
 //! frame not the granter's (`bad_page`), no L1 entry where asked or a frame that cannot be
 //! mapped writable (`general_error`); unknown handle (`bad_handle`), device address not the
 //! mapping's (`bad_dev_addr`), entry no longer mapping the frame (`general_error`).
@@ -39,6 +41,9 @@ use guest_abi::{DomId, PAGE_SIZE, XenError};
 pub const MAX_MAPTRACK: usize = 4096;
 /// v1 grant entries per grant-table frame (8 bytes each).
 pub const ENTRIES_PER_FRAME: u32 = PAGE_SIZE as u32 / 8;
+/// Most read-only (or writable) uses of one grant at once: Xen's 8-bit pin counters refuse a
+/// use once their top bit is set.
+pub const PIN_LIMIT: u32 = 128;
 /// How many times a grant entry's flags are retried when the guest keeps changing them.
 const CMPXCHG_RETRIES: u32 = 5;
 
@@ -140,6 +145,14 @@ pub struct Active {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ActiveGrants {
     refs: BTreeMap<u32, Active>,
+}
+
+impl Active {
+    /// Whether `mapper` may take one more use of the grant, writable or not.
+    pub fn admits(&self, mapper: DomId, writable: bool) -> bool {
+        let used = if writable { self.writers } else { self.readers };
+        self.mapper == mapper && used < PIN_LIMIT
+    }
 }
 
 impl ActiveGrants {
@@ -319,11 +332,8 @@ fn map_one<M: GuestMemory, H: Host>(
         return Err(GntStatus::BadGntref);
     }
     let me = ctx.domain.id;
-    let granter = if DomId(op.dom) == DomId::SELF {
-        me
-    } else {
-        DomId(op.dom)
-    };
+    // Xen looks the granter up by id only: `DOMID_SELF` names no domain here.
+    let granter = DomId(op.dom);
     if table(ctx, granter).is_none() {
         return Err(GntStatus::BadDomain);
     }
@@ -332,7 +342,7 @@ fn map_one<M: GuestMemory, H: Host>(
     }
     let readonly = op.flags & GNTMAP_READONLY != 0;
     let (word, frame_word, act) = entry(ctx, granter, op.ref_)?;
-    if act.is_some_and(|a| a.mapper != me) {
+    if act.is_some_and(|a| !a.admits(me, !readonly)) {
         return Err(GntStatus::GeneralError);
     }
     let need_status = match act {
@@ -666,6 +676,11 @@ mod tests {
         let _ = call(&mut f, Hypercall::GrantTableOp, [0, UOP, 1, 0, 0]);
         op = f.mem.read_obj(UOP).unwrap();
         assert_eq!(op.status, GntStatus::BadDomain.raw() as i16);
+        op.dom = DomId::SELF.0;
+        f.mem.write_obj(UOP, &op).unwrap();
+        let _ = call(&mut f, Hypercall::GrantTableOp, [0, UOP, 1, 0, 0]);
+        op = f.mem.read_obj(UOP).unwrap();
+        assert_eq!(op.status, GntStatus::BadDomain.raw() as i16, "DOMID_SELF");
         // In use by another domain.
         f.host.foreign[0].2.refs.insert(
             8,
@@ -692,14 +707,39 @@ mod tests {
     }
 
     #[test]
+    fn one_grant_takes_at_most_pin_limit_uses_of_a_kind() {
+        let mut f = fixture();
+        let ro = GNTMAP_DEVICE_MAP | GNTMAP_READONLY;
+        for _ in 0..PIN_LIMIT {
+            assert_eq!(map_status(&mut f, 8, ro, 0), GntStatus::Okay);
+        }
+        assert_eq!(map_status(&mut f, 8, ro, 0), GntStatus::GeneralError);
+        // A writable use is another counter.
+        assert_eq!(map_status(&mut f, 8, GNTMAP_DEVICE_MAP, 0), GntStatus::Okay);
+        for h in 0..=PIN_LIMIT {
+            assert_eq!(unmap_status(&mut f, h, 0, X << 12), GntStatus::Okay);
+        }
+        assert_clean(&mut f);
+    }
+
+    #[test]
     fn the_maptrack_is_bounded() {
         let mut f = fixture();
         let ro = GNTMAP_HOST_MAP | GNTMAP_READONLY;
-        for i in 0..MAX_MAPTRACK {
-            assert_eq!(
-                map_status(&mut f, 9, ro, 4096 * (i as u64 + 1)),
-                GntStatus::Okay
+        // Spread over fresh grants, each within the pin limit.
+        for g in 13..13 + (MAX_MAPTRACK as u32).div_ceil(PIN_LIMIT) {
+            grant(
+                &mut f,
+                g,
+                GtfFlags::PERMIT_ACCESS | GtfFlags::READONLY,
+                0,
+                Y,
             );
+        }
+        for i in 0..MAX_MAPTRACK {
+            let gref = 13 + i as u32 / PIN_LIMIT;
+            let va = 4096 * (i as u64 + 1);
+            assert_eq!(map_status(&mut f, gref, ro, va), GntStatus::Okay);
         }
         assert_eq!(map_status(&mut f, 9, ro, VA), GntStatus::NoSpace);
         for h in 0..MAX_MAPTRACK as u32 {

@@ -40,6 +40,11 @@ impl<S: FrameStore, P: FramePool, M: M2pTable, const D: usize> FrameTable<S, P, 
     ) -> Outcome<Result<(), PvMmError>> {
         let result = self.domain(caller).map(DomainMm::ctx).and_then(|ctx| {
             let (table, slot) = self.grant_slot(&ctx, vcpu, at)?;
+            // Only RAM is granted: never I/O memory, whatever the mapping domain may map.
+            let frame = entry_mfn(entry);
+            if self.is_io(frame) {
+                return Err(PvMmError::NotMappable { mfn: frame });
+            }
             let ctx = Ctx {
                 pg_owner: granter,
                 pg_iomem: false,

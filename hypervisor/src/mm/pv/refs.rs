@@ -245,7 +245,7 @@ impl<S: FrameStore, P: FramePool, M: M2pTable, const D: usize> FrameTable<S, P, 
     }
 
     /// Whether `mfn` is I/O memory: outside RAM or owned by `DOMID_IO`. Never reference counted.
-    fn is_io(&self, mfn: Mfn) -> bool {
+    pub(super) fn is_io(&self, mfn: Mfn) -> bool {
         !self.in_ram(mfn) || self.store.info(mfn).owner == DomId::IO
     }
 

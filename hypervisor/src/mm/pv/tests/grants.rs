@@ -105,6 +105,17 @@ fn grant_mappings_go_only_where_they_may() {
         w.map_grant(back, GrantPte::Va(0x3000), front, pte(tf.l1, P | RW))
             .is_err()
     );
+    // Never I/O memory or a frame beyond RAM, even for dom0.
+    let io = Mfn(2);
+    assert!(
+        w.map_grant(back, GrantPte::Va(0x3000), front, pte(io, P))
+            .is_err()
+    );
+    let beyond = Mfn(96 + 5);
+    assert!(
+        w.map_grant(back, GrantPte::Va(0x3000), back, pte(beyond, P))
+            .is_err()
+    );
     // Read-only is fine.
     w.map_grant(back, GrantPte::Va(0x3000), front, pte(tf.l1, P))
         .unwrap();
