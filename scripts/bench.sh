@@ -315,6 +315,8 @@ WHAT = {
     "mmu_update_512": "`mmu_update` of all 512 entries of an L1 (alternating frames), per hypercall",
     "pin_unpin_l4": "`PIN_L4_TABLE` + `UNPIN_TABLE` of a fresh L4→L3→L2→L1 with 512 mappings",
     "new_baseptr": "`MMUEXT_NEW_BASEPTR` between the bootstrap L4 and a pinned copy, per switch",
+    "grant_copy_page": "`GNTTABOP_copy` of a whole page from a granted frame (our own grant to ourselves) into an own frame",
+    "grant_map_unmap": "`GNTTABOP_map_grant_ref` of our own grant over a page of ours, then `unmap_grant_ref`",
     "user_syscall_roundtrip": "guest user `syscall` → kernel callback → `iret(VGCF_in_syscall)` back (+1/200 of entering and leaving user mode)",
     "poll_send_pending": "loopback `evtchn_send`, then `SCHEDOP_poll` on the receiving port (already pending: returns at once)",
     "poll_wake_timer": "one-shot timer 1 ms ahead, `SCHEDOP_poll` on the masked `VIRQ_TIMER` port: deadline → return from the poll",

@@ -35,6 +35,8 @@ mod error;
 #[cfg(target_os = "none")]
 mod events;
 #[cfg(target_os = "none")]
+mod grants;
+#[cfg(target_os = "none")]
 mod hypercalls;
 #[cfg(target_os = "none")]
 mod mmu;
@@ -62,7 +64,7 @@ mod guest {
 
     use crate::error::Error;
     use crate::run::{Spec, bench_each, failed};
-    use crate::{events, hypercalls, mmu, stats, timing, traps, user};
+    use crate::{events, grants, hypercalls, mmu, stats, timing, traps, user};
 
     guest_abi::pv_guest!("bench", main, dom0);
 
@@ -102,6 +104,7 @@ mod guest {
         } else {
             let lb = hypercalls::run();
             mmu::run();
+            grants::run();
             user::run();
             timing::run(lb);
         }

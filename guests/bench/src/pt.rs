@@ -49,9 +49,13 @@ pub enum Spare {
     PinL1,
     /// A copy of the bootstrap L4, the second address space for `NEW_BASEPTR`.
     SwitchL4,
+    /// Replaced by the grant-table frame.
+    GrantTable,
+    /// Where the grant map benchmark maps a grant.
+    GrantWindow,
 }
 
-const SPARES: usize = Spare::SwitchL4 as usize + 1;
+const SPARES: usize = Spare::GrantWindow as usize + 1;
 
 #[repr(C, align(4096))]
 struct Page([u64; ENTRIES]);
@@ -86,6 +90,20 @@ impl Spare {
         // SAFETY: the page is ours, mapped writable while the caller fills it, and nothing
         // holds a reference into it.
         unsafe { self.ptr().write_volatile(*entries) }
+    }
+
+    /// Maps the page back onto its own frame, writable.
+    pub fn remap_own(self) -> Result<(), Error> {
+        self.map_frame(self.mfn())
+    }
+
+    /// Maps frame `mfn` writable over the page.
+    pub fn map_frame(self, mfn: u64) -> Result<(), Error> {
+        let pte = (mfn << PAGE_SHIFT) | DATA;
+        // SAFETY: only this spare page's mapping changes; nothing holds a reference into it.
+        unsafe { hypercall::update_va_mapping(VirtAddr(self.va()), pte, UVMF_INVLPG) }
+            .map(drop)
+            .map_err(|err| Error::xen("update_va_mapping", err))
     }
 
     /// Remaps the page read-only (so the hypervisor accepts it as a page table).

@@ -128,9 +128,10 @@ pub fn guest_syscall(regs: &mut Regs) {
         };
         settle(regs, vcpu, vcpu_id, host, action)
     });
-    let handled = match (handled.action, caller) {
+    // By reference: the caller's record is large, and this runs on every exit.
+    let handled = match (handled.action, caller.as_ref()) {
         (Action::Machine { call, slot }, Some(caller)) => {
-            machine_call(regs, &caller, call, slot);
+            machine_call(regs, caller, call, slot);
             Handled {
                 action: Action::Resume,
                 events_checked: false,
