@@ -125,6 +125,24 @@ pub struct GnttabUnmapGrantRef {
     pub _hole: [u8; 2],
 }
 
+/// `struct gnttab_unmap_and_replace`.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+#[repr(C)]
+pub struct GnttabUnmapAndReplace {
+    /// IN: where the grant is mapped.
+    pub host_addr: u64,
+    /// IN: the address whose mapping takes its place (left unmapped).
+    pub new_addr: u64,
+    /// IN: the handle from the map.
+    pub handle: u32,
+    /// OUT: `GNTST_*`.
+    pub status: i16,
+    /// Rust's spelling of padding C leaves implicit.
+    pub _hole: [u8; 2],
+}
+
 /// `struct gnttab_setup_table`.
 #[derive(
     Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,

@@ -252,6 +252,7 @@ fn all_checks() -> Checks {
             host_addr, flags, ref_ => "ref", dom, status, handle, dev_bus_addr,
         }
         GnttabUnmapGrantRef = "struct gnttab_unmap_grant_ref" { host_addr, dev_bus_addr, handle, status, }
+        GnttabUnmapAndReplace = "struct gnttab_unmap_and_replace" { host_addr, new_addr, handle, status, }
         GnttabSetupTable = "struct gnttab_setup_table" { dom, nr_frames, status, frame_list, }
         GnttabCopyPtr = "struct gnttab_copy_ptr" { u, domid, offset, }
         GnttabCopy = "struct gnttab_copy" {

@@ -10,7 +10,8 @@ use core::sync::atomic::{AtomicU8, Ordering};
 use guest_abi::VirtAddr;
 use guest_abi::arch::PteFlags;
 use guest_abi::grant_table::{
-    GNTMAP_HOST_MAP, GntStatus, GnttabMapGrantRef, GnttabOp, GnttabUnmapGrantRef, GtfFlags,
+    GNTMAP_HOST_MAP, GntStatus, GnttabMapGrantRef, GnttabOp, GnttabUnmapAndReplace,
+    GnttabUnmapGrantRef, GtfFlags,
 };
 use guest_abi::runtime::{AsmCell, hypercall};
 use guest_abi::xen::{StartInfo, UVMF_INVLPG};
@@ -24,6 +25,8 @@ struct Page([AtomicU8; 4096]);
 static GRANTED: AsmCell<Page> = AsmCell::new(Page([const { AtomicU8::new(0) }; 4096]));
 /// The page of the image the grant is mapped over.
 static WINDOW: AsmCell<Page> = AsmCell::new(Page([const { AtomicU8::new(0) }; 4096]));
+/// The page whose mapping `unmap_and_replace` moves over the grant.
+static SPARE: AsmCell<Page> = AsmCell::new(Page([const { AtomicU8::new(0) }; 4096]));
 
 /// The grant this test gives itself.
 const GREF: u32 = 9;
@@ -119,6 +122,44 @@ pub fn run(r: &mut Report, si: &StartInfo, table: *mut u64, me: u16) {
             unmap(h, va).and_then(|s| is(s, GntStatus::BadHandle)),
         );
     }
+    // unmap_and_replace: a second mapping of the grant gives way to the mapping of SPARE,
+    // whose own address is left unmapped.
+    let spare_va = SPARE.addr();
+    let spare_mfn = mfn_of(si, spare_va);
+    page(&SPARE)[300].store(0x77, Ordering::SeqCst);
+    r.check(
+        "grant.unmap_and_replace moves another mapping over the grant",
+        map(me, GREF, GNTMAP_HOST_MAP, va).and_then(|(status, h)| {
+            is(status, GntStatus::Okay)?;
+            let mut op = [GnttabUnmapAndReplace {
+                host_addr: va,
+                new_addr: spare_va,
+                handle: h,
+                status: 99,
+                ..Default::default()
+            }];
+            // SAFETY: the window now shows SPARE's frame; SPARE's own address is left
+            // unmapped and is not touched until it is mapped back below.
+            ok("GNTTABOP_unmap_and_replace", unsafe {
+                hypercall::grant_table_op(GnttabOp::UnmapAndReplace, &mut op)
+            })?;
+            is(op[0].status, GntStatus::Okay)?;
+            eq(
+                "byte of SPARE through the window",
+                page(&WINDOW)[300].load(Ordering::SeqCst).into(),
+                0x77,
+            )?;
+            eq("entry in use", entry() & IN_USE, 0)
+        }),
+    );
+    let spare_pte = (spare_mfn << 12)
+        | (PteFlags::PRESENT | PteFlags::RW | PteFlags::ACCESSED | PteFlags::DIRTY).bits();
+    // SAFETY: SPARE's own frame, mapped back where it was.
+    let back = unsafe { hypercall::update_va_mapping(VirtAddr(spare_va), spare_pte, UVMF_INVLPG) };
+    r.check(
+        "grant.unmap_and_replace: spare page mapped back",
+        ok("update_va_mapping", back).map(drop),
+    );
     // The window gets its own frame back.
     let pte = (window_mfn << 12)
         | (PteFlags::PRESENT | PteFlags::RW | PteFlags::ACCESSED | PteFlags::DIRTY).bits();

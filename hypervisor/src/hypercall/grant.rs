@@ -2,7 +2,7 @@
 //! `set_version`, `get_version`) and copies between granted frames (`copy`, in
 //! [`super::grant_copy`]), in Xen's semantics: errors of an operation itself in its `status`
 //! field with the call returning 0; mappings of granted frames (`map_grant_ref`,
-//! `unmap_grant_ref`, in [`super::grant_map`]). Transfers, `unmap_and_replace` and version 2
+//! `unmap_grant_ref`, `unmap_and_replace`, in [`super::grant_map`]). Transfers and version 2
 //! are not offered: `-ENOSYS`.
 
 use super::{Ctx, HcResult, Host};
@@ -64,6 +64,7 @@ pub fn grant_table_op<M: GuestMemory, H: Host>(
         GnttabOp::Copy => super::grant_copy::copy(ctx, args),
         GnttabOp::MapGrantRef => super::grant_map::map(ctx, args),
         GnttabOp::UnmapGrantRef => super::grant_map::unmap(ctx, args),
+        GnttabOp::UnmapAndReplace => super::grant_map::unmap_and_replace(ctx, args),
         GnttabOp::SetupTable
         | GnttabOp::QuerySize
         | GnttabOp::SetVersion

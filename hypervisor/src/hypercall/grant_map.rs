@@ -33,7 +33,8 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU32, Ordering};
 use guest_abi::grant_table::{
     GNTMAP_APPLICATION_MAP, GNTMAP_CONTAINS_PTE, GNTMAP_DEVICE_MAP, GNTMAP_HOST_MAP,
-    GNTMAP_READONLY, GntStatus, GnttabMapGrantRef, GnttabUnmapGrantRef, GtfFlags,
+    GNTMAP_READONLY, GntStatus, GnttabMapGrantRef, GnttabUnmapAndReplace, GnttabUnmapGrantRef,
+    GtfFlags,
 };
 use guest_abi::{DomId, PAGE_SIZE, XenError};
 
@@ -270,7 +271,13 @@ pub fn map<M: GuestMemory, H: Host>(ctx: &mut Ctx<'_, M, H>, args: &mut [u64; 5]
 /// `GNTTABOP_unmap_grant_ref(uop, count)`.
 pub fn unmap<M: GuestMemory, H: Host>(ctx: &mut Ctx<'_, M, H>, args: &mut [u64; 5]) -> HcResult {
     batch::<GnttabUnmapGrantRef, M, H>(ctx, args, |ctx, op| {
-        op.status = unmap_one(ctx, op).err().unwrap_or(GntStatus::Okay).raw() as i16;
+        let u = Unmap {
+            handle: op.handle,
+            host_addr: op.host_addr,
+            dev_bus_addr: op.dev_bus_addr,
+            new_addr: None,
+        };
+        op.status = unmap_one(ctx, &u).err().unwrap_or(GntStatus::Okay).raw() as i16;
     })
 }
 
@@ -436,27 +443,54 @@ fn unpin(active: &mut ActiveGrants, m: &Mapping) -> Option<Active> {
     Some(left)
 }
 
+/// What an unmap names: the handle, the host address and bus address of the parts to undo,
+/// and for `unmap_and_replace` the address whose mapping takes the grant's place.
+struct Unmap {
+    handle: u32,
+    host_addr: u64,
+    dev_bus_addr: u64,
+    new_addr: Option<u64>,
+}
+
+/// `GNTTABOP_unmap_and_replace(uop, count)`.
+pub fn unmap_and_replace<M: GuestMemory, H: Host>(
+    ctx: &mut Ctx<'_, M, H>,
+    args: &mut [u64; 5],
+) -> HcResult {
+    batch::<GnttabUnmapAndReplace, M, H>(ctx, args, |ctx, op| {
+        let u = Unmap {
+            handle: op.handle,
+            host_addr: op.host_addr,
+            dev_bus_addr: 0,
+            new_addr: (op.new_addr != 0).then_some(op.new_addr),
+        };
+        op.status = unmap_one(ctx, &u).err().unwrap_or(GntStatus::Okay).raw() as i16;
+    })
+}
+
 fn unmap_one<M: GuestMemory, H: Host>(
     ctx: &mut Ctx<'_, M, H>,
-    op: &GnttabUnmapGrantRef,
+    op: &Unmap,
 ) -> Result<(), GntStatus> {
     let mut m = ctx
         .domain
         .maptrack
         .get(op.handle)
         .ok_or(GntStatus::BadHandle)?;
-    if op.dev_bus_addr != 0 && op.dev_bus_addr != m.frame << 12 {
+    let device = m.flags & GNTMAP_DEVICE_MAP != 0;
+    if op.dev_bus_addr != 0 && device && op.dev_bus_addr != m.frame << 12 {
         return Err(GntStatus::BadDevAddr);
     }
     if op.host_addr != 0 && m.flags & GNTMAP_HOST_MAP != 0 {
         let at = pte_at(op.host_addr, m.flags);
         let pte = pte_of(m.frame, m.flags);
+        let new_va = op.new_addr;
         ctx.host
-            .grant_pte(ctx.vcpu, at, GrantPteOp::Unmap { pte })
+            .grant_pte(ctx.vcpu, at, GrantPteOp::Unmap { pte, new_va })
             .map_err(|_| GntStatus::GeneralError)?;
         m.flags &= !GNTMAP_HOST_MAP;
     }
-    if op.dev_bus_addr != 0 && m.flags & GNTMAP_DEVICE_MAP != 0 {
+    if op.dev_bus_addr != 0 && device {
         ctx.host.put_frame(m.frame, !m.readonly());
         m.flags &= !GNTMAP_DEVICE_MAP;
     }
@@ -693,6 +727,40 @@ mod tests {
         );
         assert_eq!(map_status(&mut f, 8, host, VA), GntStatus::GeneralError);
         assert_eq!(unmap_status(&mut f, 77, VA, 0), GntStatus::BadHandle);
+    }
+
+    #[test]
+    fn unmap_and_replace_takes_virtual_addresses_only() {
+        let mut f = fixture();
+        let h = map_op(&mut f, 8, GNTMAP_HOST_MAP, VA).handle;
+        let h2 = map_op(
+            &mut f,
+            9,
+            GNTMAP_HOST_MAP | GNTMAP_READONLY | GNTMAP_CONTAINS_PTE,
+            0x5008,
+        )
+        .handle;
+        let replace = |f: &mut Fixture, handle, host_addr, new_addr| {
+            let op = GnttabUnmapAndReplace {
+                host_addr,
+                new_addr,
+                handle,
+                status: 99,
+                ..Default::default()
+            };
+            f.mem.write_obj(UOP, &op).unwrap();
+            assert_eq!(call(f, Hypercall::GrantTableOp, [7, UOP, 1, 0, 0]), Ok(0));
+            let back: GnttabUnmapAndReplace = f.mem.read_obj(UOP).unwrap();
+            GntStatus::from_raw(i32::from(back.status)).unwrap()
+        };
+        assert_eq!(
+            replace(&mut f, h2, 0x5008, VA + 4096),
+            GntStatus::GeneralError
+        );
+        assert_eq!(replace(&mut f, 99, VA, VA + 4096), GntStatus::BadHandle);
+        assert_eq!(replace(&mut f, h, VA, VA + 4096), GntStatus::Okay);
+        assert_eq!(replace(&mut f, h2, 0x5008, 0), GntStatus::Okay);
+        assert_clean(&mut f);
     }
 
     #[test]

@@ -133,10 +133,14 @@ pub enum GrantPteOp {
         /// The entry.
         pte: u64,
     },
-    /// Remove the entry, which must still map `pte`'s frame with its present and RW bits.
+    /// Remove the entry, which must still map `pte`'s frame with its present and RW bits;
+    /// with `new_va`, the entry mapping that address moves into its place
+    /// (`GNTTABOP_unmap_and_replace`).
     Unmap {
         /// The entry as it was installed.
         pte: u64,
+        /// The address whose entry replaces it.
+        new_va: Option<u64>,
     },
 }
 

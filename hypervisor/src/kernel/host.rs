@@ -199,7 +199,7 @@ impl<'a> Host for KernelHost<'a> {
         let vmm = vcpu.mm.as_ref().ok_or(FrameRefused::NotWritable)?;
         let outcome = match op {
             GrantPteOp::Map { granter, pte } => mmu.map_grant(me, vmm, at, granter, pte),
-            GrantPteOp::Unmap { pte } => mmu.unmap_grant(me, vmm, at, pte),
+            GrantPteOp::Unmap { pte, new_va } => mmu.unmap_grant(me, vmm, at, pte, new_va),
         };
         let result = super::mmu::honour(outcome);
         // The entry changed under a live address space: no stale translation may survive.

@@ -290,7 +290,10 @@ impl Host for FakeHost {
                 self.grant_ptes.push((at, pte));
                 Ok(())
             }
-            GrantPteOp::Unmap { pte } => {
+            GrantPteOp::Unmap { pte, new_va } => {
+                if new_va.is_some() && matches!(at, GrantPte::Machine(_)) {
+                    return Err(FrameRefused::NotWritable);
+                }
                 let i = self
                     .grant_ptes
                     .iter()

@@ -55,23 +55,51 @@ impl<S: FrameStore, P: FramePool, M: M2pTable, const D: usize> FrameTable<S, P, 
         self.outcome(result)
     }
 
-    /// Removes the grant mapping of `frame` at `at` for `caller`: the entry there must map
-    /// `frame` with the present and writable bits of `entry` (what [`map_grant`]
-    /// (Self::map_grant) installed), else [`PvMmError::GrantMismatch`].
+    /// Removes the grant mapping `entry` at `at` for `caller`: the entry there must map the
+    /// same frame with the present and writable bits of `entry` (what [`map_grant`]
+    /// (Self::map_grant) installed), else [`PvMmError::GrantMismatch`]. With `new_va`
+    /// (`GNTTABOP_unmap_and_replace`, virtual addresses only), the entry that maps `new_va` is
+    /// moved there instead of leaving it empty: taken from its slot (which is left empty) with
+    /// its references; if the grant entry then does not match, the moved entry is dropped, as
+    /// Xen does.
     pub fn unmap_grant(
         &mut self,
         caller: DomainRef,
         vcpu: &VcpuMm,
         at: GrantPte,
         entry: u64,
+        new_va: Option<u64>,
     ) -> Outcome<Result<(), PvMmError>> {
         let result = self.domain(caller).map(DomainMm::ctx).and_then(|ctx| {
-            let (table, slot) = self.grant_slot(&ctx, vcpu, at)?;
-            let old = self.store.read_entry(table, slot);
-            if entry_mfn(old) != entry_mfn(entry) || (old ^ entry) & (PRESENT | RW) != 0 {
-                return Err(PvMmError::GrantMismatch);
+            let stolen = match (new_va, at) {
+                (None, _) => 0,
+                (Some(_), GrantPte::Machine(_)) => return Err(PvMmError::BadArgument),
+                (Some(va), GrantPte::Va(_)) => {
+                    let (table, slot) = self.grant_slot(&ctx, vcpu, GrantPte::Va(va))?;
+                    let e = self.store.read_entry(table, slot);
+                    self.store.write_entry(table, slot, 0);
+                    e
+                }
+            };
+            let checked = self.grant_slot(&ctx, vcpu, at).and_then(|(table, slot)| {
+                let old = self.store.read_entry(table, slot);
+                if entry_mfn(old) != entry_mfn(entry) || (old ^ entry) & (PRESENT | RW) != 0 {
+                    return Err(PvMmError::GrantMismatch);
+                }
+                Ok((table, slot, old))
+            });
+            match checked {
+                Ok((table, slot, old)) => {
+                    // The moved entry keeps its references; the grant's are dropped.
+                    self.store.write_entry(table, slot, stolen);
+                    self.put_entry(Level::L1, old);
+                    Ok(())
+                }
+                Err(e) => {
+                    self.put_entry(Level::L1, stolen);
+                    Err(e)
+                }
             }
-            self.mod_entry(table, Level::L1, slot, 0, &ctx, false)
         });
         self.outcome(result)
     }

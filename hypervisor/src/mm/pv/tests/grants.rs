@@ -22,7 +22,19 @@ impl World {
     }
 
     fn unmap_grant(&mut self, dom: Dom, at: GrantPte, entry: u64) -> Result<(), PvMmError> {
-        let o = self.ft.unmap_grant(dom.d, &self.vcpus[dom.vcpu], at, entry);
+        self.replace_grant(dom, at, entry, None)
+    }
+
+    fn replace_grant(
+        &mut self,
+        dom: Dom,
+        at: GrantPte,
+        entry: u64,
+        new_va: Option<u64>,
+    ) -> Result<(), PvMmError> {
+        let o = self
+            .ft
+            .unmap_grant(dom.d, &self.vcpus[dom.vcpu], at, entry, new_va);
         self.note(o)
     }
 }
@@ -139,5 +151,36 @@ fn a_granter_dies_with_its_frame_mapped_and_the_frame_outlives_it() {
         .unwrap();
     assert_eq!(w.info(page).count(), 0);
     let _ = t;
+    w.check();
+}
+
+#[test]
+fn unmap_and_replace_moves_another_entry_over_the_grant() {
+    let mut w = World::new(96);
+    let back = w.domain(0, dom0(32));
+    let front = w.domain(1, domu(16));
+    let t = w.running_tree(back);
+    let [page] = w.frames(front);
+    let [mine] = w.frames(back);
+    let entry = pte(page, P | RW);
+    w.map_grant(back, GrantPte::Va(0x3000), front, entry)
+        .unwrap();
+    w.update(back, t.l1, 5, pte(mine, P | RW)).unwrap();
+    // Not by PTE address.
+    assert_eq!(
+        w.replace_grant(
+            back,
+            GrantPte::Machine(t.l1.addr() + 24),
+            entry,
+            Some(0x5000)
+        ),
+        Err(PvMmError::BadArgument)
+    );
+    w.replace_grant(back, GrantPte::Va(0x3000), entry, Some(0x5000))
+        .unwrap();
+    assert_eq!(w.peek(t.l1, 5), 0);
+    assert_eq!(w.peek(t.l1, 3) & ADDR_MASK, mine.addr());
+    assert_eq!(w.info(page).count(), 1);
+    assert_eq!((w.info(mine).count(), w.info(mine).type_count()), (2, 1));
     w.check();
 }

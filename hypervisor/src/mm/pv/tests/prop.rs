@@ -387,7 +387,13 @@ impl Sim {
                 };
                 self.grant_slots.extend(slot);
                 let o = if unmap {
-                    self.w.ft.unmap_grant(d.d, &self.w.vcpus[d.vcpu], at, entry)
+                    self.w.ft.unmap_grant(
+                        d.d,
+                        &self.w.vcpus[d.vcpu],
+                        at,
+                        entry,
+                        (va & 4 != 0).then_some(u64::from(va % 4) << 12),
+                    )
                 } else {
                     self.w
                         .ft
