@@ -193,6 +193,22 @@ pub struct GnttabSetVersion {
     pub version: u32,
 }
 
+/// `struct gnttab_get_status_frames`.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+#[repr(C)]
+pub struct GnttabGetStatusFrames {
+    /// IN: how many frames to list.
+    pub nr_frames: u32,
+    /// IN: the domain.
+    pub dom: u16,
+    /// OUT: `GNTST_*`.
+    pub status: i16,
+    /// Guest handle of the array that receives the frame numbers.
+    pub frame_list: u64,
+}
+
 /// `struct gnttab_get_version`.
 #[derive(
     Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,

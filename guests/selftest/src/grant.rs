@@ -47,6 +47,7 @@ pub fn run(r: &mut Report, si: &guest_abi::xen::StartInfo) {
         // The selftest runs as dom0.
         crate::grant_copy::run(r, si, WINDOW.addr() as *mut u64, 0);
         crate::grant_map::run(r, si, WINDOW.addr() as *mut u64, 0);
+        crate::grant_v2::run(r, si, WINDOW.addr() as *mut u64, 0);
     }
 
     let mut q = [GnttabQuerySize {

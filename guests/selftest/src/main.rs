@@ -36,6 +36,8 @@ mod grant_copy;
 #[cfg(target_os = "none")]
 mod grant_map;
 #[cfg(target_os = "none")]
+mod grant_v2;
+#[cfg(target_os = "none")]
 mod hypercalls;
 #[cfg(target_os = "none")]
 mod mmu;

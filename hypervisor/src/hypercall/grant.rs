@@ -1,25 +1,36 @@
-//! `grant_table_op`: a domain's own v1 grant table (`setup_table`, `query_size`,
-//! `set_version`, `get_version`) and copies between granted frames (`copy`, in
-//! [`super::grant_copy`]), in Xen's semantics: errors of an operation itself in its `status`
-//! field with the call returning 0; mappings of granted frames (`map_grant_ref`,
-//! `unmap_grant_ref`, `unmap_and_replace`, in [`super::grant_map`]). Transfers and version 2
-//! are not offered: `-ENOSYS`.
+//! `grant_table_op`: a domain's own grant table, version 1 or 2 (`setup_table`, `query_size`,
+//! `set_version`, `get_version`, `get_status_frames`; the entries' layout in
+//! [`super::grant_entry`]), copies between granted frames (`copy`, in [`super::grant_copy`])
+//! and mappings of granted frames (`map_grant_ref`, `unmap_grant_ref`, `unmap_and_replace`, in
+//! [`super::grant_map`]), in Xen's semantics: errors of an operation itself in its `status`
+//! field with the call returning 0. Transfers, transitive grants and `swap_grant_ref` are not
+//! offered (`-ENOSYS`, `general_error`).
 
+use super::grant_entry::{locate, status_frames_for};
 use super::{Ctx, HcResult, Host};
 use crate::pv::guest_mem::{GuestMemory, check_guest_range};
+use core::sync::atomic::Ordering;
 use guest_abi::grant_table::{
-    GntStatus, GnttabGetVersion, GnttabOp, GnttabQuerySize, GnttabSetVersion, GnttabSetupTable,
+    GNTTAB_NR_RESERVED_ENTRIES, GntStatus, GnttabGetStatusFrames, GnttabGetVersion, GnttabOp,
+    GnttabQuerySize, GnttabSetVersion, GnttabSetupTable, GtfFlags,
 };
-use guest_abi::{DomId, XenError};
+use guest_abi::{DomId, PAGE_SIZE, XenError};
 
 /// Most grant frames a domain may have (Xen's default `gnttab_max_frames`).
 pub const MAX_GRANT_FRAMES: usize = 64;
 
-/// The frames of a domain's grant table (shared hypervisor frames it may map writable).
+/// Most status frames (version 2) a domain may have: enough for [`MAX_GRANT_FRAMES`].
+pub const MAX_STATUS_FRAMES: usize = super::grant_entry::status_frames_for(MAX_GRANT_FRAMES);
+
+/// A domain's grant table: its version and frames (shared hypervisor frames it may map
+/// writable) and, in version 2, its status frames (mapped read-only).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GrantFrames {
     frames: [u64; MAX_GRANT_FRAMES],
     nr: u32,
+    status: [u64; MAX_STATUS_FRAMES],
+    nr_status: u32,
+    version: u32,
 }
 
 impl Default for GrantFrames {
@@ -27,6 +38,9 @@ impl Default for GrantFrames {
         Self {
             frames: [0; MAX_GRANT_FRAMES],
             nr: 0,
+            status: [0; MAX_STATUS_FRAMES],
+            nr_status: 0,
+            version: 1,
         }
     }
 }
@@ -37,6 +51,16 @@ impl GrantFrames {
         &self.frames[..self.nr as usize]
     }
 
+    /// The status frames (version 2), in order.
+    pub fn status_frames(&self) -> &[u64] {
+        &self.status[..self.nr_status as usize]
+    }
+
+    /// The table's version (1 or 2).
+    pub fn version(&self) -> u32 {
+        self.version
+    }
+
     /// Adds a frame at the end; false when the table is at its largest.
     pub fn push(&mut self, frame: u64) -> bool {
         let Some(slot) = self.frames.get_mut(self.nr as usize) else {
@@ -45,6 +69,21 @@ impl GrantFrames {
         *slot = frame;
         self.nr += 1;
         true
+    }
+
+    /// Adds a status frame at the end; false when there are enough for the largest table.
+    pub fn push_status(&mut self, frame: u64) -> bool {
+        let Some(slot) = self.status.get_mut(self.nr_status as usize) else {
+            return false;
+        };
+        *slot = frame;
+        self.nr_status += 1;
+        true
+    }
+
+    /// Every frame the table holds, table and status frames (to give back when it goes).
+    pub fn all_frames(&self) -> impl Iterator<Item = u64> + '_ {
+        self.frames().iter().chain(self.status_frames()).copied()
     }
 }
 
@@ -89,13 +128,8 @@ pub fn grant_table_op<M: GuestMemory, H: Host>(
         }
         GnttabOp::SetVersion => {
             let mut v: GnttabSetVersion = ctx.mem.read_obj(uop)?;
-            // Version 2 is not offered: Xen's answer when its maximum version is 1.
-            let result = match v.version {
-                1 => Ok(0),
-                2 => Err(XenError::NoSys),
-                _ => Err(XenError::Inval),
-            };
-            v.version = 1;
+            let result = set_version(ctx, v.version);
+            v.version = ctx.domain.grant_frames.version;
             ctx.mem.write_obj(uop, &v)?;
             result
         }
@@ -108,10 +142,12 @@ pub fn grant_table_op<M: GuestMemory, H: Host>(
                     XenError::Perm
                 });
             }
-            v.version = 1;
+            v.version = ctx.domain.grant_frames.version;
             ctx.mem.write_obj(uop, &v)?;
             Ok(0)
         }
+        GnttabOp::GetStatusFrames if count != 1 => Err(XenError::Inval),
+        GnttabOp::GetStatusFrames => get_status_frames(ctx, uop),
         _ => Err(XenError::NoSys),
     }
 }
@@ -160,7 +196,8 @@ fn setup_table<M: GuestMemory, H: Host>(ctx: &mut Ctx<'_, M, H>, uop: u64) -> Hc
     Ok(0)
 }
 
-/// Adds zeroed shared frames until the table has `n`.
+/// Adds zeroed shared frames until the table has `n` (and, in version 2, the status frames
+/// they need).
 fn grow<M: GuestMemory, H: Host>(ctx: &mut Ctx<'_, M, H>, n: usize) -> Result<(), ()> {
     while (ctx.domain.grant_frames.nr as usize) < n {
         let mfn = ctx.host.alloc_shared_frame(ctx.domain.id).ok_or(())?;
@@ -168,13 +205,140 @@ fn grow<M: GuestMemory, H: Host>(ctx: &mut Ctx<'_, M, H>, n: usize) -> Result<()
             return Err(());
         }
     }
+    if ctx.domain.grant_frames.version == 2 {
+        populate_status(ctx)?;
+    }
     Ok(())
+}
+
+/// Adds the status frames the table's size needs.
+fn populate_status<M: GuestMemory, H: Host>(ctx: &mut Ctx<'_, M, H>) -> Result<(), ()> {
+    let need = status_frames_for(ctx.domain.grant_frames.nr as usize);
+    while (ctx.domain.grant_frames.nr_status as usize) < need {
+        let mfn = ctx.host.alloc_shared_frame(ctx.domain.id).ok_or(())?;
+        if !ctx.domain.grant_frames.push_status(mfn) {
+            return Err(());
+        }
+    }
+    Ok(())
+}
+
+/// A reserved entry (the toolstack's console and store grants) in version-1 form, kept across
+/// a version change.
+#[derive(Clone, Copy, Default)]
+struct Reserved {
+    flags: u16,
+    domid: u16,
+    frame: u64,
+}
+
+/// `GNTTABOP_set_version`, as Xen 4.17: the table must not be in use beyond its reserved
+/// entries (`EBUSY`); going to version 2 adds the status frames, going back to 1 gives them up
+/// (`EBUSY` while the guest still maps one) and needs the reserved entries' frames to fit in
+/// 32 bits (`ERANGE`); every entry is cleared except the reserved ones, which are converted.
+fn set_version<M: GuestMemory, H: Host>(ctx: &mut Ctx<'_, M, H>, version: u32) -> HcResult {
+    if version != 1 && version != 2 {
+        return Err(XenError::Inval);
+    }
+    let old = ctx.domain.grant_frames.version;
+    if old == version {
+        return Ok(0);
+    }
+    if ctx
+        .domain
+        .grant_active
+        .in_use_beyond(GNTTAB_NR_RESERVED_ENTRIES)
+    {
+        return Err(XenError::Busy);
+    }
+    let mut reserved = [Reserved::default(); GNTTAB_NR_RESERVED_ENTRIES as usize];
+    for (gref, r) in reserved.iter_mut().enumerate() {
+        let frames = &ctx.domain.grant_frames;
+        let host = &mut *ctx.host;
+        let Ok(e) = locate(frames, gref as u32, |f, o| host.grant_word(f, o)) else {
+            continue;
+        };
+        *r = Reserved {
+            flags: e.flags() | e.in_use_bits(),
+            domid: e.domid(),
+            frame: e.frame(),
+        };
+        let permit = GtfFlags::from_bits_retain(r.flags) & GtfFlags::TYPE_MASK;
+        if old == 2
+            && permit != GtfFlags::empty()
+            && (permit != GtfFlags::PERMIT_ACCESS || r.frame >> 32 != 0)
+        {
+            return Err(XenError::Range);
+        }
+        if old == 2 && permit != GtfFlags::PERMIT_ACCESS {
+            *r = Reserved::default();
+        }
+    }
+    if version == 2 {
+        populate_status(ctx).map_err(|()| XenError::NoMem)?;
+    } else {
+        let status: alloc::vec::Vec<u64> = ctx.domain.grant_frames.status_frames().to_vec();
+        // Given back only if the guest no longer maps them.
+        if status.iter().any(|&f| !ctx.host.shared_frame_unused(f)) {
+            return Err(XenError::Busy);
+        }
+        for f in status {
+            ctx.host.free_shared_frame(f);
+        }
+        ctx.domain.grant_frames.nr_status = 0;
+    }
+    ctx.domain.grant_frames.version = version;
+    let frames: alloc::vec::Vec<u64> = ctx.domain.grant_frames.all_frames().collect();
+    for f in frames {
+        for offset in (0..PAGE_SIZE as usize).step_by(4) {
+            if let Some(w) = ctx.host.grant_word(f, offset) {
+                w.store(0, Ordering::SeqCst);
+            }
+        }
+    }
+    for (gref, r) in reserved.iter().enumerate() {
+        let frames = &ctx.domain.grant_frames;
+        let host = &mut *ctx.host;
+        if let Ok(e) = locate(frames, gref as u32, |f, o| host.grant_word(f, o)) {
+            e.restore(r.flags, r.domid, r.frame);
+        }
+    }
+    Ok(0)
+}
+
+/// `GNTTABOP_get_status_frames`: lists the status frames of a version-2 table.
+fn get_status_frames<M: GuestMemory, H: Host>(ctx: &mut Ctx<'_, M, H>, uop: u64) -> HcResult {
+    let mut op: GnttabGetStatusFrames = ctx.mem.read_obj(uop)?;
+    let n = op.nr_frames as usize;
+    check_guest_range(op.frame_list, n.saturating_mul(8))?;
+    let status = match own(ctx, op.dom) {
+        Err(s) => s,
+        Ok(()) if n > ctx.domain.grant_frames.nr_status as usize => GntStatus::GeneralError,
+        Ok(()) => {
+            let frames = ctx.domain.grant_frames.status;
+            let mut status = GntStatus::Okay;
+            for (i, f) in frames.iter().take(n).enumerate() {
+                if ctx
+                    .mem
+                    .write_obj(op.frame_list.wrapping_add(8 * i as u64), f)
+                    .is_err()
+                {
+                    status = GntStatus::BadVirtAddr;
+                }
+            }
+            status
+        }
+    };
+    op.status = status.raw() as i16;
+    ctx.mem.write_obj(uop, &op)?;
+    Ok(0)
 }
 
 #[cfg(test)]
 mod tests {
     use super::super::testing::{Fixture, call};
     use super::*;
+    use core::sync::atomic::Ordering;
     use guest_abi::Hypercall;
 
     fn setup(f: &mut Fixture, dom: u16, nr_frames: u32, list: u64) -> (HcResult, i16) {
@@ -240,16 +404,75 @@ mod tests {
         );
     }
 
+    fn set_version(f: &mut Fixture, version: u32) -> (HcResult, u32) {
+        f.mem
+            .write_obj(0x2000, &GnttabSetVersion { version })
+            .unwrap();
+        let r = call(f, Hypercall::GrantTableOp, [8, 0x2000, 1, 0, 0]);
+        (
+            r,
+            f.mem.read_obj::<GnttabSetVersion>(0x2000).unwrap().version,
+        )
+    }
+
+    fn status_frames(f: &mut Fixture, nr_frames: u32) -> (HcResult, i16, u64) {
+        let op = GnttabGetStatusFrames {
+            nr_frames,
+            dom: DomId::SELF.0,
+            frame_list: 0x3000,
+            ..Default::default()
+        };
+        f.mem.write_obj(0x2000, &op).unwrap();
+        let r = call(f, Hypercall::GrantTableOp, [9, 0x2000, 1, 0, 0]);
+        let back: GnttabGetStatusFrames = f.mem.read_obj(0x2000).unwrap();
+        (r, back.status, f.mem.read_obj(0x3000).unwrap())
+    }
+
+    #[test]
+    fn version_2_adds_status_frames_and_keeps_the_reserved_entries() {
+        let mut f = Fixture::new();
+        assert_eq!(setup(&mut f, 0, 9, 0x3000), (Ok(0), 0));
+        let t0 = f.domain.grant_frames.frames()[0];
+        // Reserved entry 1 (the store's) in v1 form, entry 9 beyond the reserved ones.
+        f.host.frame(t0)[2].store(1 | 5 << 16, Ordering::SeqCst);
+        f.host.frame(t0)[3].store(0x1234, Ordering::SeqCst);
+        f.host.frame(t0)[18].store(1 | 5 << 16, Ordering::SeqCst);
+        assert_eq!(set_version(&mut f, 3), (Err(XenError::Inval), 1));
+        assert_eq!(
+            status_frames(&mut f, 1).1,
+            GntStatus::GeneralError.raw() as i16
+        );
+        assert_eq!(set_version(&mut f, 2), (Ok(0), 2));
+        // Nine table frames hold 2,304 v2 entries: two status frames.
+        assert_eq!(f.domain.grant_frames.status_frames().len(), 2);
+        let (r, status, first) = status_frames(&mut f, 2);
+        assert_eq!(
+            (r, status, first),
+            (Ok(0), 0, f.domain.grant_frames.status_frames()[0])
+        );
+        assert_eq!(
+            status_frames(&mut f, 3).1,
+            GntStatus::GeneralError.raw() as i16
+        );
+        // Entry 1 now at byte 16: header, then the frame at +8; entry 9 cleared.
+        let w = |f: &mut Fixture, i: usize| f.host.frame(t0)[i].load(Ordering::SeqCst);
+        assert_eq!(
+            (w(&mut f, 4), w(&mut f, 6), w(&mut f, 7)),
+            (1 | 5 << 16, 0x1234, 0)
+        );
+        assert_eq!(w(&mut f, 36), 0);
+        // A status frame the guest maps cannot be given back.
+        f.host.mapped_shared.push(first);
+        assert_eq!(set_version(&mut f, 1), (Err(XenError::Busy), 2));
+        f.host.mapped_shared.clear();
+        assert_eq!(set_version(&mut f, 1), (Ok(0), 1));
+        assert_eq!(f.host.freed_shared.len(), 2);
+        assert_eq!((w(&mut f, 2), w(&mut f, 3)), (1 | 5 << 16, 0x1234));
+    }
+
     #[test]
     fn versions_and_size() {
         let mut f = Fixture::new();
-        f.mem
-            .write_obj(0x2000, &GnttabSetVersion { version: 2 })
-            .unwrap();
-        assert_eq!(
-            call(&mut f, Hypercall::GrantTableOp, [8, 0x2000, 1, 0, 0]),
-            Err(XenError::NoSys)
-        );
         f.mem
             .write_obj(0x2000, &GnttabSetVersion { version: 1 })
             .unwrap();

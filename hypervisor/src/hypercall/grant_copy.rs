@@ -21,10 +21,10 @@
 //! bounded in time: between copies it may stop and continue later (Xen's continuation: the
 //! guest re-executes the call for the copies left).
 
-use super::grant_map::{entry, set_status, settle_status, table};
+use super::grant_entry::Entry;
+use super::grant_map::{entry, settle, table};
 use super::{Ctx, FrameRefused, HcResult, Host};
 use crate::pv::guest_mem::{GuestMemory, check_guest_range};
-use core::sync::atomic::{AtomicU32, Ordering};
 use guest_abi::grant_table::{
     GNTCOPY_DEST_GREF, GNTCOPY_SOURCE_GREF, GntStatus, GnttabCopy, GnttabCopyPtr,
 };
@@ -57,9 +57,19 @@ pub fn copy<M: GuestMemory, H: Host>(ctx: &mut Ctx<'_, M, H>, args: &mut [u64; 5
 struct Claimed {
     frame: u64,
     writable: bool,
-    /// The granting domain, the reference and its flag word, whose `GTF_reading` and
+    /// The bytes of the frame it may touch: the whole page, or a sub-page grant's.
+    granted: (u16, u16),
+    /// The granting domain, the reference and its entry, whose `GTF_reading` and
     /// `GTF_writing` this claim set.
-    entry: Option<(DomId, u32, &'static AtomicU32)>,
+    entry: Option<(DomId, u32, Entry)>,
+}
+
+impl Claimed {
+    /// Whether `len` bytes from `offset` lie within what was granted.
+    fn covers(&self, offset: u16, len: u16) -> bool {
+        let (start, glen) = (u32::from(self.granted.0), u32::from(self.granted.1));
+        u32::from(offset) >= start && u32::from(offset) + u32::from(len) <= start + glen
+    }
 }
 
 fn copy_one<M: GuestMemory, H: Host>(
@@ -74,15 +84,18 @@ fn copy_one<M: GuestMemory, H: Host>(
     let result = claim(ctx, &op.dest, dst_dom, dst_gref, true).and_then(|dst| {
         let page = PAGE_SIZE as u32;
         let fits = |p: &GnttabCopyPtr| u32::from(p.offset) + u32::from(op.len) <= page;
-        let result = if fits(&op.source) && fits(&op.dest) {
+        let result = if !fits(&op.source) || !fits(&op.dest) {
+            Err(GntStatus::BadCopyArg)
+        } else if !src.covers(op.source.offset, op.len) || !dst.covers(op.dest.offset, op.len) {
+            // Outside a sub-page grant.
+            Err(GntStatus::GeneralError)
+        } else {
             ctx.host.copy_frame_bytes(
                 (dst.frame, op.dest.offset),
                 (src.frame, op.source.offset),
                 op.len,
             );
             Ok(())
-        } else {
-            Err(GntStatus::BadCopyArg)
         };
         release(ctx, dst);
         result
@@ -120,24 +133,27 @@ fn claim<M: GuestMemory, H: Host>(
     writable: bool,
 ) -> Result<Claimed, GntStatus> {
     let (frame, entry) = if by_gref {
-        let (word, frame) = pin_entry(ctx, dom, gref_of(side), writable)?;
-        (frame, Some((dom, gref_of(side), word)))
+        let (e, frame) = pin_entry(ctx, dom, gref_of(side), writable)?;
+        (frame, Some((dom, gref_of(side), e)))
     } else {
         (side.u, None)
     };
+    let whole = (0, PAGE_SIZE as u16);
+    let granted = entry.and_then(|(_, _, e)| e.sub_page()).unwrap_or(whole);
     let refused = match ctx.host.get_frame(dom, frame, writable) {
         Ok(()) => {
             return Ok(Claimed {
                 frame,
                 writable,
+                granted,
                 entry,
             });
         }
         Err(FrameRefused::NotOwned) => GntStatus::BadPage,
         Err(FrameRefused::NotWritable) => GntStatus::GeneralError,
     };
-    if let Some((_, gref, word)) = entry {
-        unpin(ctx, dom, gref, word);
+    if let Some((_, gref, e)) = entry {
+        unpin(ctx, dom, gref, &e);
     }
     Err(refused)
 }
@@ -149,41 +165,36 @@ fn gref_of(side: &GnttabCopyPtr) -> u32 {
 fn release<M: GuestMemory, H: Host>(ctx: &mut Ctx<'_, M, H>, c: Claimed) {
     ctx.host.put_frame(c.frame, c.writable);
     if let Some((dom, gref, e)) = c.entry {
-        unpin(ctx, dom, gref, e);
+        unpin(ctx, dom, gref, &e);
     }
-}
-
-/// The copy is over: the entry's flags go back to what its mappings need.
-fn unpin<M: GuestMemory, H: Host>(
-    ctx: &mut Ctx<'_, M, H>,
-    dom: DomId,
-    gref: u32,
-    word: &AtomicU32,
-) {
-    let active = table(ctx, dom).and_then(|(_, a)| a.get(gref));
-    settle_status(word, active);
 }
 
 /// Marks grant `gref` of `dom` in use by the caller for the copy (`GTF_reading`, and
 /// `GTF_writing` for a write), checking that it grants the caller that access and that no
-/// other domain has it mapped; returns its flag word and frame.
+/// other domain has it mapped; returns the entry and its frame.
 fn pin_entry<M: GuestMemory, H: Host>(
     ctx: &mut Ctx<'_, M, H>,
     dom: DomId,
     gref: u32,
     writable: bool,
-) -> Result<(&'static AtomicU32, u64), GntStatus> {
+) -> Result<(Entry, u64), GntStatus> {
     let me = ctx.domain.id;
-    let (word, frame_word, act) = entry(ctx, dom, gref)?;
+    let (e, act) = entry(ctx, dom, gref)?;
     if act.is_some_and(|a| !a.admits(me, writable)) {
         return Err(GntStatus::GeneralError);
     }
-    set_status(word, me, writable, false)?;
+    e.set_status(me, writable, false)?;
     let frame = match act {
         Some(a) => a.frame,
-        None => u64::from(frame_word.load(Ordering::SeqCst)),
+        None => e.frame(),
     };
-    Ok((word, frame))
+    Ok((e, frame))
+}
+
+/// The copy is over: the entry's in-use bits go back to what its mappings need.
+fn unpin<M: GuestMemory, H: Host>(ctx: &mut Ctx<'_, M, H>, dom: DomId, gref: u32, e: &Entry) {
+    let active = table(ctx, dom).and_then(|(_, a)| a.get(gref));
+    settle(e, active);
 }
 
 #[cfg(test)]
@@ -426,6 +437,40 @@ mod tests {
         }
         assert_eq!(f.host.byte(PT, 0), 0);
         assert_eq!(f.host.byte(X, 0), !0);
+    }
+
+    #[test]
+    fn version_2_entries_sub_pages_and_status_words() {
+        let mut f = fixture();
+        f.mem
+            .write_obj(
+                0x2000,
+                &guest_abi::grant_table::GnttabSetVersion { version: 2 },
+            )
+            .unwrap();
+        assert_eq!(
+            call(&mut f, Hypercall::GrantTableOp, [8, 0x2000, 1, 0, 0]),
+            Ok(0)
+        );
+        let status_frame = f.domain.grant_frames.status_frames()[0];
+        // Entry 8 (bytes 128..144): a sub-page grant of A's bytes 100..150 to dom0.
+        let t = f.host.frame(OWN_TABLE);
+        let flags = (GtfFlags::PERMIT_ACCESS | GtfFlags::SUB_PAGE).bits();
+        t[32].store(u32::from(flags), SeqCst);
+        t[33].store(100 | 50 << 16, SeqCst);
+        t[34].store(A as u32, SeqCst);
+        let src = GNTCOPY_SOURCE_GREF;
+        let inside = op(by_gref(DomId(0), 8, 100), by_frame(B, 0), 50, src);
+        assert_eq!(status(&mut f, inside), GntStatus::Okay);
+        assert_eq!(f.host.byte(B, 0), 100);
+        let before = op(by_gref(DomId(0), 8, 99), by_frame(B, 0), 2, src);
+        assert_eq!(status(&mut f, before), GntStatus::GeneralError);
+        let past = op(by_gref(DomId(0), 8, 120), by_frame(B, 0), 31, src);
+        assert_eq!(status(&mut f, past), GntStatus::GeneralError);
+        // The in-use bits went to the status word and back; the header kept its flags.
+        assert_eq!(f.host.frame(status_frame)[4].load(SeqCst), 0);
+        assert_eq!(f.host.frame(OWN_TABLE)[32].load(SeqCst), u32::from(flags));
+        assert!(f.host.held.is_empty());
     }
 
     #[test]

@@ -25,28 +25,24 @@
 //! mapped writable (`general_error`); unknown handle (`bad_handle`), device address not the
 //! mapping's (`bad_dev_addr`), entry no longer mapping the frame (`general_error`).
 
+use super::grant_entry::{Entry, locate, place, view};
 use super::{Ctx, FrameRefused, GrantPteOp, HcResult, Host};
 use crate::mm::pv::GrantPte;
 use crate::pv::guest_mem::{GuestMemory, check_guest_range};
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::AtomicU32;
 use guest_abi::grant_table::{
     GNTMAP_APPLICATION_MAP, GNTMAP_CONTAINS_PTE, GNTMAP_DEVICE_MAP, GNTMAP_HOST_MAP,
     GNTMAP_READONLY, GntStatus, GnttabMapGrantRef, GnttabUnmapAndReplace, GnttabUnmapGrantRef,
-    GtfFlags,
 };
-use guest_abi::{DomId, PAGE_SIZE, XenError};
+use guest_abi::{DomId, XenError};
 
 /// Most grant mappings one domain holds at once.
 pub const MAX_MAPTRACK: usize = 4096;
-/// v1 grant entries per grant-table frame (8 bytes each).
-pub const ENTRIES_PER_FRAME: u32 = PAGE_SIZE as u32 / 8;
 /// Most read-only (or writable) uses of one grant at once: Xen's 8-bit pin counters refuse a
 /// use once their top bit is set.
 pub const PIN_LIMIT: u32 = 128;
-/// How many times a grant entry's flags are retried when the guest keeps changing them.
-const CMPXCHG_RETRIES: u32 = 5;
 
 /// PTE bits of a grant mapping (Xen's `grant_to_pte_flags`): present, accessed, dirty, NX.
 const PTE_BASE: u64 = 1 | (1 << 5) | (1 << 6) | (1 << 63);
@@ -166,6 +162,11 @@ impl ActiveGrants {
     pub fn is_empty(&self) -> bool {
         self.refs.is_empty()
     }
+
+    /// Whether a reference from `first` on is in use.
+    pub fn in_use_beyond(&self, first: u32) -> bool {
+        self.refs.range(first..).next().is_some()
+    }
 }
 
 /// The grant-table frames and active grants of `dom` (the caller's own or another's).
@@ -180,77 +181,23 @@ pub(super) fn table<'c, M: GuestMemory, H: Host>(
     }
 }
 
-/// The flag word and frame word of grant `gref` of `dom`, and its active state.
+/// Grant `gref` of `dom`, located in its table (either version), and its active state.
 pub(super) fn entry<M: GuestMemory, H: Host>(
     ctx: &mut Ctx<'_, M, H>,
     dom: DomId,
     gref: u32,
-) -> Result<(&'static AtomicU32, &'static AtomicU32, Option<Active>), GntStatus> {
+) -> Result<(Entry, Option<Active>), GntStatus> {
     let (frames, active) = table(ctx, dom).ok_or(GntStatus::BadDomain)?;
-    let table_frame = frames
-        .frames()
-        .get((gref / ENTRIES_PER_FRAME) as usize)
-        .copied()
-        .ok_or(GntStatus::BadGntref)?;
     let act = active.get(gref);
-    let offset = (gref % ENTRIES_PER_FRAME) as usize * 8;
-    let flags = ctx.host.grant_word(table_frame, offset);
-    let frame = ctx.host.grant_word(table_frame, offset + 4);
-    match (flags, frame) {
-        (Some(f), Some(w)) => Ok((f, w, act)),
-        _ => Err(GntStatus::GeneralError),
-    }
+    let p = place(frames, gref)?;
+    let e = view(p, |f, o| ctx.host.grant_word(f, o))?;
+    Ok((e, act))
 }
 
-/// Sets `GTF_reading` (and `GTF_writing` for `writable`) on a grant entry, checking that it
-/// grants `caller` access (`mapping` also refuses a sub-page grant): Xen's `_set_status_v1`,
-/// with a bounded number of retries against a guest changing the entry meanwhile.
-pub(super) fn set_status(
-    word: &AtomicU32,
-    caller: DomId,
-    writable: bool,
-    mapping: bool,
-) -> Result<(), GntStatus> {
-    let mut mask = GtfFlags::TYPE_MASK;
-    if mapping {
-        mask |= GtfFlags::SUB_PAGE;
-    }
-    let mut seen = word.load(Ordering::SeqCst);
-    for _ in 0..CMPXCHG_RETRIES {
-        let flags = GtfFlags::from_bits_retain(seen as u16);
-        let granted = flags & mask == GtfFlags::PERMIT_ACCESS && seen >> 16 == u32::from(caller.0);
-        if !granted || (writable && flags.contains(GtfFlags::READONLY)) {
-            return Err(GntStatus::GeneralError);
-        }
-        let mut set = GtfFlags::READING;
-        if writable {
-            set |= GtfFlags::WRITING;
-        }
-        match word.compare_exchange(
-            seen,
-            seen | u32::from(set.bits()),
-            Ordering::SeqCst,
-            Ordering::SeqCst,
-        ) {
-            Ok(_) => return Ok(()),
-            Err(now) => seen = now,
-        }
-    }
-    Err(GntStatus::GeneralError)
-}
-
-/// Puts a grant entry's `GTF_reading`/`GTF_writing` back to what its mappings (`active`)
-/// need, once a use of it is over.
-pub(super) fn settle_status(word: &AtomicU32, active: Option<Active>) {
-    let mut clear = GtfFlags::empty();
+/// Settles an entry's in-use bits to what its mappings (`active`) need.
+pub(super) fn settle(e: &Entry, active: Option<Active>) {
     let (readers, writers) = active.map_or((0, 0), |a| (a.readers, a.writers));
-    if readers + writers == 0 {
-        clear |= GtfFlags::READING;
-    }
-    if writers == 0 {
-        clear |= GtfFlags::WRITING;
-    }
-    word.fetch_and(!u32::from(clear.bits()), Ordering::SeqCst);
+    e.settle_status(readers, writers);
 }
 
 /// `GNTTABOP_map_grant_ref(uop, count)`: each op's status, handle and bus address go back
@@ -348,7 +295,7 @@ fn map_one<M: GuestMemory, H: Host>(
         return Err(GntStatus::NoSpace);
     }
     let readonly = op.flags & GNTMAP_READONLY != 0;
-    let (word, frame_word, act) = entry(ctx, granter, op.ref_)?;
+    let (e, act) = entry(ctx, granter, op.ref_)?;
     if act.is_some_and(|a| !a.admits(me, !readonly)) {
         return Err(GntStatus::GeneralError);
     }
@@ -357,14 +304,14 @@ fn map_one<M: GuestMemory, H: Host>(
         Some(a) => !readonly && a.writers == 0,
     };
     if need_status {
-        set_status(word, me, !readonly, true)?;
+        e.set_status(me, !readonly, true)?;
     }
     let frame = match act {
         Some(a) => a.frame,
-        None => u64::from(frame_word.load(Ordering::SeqCst)),
+        None => e.frame(),
     };
     if let Err(refused) = install(ctx, op, granter, frame, readonly) {
-        settle_status(word, act);
+        settle(&e, act);
         return Err(match refused {
             FrameRefused::NotOwned => GntStatus::BadPage,
             FrameRefused::NotWritable => GntStatus::GeneralError,
@@ -511,13 +458,11 @@ pub fn forget(
     frames: &super::grant::GrantFrames,
     active: &mut ActiveGrants,
     m: &Mapping,
-    word: impl Fn(u64, usize) -> Option<&'static AtomicU32>,
+    word: impl FnMut(u64, usize) -> Option<&'static AtomicU32>,
 ) {
     let left = unpin(active, m);
-    let table_frame = frames.frames().get((m.gref / ENTRIES_PER_FRAME) as usize);
-    let offset = (m.gref % ENTRIES_PER_FRAME) as usize * 8;
-    if let Some(w) = table_frame.and_then(|&f| word(f, offset)) {
-        settle_status(w, left);
+    if let Ok(e) = locate(frames, m.gref, word) {
+        settle(&e, left);
     }
 }
 
@@ -528,8 +473,8 @@ fn release<M: GuestMemory, H: Host>(ctx: &mut Ctx<'_, M, H>, m: &Mapping) {
         return;
     };
     let left = unpin(active, m);
-    if let Ok((word, _, _)) = entry(ctx, m.granter, m.gref) {
-        settle_status(word, left);
+    if let Ok((e, _)) = entry(ctx, m.granter, m.gref) {
+        settle(&e, left);
     }
 }
 
@@ -537,7 +482,9 @@ fn release<M: GuestMemory, H: Host>(ctx: &mut Ctx<'_, M, H>, m: &Mapping) {
 mod tests {
     use super::super::testing::{Fixture, call};
     use super::*;
+    use core::sync::atomic::Ordering;
     use guest_abi::Hypercall;
+    use guest_abi::grant_table::GtfFlags;
     use proptest::prelude::*;
     use std::vec::Vec;
 

@@ -13,6 +13,7 @@ pub mod event;
 pub mod exit_times;
 pub mod grant;
 mod grant_copy;
+pub mod grant_entry;
 pub mod grant_map;
 mod memory;
 mod multicall;
@@ -60,6 +61,10 @@ pub trait Host {
     /// Allocates a zeroed frame shared with domain `dom` (mappable writable by it, never a
     /// page table), as a grant-table frame; `None` when memory is short.
     fn alloc_shared_frame(&mut self, dom: DomId) -> Option<u64>;
+    /// Whether a frame from [`Host::alloc_shared_frame`] is mapped by nobody.
+    fn shared_frame_unused(&self, frame: u64) -> bool;
+    /// Takes back a frame from [`Host::alloc_shared_frame`] that nobody maps.
+    fn free_shared_frame(&mut self, frame: u64);
     /// The machine frames of the M2P table: the first one and how many (the table is
     /// physically contiguous).
     fn m2p_frames(&self) -> (u64, u64);

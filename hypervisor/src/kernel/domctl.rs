@@ -395,7 +395,7 @@ fn destroy(m: &mut Machine, dom: u16) -> Result<(), XenError> {
     // Nothing refers to its shared-info page once its record is gone (removed below, with
     // the MMU lock released; the frame is free only for later allocations).
     super::mmu::free_shared_frame(mmu, d.shared_info);
-    for &f in d.info.grant_frames.frames() {
+    for f in d.info.grant_frames.all_frames() {
         super::mmu::free_shared_frame(mmu, Mfn(f));
     }
     drop(guard);
@@ -420,7 +420,9 @@ fn forget_grant_mappings(m: &mut Machine, index: usize) -> Vec<(u64, bool)> {
             });
         }
     }
-    maps.iter().filter_map(|map| map.frame_reference()).collect()
+    maps.iter()
+        .filter_map(|map| map.frame_reference())
+        .collect()
 }
 
 /// Information on the first domain whose id is at least `from` (how Xen lets tools iterate).

@@ -144,6 +144,20 @@ impl<'a> Host for KernelHost<'a> {
         super::mmu::alloc_shared_frame(dom.0).map(|m| m.0)
     }
 
+    fn shared_frame_unused(&self, frame: u64) -> bool {
+        let guard = super::mmu::MMU.lock();
+        guard
+            .as_ref()
+            .and_then(|mmu| mmu.frame(Mfn(frame)).copied())
+            .is_some_and(|f| f.count() == 1)
+    }
+
+    fn free_shared_frame(&mut self, frame: u64) {
+        if let Some(mmu) = super::mmu::MMU.lock().as_mut() {
+            super::mmu::free_shared_frame(mmu, Mfn(frame));
+        }
+    }
+
     fn m2p_frames(&self) -> (u64, u64) {
         super::mmu::m2p_frames()
     }

@@ -95,6 +95,10 @@ pub struct FakeHost {
     pub held: Vec<(u64, bool)>,
     /// Other domains and their grant tables.
     pub foreign: Vec<(DomId, GrantFrames, ActiveGrants)>,
+    /// Shared frames the guest is taken to map (`shared_frame_unused` says no).
+    pub mapped_shared: Vec<u64>,
+    /// Shared frames given back, in order.
+    pub freed_shared: Vec<u64>,
     /// Grant mappings' L1 entries: (where, the granter's frame, the entry).
     pub grant_ptes: Vec<(GrantPte, u64)>,
 }
@@ -145,6 +149,8 @@ impl FakeHost {
             held: Vec::new(),
             foreign: Vec::new(),
             grant_ptes: Vec::new(),
+            mapped_shared: Vec::new(),
+            freed_shared: Vec::new(),
         }
     }
 
@@ -200,6 +206,12 @@ impl Host for FakeHost {
     fn alloc_shared_frame(&mut self, _dom: DomId) -> Option<u64> {
         self.next_shared_frame += 1;
         Some(self.next_shared_frame)
+    }
+    fn shared_frame_unused(&self, frame: u64) -> bool {
+        !self.mapped_shared.contains(&frame)
+    }
+    fn free_shared_frame(&mut self, frame: u64) {
+        self.freed_shared.push(frame);
     }
     fn m2p_frames(&self) -> (u64, u64) {
         (0x400, 0x300)
