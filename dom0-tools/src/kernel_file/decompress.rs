@@ -1,6 +1,6 @@
 //! The compressed kernels of a bzImage, decompressed with no_std crates: gzip
 //! (`miniz_oxide`, the gzip header read here), LZ4 in its legacy frame (`lz4_flex` for each
-//! block), zstd (`ruzstd`), xz with its x86 BCJ filter (`xz4rust`) and the old `.lzma`
+//! block), zstd (`ruzstd`, its window fitted to the kernel), xz with its x86 BCJ filter (`xz4rust`) and the old `.lzma`
 //! format (`lzma-rust2`). bzip2 and LZO have no `no_std` decoder we accept
 //! (`docs/TOOLSTACK.md`) and are refused by name.
 //!
@@ -17,7 +17,7 @@ use super::UnpackError;
 
 /// The largest decompressed kernel accepted (Linux's are 30 to 60 MiB).
 pub const MAX_KERNEL_SIZE: usize = 256 << 20;
-/// The largest xz or lzma dictionary accepted (Linux uses 32 MiB).
+/// The largest xz or lzma dictionary accepted (Linux's xz uses 32 MiB, its lzma 64 MiB).
 pub const MAX_DICT_SIZE: usize = 64 << 20;
 
 /// A compression format, told by its magic number.
@@ -95,6 +95,9 @@ pub fn decompress(payload: &[u8]) -> Result<Vec<u8>, UnpackError> {
     if size > MAX_KERNEL_SIZE {
         return Err(UnpackError::TooLarge(size));
     }
+    if format == Format::Zstd {
+        zstd_room(size)?;
+    }
     let mut out = Vec::new();
     out.try_reserve_exact(size)
         .map_err(|_| UnpackError::OutOfMemory(size))?;
@@ -105,7 +108,7 @@ pub fn decompress(payload: &[u8]) -> Result<Vec<u8>, UnpackError> {
         Format::Lz4 => lz4_legacy(stream, &mut out),
         Format::Zstd => zstd(stream, &mut out),
         Format::Xz => xz(stream, &mut out),
-        Format::Lzma => lzma(stream, &mut out),
+        Format::Lzma => lzma(stream, &mut out)?,
         Format::Bzip2 | Format::Lzo => return Err(UnpackError::Unsupported(format)),
     };
     match written {
@@ -173,10 +176,77 @@ fn lz4_legacy(data: &[u8], out: &mut [u8]) -> Option<usize> {
     Some(written)
 }
 
+/// zstd, one frame. Linux's `zstd -22 --ultra` reads a pipe, so its frame declares a
+/// 128 MiB window, above what `ruzstd` accepts (100 MiB). No match reaches further back
+/// than the bytes decoded so far, so a window as large as the kernel decodes the same
+/// frame: the header is given to the decoder with its window lowered to that (and the rest
+/// of the frame as it is).
 fn zstd(data: &[u8], out: &mut [u8]) -> Option<usize> {
-    ruzstd::decoding::FrameDecoder::new()
-        .decode_all(data, out)
-        .ok()
+    use ruzstd::decoding::{BlockDecodingStrategy, FrameDecoder};
+    use ruzstd::io::Read;
+
+    let header_len = zstd_header_len(data)?;
+    let mut header = data.get(..header_len)?.to_vec();
+    fit_zstd_window(&mut header, out.len());
+    let mut decoder = FrameDecoder::new();
+    decoder.init(&header[..]).ok()?;
+    let mut rest = data.get(header_len..)?;
+    let mut written = 0;
+    while !decoder.is_finished() {
+        decoder
+            .decode_blocks(&mut rest, BlockDecodingStrategy::UptoBytes(1 << 20))
+            .ok()?;
+        written += decoder.read(out.get_mut(written..)?).ok()?;
+        if decoder.can_collect() != 0 {
+            return None; // More than the declared size.
+        }
+    }
+    written += decoder.read(out.get_mut(written..)?).ok()?;
+    (rest.is_empty() && decoder.can_collect() == 0).then_some(written)
+}
+
+/// `ruzstd` panics when its ring buffer cannot grow, and that buffer holds the whole kernel
+/// (the window is fitted to it): its peak, a power of two at least the kernel's size and
+/// the half it grew from, must be there to take before decoding starts.
+fn zstd_room(size: usize) -> Result<(), UnpackError> {
+    let peak = size
+        .checked_next_power_of_two()
+        .and_then(|cap| cap.checked_add(cap / 2))
+        .ok_or(UnpackError::TooLarge(size))?;
+    let mut probe: Vec<u8> = Vec::new();
+    probe
+        .try_reserve_exact(peak)
+        .map_err(|_| UnpackError::OutOfMemory(peak))
+}
+
+/// The length of a zstd frame header (RFC 8878 section 3.1.1.1): magic, descriptor, window
+/// descriptor unless single-segment, dictionary ID, content size.
+fn zstd_header_len(frame: &[u8]) -> Option<usize> {
+    let descriptor = *frame.get(4)?;
+    let single_segment = descriptor & 0x20 != 0;
+    let dict_id = [0, 1, 2, 4][usize::from(descriptor & 3)];
+    let content_size = match descriptor >> 6 {
+        0 => usize::from(single_segment),
+        flag => 1 << flag,
+    };
+    Some(5 + usize::from(!single_segment) + dict_id + content_size)
+}
+
+/// Lowers the window descriptor of a zstd frame header to the smallest window of at least
+/// `size` bytes, if that is smaller than the one declared.
+fn fit_zstd_window(header: &mut [u8], size: usize) {
+    fn window(descriptor: u8) -> u64 {
+        let base = 1u64 << (10 + (descriptor >> 3));
+        base + (base / 8) * u64::from(descriptor & 7)
+    }
+    let single_segment = header.get(4).is_none_or(|d| d & 0x20 != 0);
+    let Some(declared) = header.get_mut(5).filter(|_| !single_segment) else {
+        return;
+    };
+    let fits = (0..=u8::MAX).find(|&d| window(d) >= size as u64);
+    if let Some(d) = fits.filter(|&d| window(d) < window(*declared)) {
+        *declared = d;
+    }
 }
 
 fn xz(data: &[u8], out: &mut [u8]) -> Option<usize> {
@@ -199,22 +269,62 @@ fn xz(data: &[u8], out: &mut [u8]) -> Option<usize> {
     }
 }
 
-fn lzma(data: &[u8], out: &mut [u8]) -> Option<usize> {
-    use lzma_rust2::{LzmaReader, Read};
+/// The `.lzma` format; `Err` when dom0 has no room for the dictionary (which grows by
+/// doubling to the declared size: one and a half times that at its peak).
+fn lzma(data: &[u8], out: &mut [u8]) -> Result<Option<usize>, UnpackError> {
+    use lzma_rust2::{Error, LzmaReader, Read};
 
-    let limit_kib = u32::try_from(MAX_DICT_SIZE / 1024).ok()?;
-    let mut reader = LzmaReader::new_mem_limit(data, limit_kib, None).ok()?;
+    let no_room = |e: &Error| matches!(e, Error::OutOfMemory(_));
+    let dict = data
+        .get(1..5)
+        .and_then(|d| d.try_into().ok())
+        .map_or(0, |d| u32::from_le_bytes(d) as usize);
+    let room = UnpackError::OutOfMemory(dict + dict / 2);
+    // The dictionary (Linux's `lzma -9`: 64 MiB) and the decoder's own few KiB.
+    let limit_kib = (MAX_DICT_SIZE / 1024 + 1024) as u32;
+    let mut reader = match LzmaReader::new_mem_limit(data, limit_kib, None) {
+        Ok(reader) => reader,
+        Err(_) => return Ok(None),
+    };
     let mut written = 0;
     loop {
-        let output = out.get_mut(written..)?;
-        if output.is_empty() {
-            // Full: the stream must end here.
-            let mut probe = [0u8; 1];
-            return (reader.read(&mut probe).ok()? == 0).then_some(written);
+        let Some(output) = out.get_mut(written..) else {
+            return Ok(None);
+        };
+        let full = output.is_empty();
+        let mut probe = [0u8; 1];
+        // Full: the stream must end here.
+        let read = reader.read(if full { &mut probe } else { output });
+        match read {
+            Ok(0) => return Ok(Some(written)),
+            Ok(_) if full => return Ok(None),
+            Ok(n) => written += n,
+            Err(e) if no_room(&e) => return Err(room),
+            Err(_) => return Ok(None),
         }
-        match reader.read(output).ok()? {
-            0 => return Some(written),
-            n => written += n,
-        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A header as `zstd -22 --ultra` writes it from a pipe: checksum, no content size, no
+    /// dictionary, a 128 MiB window (exponent 17).
+    #[test]
+    fn a_window_above_the_decoders_limit_is_fitted_to_the_kernel() {
+        let mut header = alloc::vec![0x28, 0xb5, 0x2f, 0xfd, 0x04, 17 << 3];
+        assert_eq!(zstd_header_len(&header), Some(6));
+        // Debian's 50.8 MiB kernel: 32 MiB + 5 * 4 MiB.
+        fit_zstd_window(&mut header, 53_243_444);
+        assert_eq!(header[5], 15 << 3 | 5);
+        // Never raised, and a single-segment header (no window descriptor) is left alone.
+        let mut small = alloc::vec![0x28, 0xb5, 0x2f, 0xfd, 0x04, 10 << 3];
+        fit_zstd_window(&mut small, 1 << 30);
+        assert_eq!(small[5], 10 << 3);
+        let mut single = alloc::vec![0x28, 0xb5, 0x2f, 0xfd, 0x20 | 0x80, 0x12, 0x34, 0, 0];
+        assert_eq!(zstd_header_len(&single), Some(9));
+        fit_zstd_window(&mut single, 100);
+        assert_eq!(single[5], 0x12);
     }
 }
