@@ -21,6 +21,8 @@ set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
+# shellcheck source=scripts/lib/bzimage.sh
+source scripts/lib/bzimage.sh
 usage() { sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 4; }
 ramdisk='' memory=${DOMU_MEMORY:-32} vcpus=1 wait_texts=()
 while [ $# -gt 0 ]; do
@@ -40,20 +42,17 @@ shift
 [ -z "$ramdisk" ] || [ -f "$ramdisk" ] || { echo "boot-domu.sh: no such ramdisk: $ramdisk" >&2; exit 4; }
 
 # The decompressed size of a bzImage's kernel in MiB (0 for any other file): the setup
-# header's payload ends with it (u32); an xz or lzma payload also needs its dictionary.
+# header's payload ends with it (u32); an xz or lzma payload also needs its dictionary
+# (64 MiB at most, 96 MiB while it grows), a zstd one the decoder's buffer (up to three times
+# the kernel).
 unpacked_mib() {
-    local f=$1 u8 u16 u32 magic sects offset length start size dict=0
-    u8() { od -An -t u1 -j "$2" -N 1 "$1" | tr -d ' '; }
-    u16() { od -An -t u2 -j "$2" -N 2 "$1" | tr -d ' '; }
-    u32() { od -An -t u4 -j "$2" -N 4 "$1" | tr -d ' '; }
-    magic=$(od -An -c -j 514 -N 4 "$f" | tr -d ' ')
-    if [ "$magic" != HdrS ] || [ "$(u16 "$f" 518)" -lt 520 ]; then echo 0; return; fi
-    sects=$(u8 "$f" 497); [ "$sects" -ne 0 ] || sects=4
-    offset=$(u32 "$f" 584); length=$(u32 "$f" 588)
-    start=$(((sects + 1) * 512 + offset))
-    size=$(u32 "$f" $((start + length - 4)))
+    local f=$1 start size dict=0
+    bz_is_bzimage "$f" || { echo 0; return; }
+    start=$(bz_payload_start "$f")
+    size=$(bz_uint "$f" $((start + $(bz_payload_length "$f") - 4)) 4)
     case $(od -An -t x1 -j "$start" -N 2 "$f" | tr -d ' ') in
-        fd37 | 5d00) dict=64 ;;
+        fd37 | 5d00) dict=96 ;; # at its peak, the dictionary grows from 32 to 64 MiB
+        28b5) dict=$((3 * (size >> 20) + 3)) ;;
     esac
     echo $(((size >> 20) + 1 + dict))
 }

@@ -8,16 +8,24 @@
 # hypervisor logged no error.
 #
 #   scripts/linux-tests.sh [MIB...]
+#   LINUX_PAYLOADS="xz zstd" scripts/linux-tests.sh 256
 #
+# LINUX_PAYLOADS names the payloads to boot (default "shipped", the bzImage as shipped); xz,
+# zstd, gzip and lzma boot the same kernel recompressed on the host as Linux's build would
+# (xz --x86 with a 32 MiB dictionary, zstd -22 --ultra from a pipe, gzip -9, lzma -9), the bzImage's
+# payload and payload_length replaced: dom0's other decoders on a real kernel, and its
+# memory sizing for them.
 # The packages come from Debian's archive (apt-get download, cached in TARGET_DIR/linux;
-# nothing is committed). Prints PASS/FAIL per size and "N passed, N failed"; exits
-# non-zero on failure. Serial logs: TARGET_DIR/linux/boot-MIB.log.
+# nothing is committed). Prints PASS/FAIL per boot and "N passed, N failed"; exits
+# non-zero on failure. Serial logs: TARGET_DIR/linux/boot-linux[-PAYLOAD]-MIB.log.
 set -uo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root" || exit 1
 # shellcheck source=scripts/deps.sh
 source scripts/deps.sh
+# shellcheck source=scripts/lib/bzimage.sh
+source scripts/lib/bzimage.sh
 deps_all >&2 || exit 1
 # cpio builds the initramfs; apt-get download needs current package lists.
 if ! command -v cpio >/dev/null || ! apt-cache show linux-image-cloud-amd64 >/dev/null 2>&1; then
@@ -48,7 +56,32 @@ if [ ! -f "$cache/$kpkg.ok" ]; then
         { echo "FAIL linux: cannot download $kpkg and busybox-static"; exit 1; }
     touch "$cache/$kpkg.ok"
 fi
-bzimage=$(ls "$cache"/root/boot/vmlinuz-* | head -n1)
+shipped=$(ls "$cache"/root/boot/vmlinuz-* | head -n1)
+
+# The shipped bzImage with its payload recompressed as FORMAT (Linux's options; the
+# decompressed size appended as Linux's build does, gzip's trailer being that already).
+le32() { python3 -c 'import struct,sys; sys.stdout.buffer.write(struct.pack("<I", int(sys.argv[1])))' "$1"; }
+recompress() {
+    local format=$1 out=$work/vmlinuz-$1 start
+    start=$(bz_payload_start "$shipped")
+    bz_bytes "$shipped" "$start" $(($(bz_payload_length "$shipped") - 4)) |
+        lz4 -d -c > "$work/vmlinux" || return 1
+    case $format in
+        xz) xz --check=crc32 --x86 --lzma2=,dict=32MiB -T1 -c "$work/vmlinux" ;;
+        zstd) cat "$work/vmlinux" | zstd -q -22 --ultra -c ;; # piped: a 128 MiB window
+        lzma) lzma -9 -c "$work/vmlinux" ;;
+        gzip) gzip -9 -n -c "$work/vmlinux" ;;
+        *) return 1 ;;
+    esac > "$work/payload" || return 1
+    [ "$format" = gzip ] || le32 "$(stat -c %s "$work/vmlinux")" >> "$work/payload"
+    {
+        bz_bytes "$shipped" 0 588
+        le32 "$(stat -c %s "$work/payload")" # payload_length
+        bz_bytes "$shipped" 592 $((start - 592))
+        cat "$work/payload"
+    } > "$out"
+    rm -f "$work/vmlinux" "$work/payload"
+}
 
 # The initramfs: busybox and an /init that reports and powers off.
 mkdir -p "$work/initramfs/bin" "$work/initramfs/proc" "$work/initramfs/dev"
@@ -64,22 +97,22 @@ INIT
 chmod 755 "$work/initramfs/init"
 (cd "$work/initramfs" && find . | LC_ALL=C sort | cpio -o -H newc --quiet > "$work/initramfs.cpio") || exit 1
 
-passed=0
-failed=0
-for mib in "${sizes[@]}"; do
-    log=$cache/boot-$mib.log
-    errors=()
+# One boot of bzImage $1 (payload $2) as a $3 MiB domU; prints PASS or FAIL and the reasons.
+boot_one() {
+    local bzimage=$1 payload=$2 mib=$3 name=linux log status start errors=()
+    [ "$payload" = shipped ] || name=linux-$payload
+    log=$cache/boot-$name-$mib.log
     fail() { errors+=("$1"); }
+    has() { grep -qE -- "$1" "$log" || fail "missing /$1/"; }
     start=$(date +%s)
     # Linux reaches /init within 60 s of its creation, and its verdict right after.
     BOOT_TIMEOUT=${LINUX_TIMEOUT:-300} BOOT_LOG=$log.raw \
         scripts/boot-domu.sh --ramdisk "$work/initramfs.cpio" --memory "$mib" \
         --wait-for "Run /init as init process" --wait-for "linux-pv: PASS" \
-        "$bzimage" console=hvc0 > /dev/null 2> "$cache/boot-$mib.err"
+        "$bzimage" console=hvc0 > /dev/null 2> "$cache/boot-$name-$mib.err"
     status=$?
     tr -d '\r' < "$log.raw" > "$log"
     [ "$status" -eq 0 ] || fail "boot-domu.sh exit status $status, want 0 (power off)"
-    has() { grep -qE -- "$1" "$log" || fail "missing /$1/"; }
     has '^\[domu\] .*Linux version [0-9.]+-[0-9]+-cloud-amd64'
     has '^\[domu\] .*Booting kernel on Xen'
     has '^\[domu\] .*installing Xen timer for CPU 0'
@@ -88,19 +121,39 @@ for mib in "${sizes[@]}"; do
     has '^\[domu\] linux-pv: init running'
     has '^\[domu\] linux-pv: PASS$'
     has '^Domain [0-9]+ \(domu\) has shut down, reason code 0 \(poweroff\); destroying$'
-    bad='^\(HV\) (ERROR|PANIC|FATAL)|Kernel panic|BUG:|insecure W\+X|W\+X mappings: FAILED'
+    local bad='^\(HV\) (ERROR|PANIC|FATAL)|Kernel panic|BUG:|insecure W\+X|W\+X mappings: FAILED'
     if grep -qE "$bad" "$log"; then
         fail "an error in the log: $(grep -m1 -E "$bad" "$log")"
     fi
     if [ ${#errors[@]} -eq 0 ]; then
-        echo "PASS linux-$mib: $kpkg's bzImage as a ${mib} MiB domU, no W+X, busybox init, power off ($(($(date +%s) - start)) s)"
-        passed=$((passed + 1))
-    else
-        IFS=';'
-        echo "FAIL linux-$mib: ${errors[*]} (log: $log)"
-        unset IFS
-        failed=$((failed + 1))
+        echo "PASS $name-$mib: $kpkg's bzImage ($payload payload) as a ${mib} MiB domU, no W+X, busybox init, power off ($(($(date +%s) - start)) s)"
+        return 0
     fi
+    local IFS=';'
+    echo "FAIL $name-$mib: ${errors[*]} (log: $log)"
+    return 1
+}
+
+passed=0
+failed=0
+read -r -a payloads <<< "${LINUX_PAYLOADS:-shipped}"
+for payload in "${payloads[@]}"; do
+    bzimage=$shipped
+    if [ "$payload" != shipped ]; then
+        bzimage=$work/vmlinuz-$payload
+        if ! recompress "$payload"; then
+            echo "FAIL linux-$payload: cannot recompress the kernel as $payload"
+            failed=$((failed + 1))
+            continue
+        fi
+    fi
+    for mib in "${sizes[@]}"; do
+        if boot_one "$bzimage" "$payload" "$mib"; then
+            passed=$((passed + 1))
+        else
+            failed=$((failed + 1))
+        fi
+    done
 done
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
