@@ -43,6 +43,7 @@ pub mod types;
 pub mod vcpu;
 pub mod version;
 pub mod xen;
+pub mod xenstore;
 
 #[cfg(all(feature = "runtime", target_os = "none"))]
 pub mod runtime;

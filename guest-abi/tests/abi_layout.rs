@@ -35,6 +35,7 @@ use guest_abi::sysctl::*;
 use guest_abi::vcpu::*;
 use guest_abi::version::*;
 use guest_abi::xen::*;
+use guest_abi::xenstore::*;
 use guest_abi::{DomId, XenError};
 
 const XEN_INCLUDE: &str = "/usr/include/xen";
@@ -261,10 +262,13 @@ fn all_checks() -> Checks {
         GnttabQuerySize = "struct gnttab_query_size" { dom, nr_frames, max_nr_frames, status, }
         GnttabSetVersion = "struct gnttab_set_version" { version, }
         GnttabGetVersion = "struct gnttab_get_version" { dom, pad, version, }
-        GnttabGetStatusFrames = "struct gnttab_get_status_frames" { nr_frames, dom, status, frame_list, }
         XenconsInterface = "struct xencons_interface" {
             in_ => "in", out, in_cons, in_prod, out_cons, out_prod,
         }
+        XenstoreDomainInterface = "struct xenstore_domain_interface" {
+            req, rsp, req_cons, req_prod, rsp_cons, rsp_prod, server_features, connection, error,
+        }
+        XsdSockmsg = "struct xsd_sockmsg" { type_ => "type", req_id, tx_id, len, }
         XenDomctl = "struct xen_domctl" {
             cmd, interface_version, domain, _pad, u, u => "u.createdomain",
             u => "u.getdomaininfo", u => "u.max_mem", u => "u.vcpucontext", u => "u.max_vcpus",
@@ -319,6 +323,11 @@ fn all_checks() -> Checks {
     flag_checks::<DominfFlags, u32>(&mut c, "XEN_DOMINF_", lower);
 
     consts!(c;
+        XENSTORE_RING_SIZE, XENSTORE_PAYLOAD_MAX, XENSTORE_ABS_PATH_MAX, XENSTORE_REL_PATH_MAX,
+        XS_CONTROL, XS_DIRECTORY, XS_READ, XS_GET_PERMS, XS_WATCH, XS_UNWATCH,
+        XS_TRANSACTION_START, XS_TRANSACTION_END, XS_INTRODUCE, XS_RELEASE, XS_GET_DOMAIN_PATH,
+        XS_WRITE, XS_MKDIR, XS_RM, XS_SET_PERMS, XS_WATCH_EVENT, XS_ERROR,
+        XS_IS_DOMAIN_INTRODUCED, XS_RESUME, XS_SET_TARGET, XS_RESET_WATCHES, XS_DIRECTORY_PART,
         XEN_LEGACY_MAX_VCPUS, MAX_GUEST_CMDLINE, NR_VIRQS,
         UVMF_NONE, UVMF_TLB_FLUSH, UVMF_INVLPG, UVMF_FLUSHTYPE_MASK, UVMF_MULTI, UVMF_LOCAL, UVMF_ALL,
         XEN_PVCLOCK_TSC_STABLE_BIT, XEN_PVCLOCK_GUEST_STOPPED,
@@ -420,7 +429,7 @@ fn probe_source(checks: &Checks) -> String {
          #include <xen/xen.h>\n#include <xen/event_channel.h>\n#include <xen/sched.h>\n\
          #include <xen/vcpu.h>\n#include <xen/memory.h>\n#include <xen/version.h>\n\
          #include <xen/callback.h>\n#include <xen/physdev.h>\n#include <xen/grant_table.h>\n\
-         #include <xen/io/console.h>\n#include <xen/features.h>\n#include <xen/elfnote.h>\n\
+         #include <xen/io/console.h>\n#include <xen/io/xs_wire.h>\n#include <xen/features.h>\n#include <xen/elfnote.h>\n\
          #include <xen/domctl.h>\n#include <xen/sysctl.h>\n#include <asm/bootparam.h>\n\
          int main(void) {\n",
     );
