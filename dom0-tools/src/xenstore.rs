@@ -28,6 +28,7 @@
 use alloc::vec::Vec;
 
 use guest_abi::DomId;
+use guest_abi::xenstore::XenstoreDomainInterface as Iface;
 
 use crate::shared_page::{Barrier, SharedPage};
 use crate::store::Store;
@@ -35,15 +36,15 @@ use crate::store::wire::{self, Header};
 pub use crate::store::wire::{HEADER, msg};
 
 /// Size of each of the two rings (`XENSTORE_RING_SIZE`).
-pub const RING_SIZE: u32 = 1024;
+pub const RING_SIZE: u32 = guest_abi::xenstore::XENSTORE_RING_SIZE;
 /// Offset of the request ring.
-const REQ: usize = 0;
+const REQ: usize = Iface::REQ;
 /// Offset of the response ring.
-const RSP: usize = 1024;
-const REQ_CONS: usize = 2048;
-const REQ_PROD: usize = 2052;
-const RSP_CONS: usize = 2056;
-const RSP_PROD: usize = 2060;
+const RSP: usize = Iface::RSP;
+const REQ_CONS: usize = Iface::REQ_CONS;
+const REQ_PROD: usize = Iface::REQ_PROD;
+const RSP_CONS: usize = Iface::RSP_CONS;
+const RSP_PROD: usize = Iface::RSP_PROD;
 /// `XENSTORE_PAYLOAD_MAX`.
 pub const PAYLOAD_MAX: u32 = wire::PAYLOAD_MAX as u32;
 /// Most bytes of an unfinished request held: one whole message of the largest size.

@@ -14,9 +14,9 @@ use core::fmt;
 use guest_abi::DomId;
 
 /// `XENSTORE_ABS_PATH_MAX`.
-pub const ABS_PATH_MAX: usize = 3072;
+pub const ABS_PATH_MAX: usize = guest_abi::xenstore::XENSTORE_ABS_PATH_MAX as usize;
 /// `XENSTORE_REL_PATH_MAX`.
-pub const REL_PATH_MAX: usize = 2048;
+pub const REL_PATH_MAX: usize = guest_abi::xenstore::XENSTORE_REL_PATH_MAX as usize;
 /// The special watch fired when a domain is introduced.
 pub const INTRODUCE_DOMAIN: &str = "@introduceDomain";
 /// The special watch fired when a domain goes (released or destroyed).

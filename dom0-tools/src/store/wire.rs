@@ -3,57 +3,26 @@
 
 use alloc::vec::Vec;
 
-/// `struct xsd_sockmsg`'s size.
-pub const HEADER: usize = 16;
-/// `XENSTORE_PAYLOAD_MAX`.
-pub const PAYLOAD_MAX: usize = 4096;
+use guest_abi::xenstore::{XENSTORE_PAYLOAD_MAX, XsdSockmsg};
 
-/// `enum xsd_sockmsg_type`.
+/// `struct xsd_sockmsg`'s size.
+pub const HEADER: usize = size_of::<XsdSockmsg>();
+/// `XENSTORE_PAYLOAD_MAX`.
+pub const PAYLOAD_MAX: usize = XENSTORE_PAYLOAD_MAX as usize;
+
+/// `enum xsd_sockmsg_type`, by short names (guest-abi's `XS_*`, checked against Xen's
+/// headers).
 pub mod msg {
-    /// `XS_CONTROL`.
-    pub const CONTROL: u32 = 0;
-    /// `XS_DIRECTORY`.
-    pub const DIRECTORY: u32 = 1;
-    /// `XS_READ`.
-    pub const READ: u32 = 2;
-    /// `XS_GET_PERMS`.
-    pub const GET_PERMS: u32 = 3;
-    /// `XS_WATCH`.
-    pub const WATCH: u32 = 4;
-    /// `XS_UNWATCH`.
-    pub const UNWATCH: u32 = 5;
-    /// `XS_TRANSACTION_START`.
-    pub const TRANSACTION_START: u32 = 6;
-    /// `XS_TRANSACTION_END`.
-    pub const TRANSACTION_END: u32 = 7;
-    /// `XS_INTRODUCE`.
-    pub const INTRODUCE: u32 = 8;
-    /// `XS_RELEASE`.
-    pub const RELEASE: u32 = 9;
-    /// `XS_GET_DOMAIN_PATH`.
-    pub const GET_DOMAIN_PATH: u32 = 10;
-    /// `XS_WRITE`.
-    pub const WRITE: u32 = 11;
-    /// `XS_MKDIR`.
-    pub const MKDIR: u32 = 12;
-    /// `XS_RM`.
-    pub const RM: u32 = 13;
-    /// `XS_SET_PERMS`.
-    pub const SET_PERMS: u32 = 14;
-    /// `XS_WATCH_EVENT`.
-    pub const WATCH_EVENT: u32 = 15;
-    /// `XS_ERROR`.
-    pub const ERROR: u32 = 16;
-    /// `XS_IS_DOMAIN_INTRODUCED`.
-    pub const IS_DOMAIN_INTRODUCED: u32 = 17;
-    /// `XS_RESUME`.
-    pub const RESUME: u32 = 18;
-    /// `XS_SET_TARGET`.
-    pub const SET_TARGET: u32 = 19;
-    /// `XS_RESET_WATCHES`.
-    pub const RESET_WATCHES: u32 = 21;
-    /// `XS_DIRECTORY_PART`.
-    pub const DIRECTORY_PART: u32 = 22;
+    pub use guest_abi::xenstore::{
+        XS_CONTROL as CONTROL, XS_DIRECTORY as DIRECTORY, XS_DIRECTORY_PART as DIRECTORY_PART,
+        XS_ERROR as ERROR, XS_GET_DOMAIN_PATH as GET_DOMAIN_PATH, XS_GET_PERMS as GET_PERMS,
+        XS_INTRODUCE as INTRODUCE, XS_IS_DOMAIN_INTRODUCED as IS_DOMAIN_INTRODUCED,
+        XS_MKDIR as MKDIR, XS_READ as READ, XS_RELEASE as RELEASE,
+        XS_RESET_WATCHES as RESET_WATCHES, XS_RESUME as RESUME, XS_RM as RM,
+        XS_SET_PERMS as SET_PERMS, XS_SET_TARGET as SET_TARGET,
+        XS_TRANSACTION_END as TRANSACTION_END, XS_TRANSACTION_START as TRANSACTION_START,
+        XS_UNWATCH as UNWATCH, XS_WATCH as WATCH, XS_WATCH_EVENT as WATCH_EVENT, XS_WRITE as WRITE,
+    };
 }
 
 /// A message's header.
