@@ -5,11 +5,15 @@
 //! For the tests of the boot scripts, the command-line word `panic` makes it panic (and
 //! so shut down with `SHUTDOWN_crash`) and `reboot` makes it shut down with
 //! `SHUTDOWN_reboot`. For the toolstack's tests, `wait` makes it block for good instead
-//! of powering off (until dom0 destroys it).
+//! of powering off (until dom0 destroys it), and `xenbus` makes it wait for the toolstack
+//! to ask it to power off or reboot through the store (`xenbus.rs`).
 //!
 //! Safety: the few `unsafe` hypercalls below rely on the assumptions guest-abi's runtime
 //! states (a PV guest started by the hypervisor, one vCPU, events masked).
 #![cfg_attr(target_os = "none", no_std, no_main)]
+
+#[cfg(target_os = "none")]
+mod xenbus;
 
 #[cfg(target_os = "none")]
 mod guest {
@@ -76,6 +80,12 @@ mod guest {
         }
         if cmdline_has(b"wait") {
             wait_forever();
+        }
+        if cmdline_has(b"xenbus") {
+            if let Err(e) = crate::xenbus::serve(si) {
+                println!("hello: xenbus failed: {e}");
+            }
+            hypercall::shutdown(ShutdownReason::Crash)
         }
         println!("hello: powering off");
         hypercall::shutdown(ShutdownReason::Poweroff)
