@@ -13,8 +13,8 @@ use guest_abi::arch::HYPERVISOR_VIRT_START;
 use guest_abi::event_channel::{EvtchnAllocUnbound, EvtchnOp, EvtchnStatus};
 use guest_abi::grant_table::{
     GNTCOPY_DEST_GREF, GNTMAP_CONTAINS_PTE, GNTMAP_DEVICE_MAP, GNTMAP_HOST_MAP, GNTMAP_READONLY,
-    GntStatus, GnttabCopy, GnttabCopyPtr, GnttabMapGrantRef, GnttabOp, GnttabSetupTable,
-    GnttabUnmapGrantRef, GtfFlags,
+    GntStatus, GnttabCopy, GnttabCopyPtr, GnttabMapGrantRef, GnttabOp, GnttabSetVersion,
+    GnttabSetupTable, GnttabUnmapGrantRef, GtfFlags,
 };
 use guest_abi::runtime::hypercall::{self, event_channel_op, evtchn_port_op};
 use guest_abi::{DomId, XenError};
@@ -280,6 +280,20 @@ pub fn run(r: &mut Report) {
         same(Want::Value(1)),
     );
 
+    // The table's version cannot change under a mapping.
+    let (got, handle) = map(12, GNTMAP_DEVICE_MAP | GNTMAP_READONLY, 0);
+    if got == Got::Value(0) {
+        let mut v = [GnttabSetVersion { version: 2 }];
+        // SAFETY: refused while the grant is mapped; were it not, the table would be cleared
+        // (this module writes its entries again before using them).
+        let res = unsafe { hypercall::grant_table_op(GnttabOp::SetVersion, &mut v) };
+        r.case(
+            "grant.set_version 2 while a grant is mapped",
+            Got::Ret(res.map_or_else(XenError::to_ret, |v| v as i64)),
+            same(Want::Err(XenError::Busy)),
+        );
+        let _ = unmap(handle, 0, granted << 12);
+    }
     maptrack(r, id, granted);
     for gref in 10..14 {
         mem::poke(TABLE, gref, 0);
