@@ -27,13 +27,22 @@ source scripts/deps.sh
 # shellcheck source=scripts/lib/bzimage.sh
 source scripts/lib/bzimage.sh
 deps_all >&2 || exit 1
-# cpio builds the initramfs; apt-get download needs current package lists.
-if ! command -v cpio >/dev/null || ! apt-cache show linux-image-cloud-amd64 >/dev/null 2>&1; then
+# cpio builds the initramfs, lz4, xz-utils and zstd recompress (LINUX_PAYLOADS); apt-get
+# download needs current package lists.
+tools=(cpio)
+[ "${LINUX_PAYLOADS:-shipped}" = shipped ] || tools+=(lz4 xz zstd)
+missing=()
+for t in "${tools[@]}"; do command -v "$t" >/dev/null || missing+=("$t"); done
+if [ ${#missing[@]} -gt 0 ] || ! apt-cache show linux-image-cloud-amd64 >/dev/null 2>&1; then
+    packages=("${missing[@]/#xz/xz-utils}")
     if [ "$(id -u)" -ne 0 ]; then
-        echo "linux-tests: need cpio and current apt lists: run as root, or apt-get update && apt-get install cpio" >&2
+        echo "linux-tests: need ${packages[*]:-nothing more} and current apt lists: run as root, or apt-get update && apt-get install ${packages[*]}" >&2
         exit 1
     fi
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq cpio >/dev/null || exit 1
+    apt-get update -qq || exit 1
+    if [ ${#packages[@]} -gt 0 ]; then
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${packages[@]}" >/dev/null || exit 1
+    fi
 fi
 
 target_dir=$(cargo metadata --format-version 1 --no-deps |
