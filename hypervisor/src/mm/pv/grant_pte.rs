@@ -59,9 +59,9 @@ impl<S: FrameStore, P: FramePool, M: M2pTable, const D: usize> FrameTable<S, P, 
     /// same frame with the present and writable bits of `entry` (what [`map_grant`]
     /// (Self::map_grant) installed), else [`PvMmError::GrantMismatch`]. With `new_va`
     /// (`GNTTABOP_unmap_and_replace`, virtual addresses only), the entry that maps `new_va` is
-    /// moved there instead of leaving it empty: taken from its slot (which is left empty) with
-    /// its references; if the grant entry then does not match, the moved entry is dropped, as
-    /// Xen does.
+    /// moved there instead of leaving it empty, with its references, and its own slot is left
+    /// empty. Every check comes first: a refused call changes nothing (Xen, when the grant
+    /// entry no longer matches, has already taken the entry at `new_va` and drops it).
     pub fn unmap_grant(
         &mut self,
         caller: DomainRef,
@@ -71,35 +71,31 @@ impl<S: FrameStore, P: FramePool, M: M2pTable, const D: usize> FrameTable<S, P, 
         new_va: Option<u64>,
     ) -> Outcome<Result<(), PvMmError>> {
         let result = self.domain(caller).map(DomainMm::ctx).and_then(|ctx| {
-            let stolen = match (new_va, at) {
-                (None, _) => 0,
+            let source = match (new_va, at) {
+                (None, _) => None,
                 (Some(_), GrantPte::Machine(_)) => return Err(PvMmError::BadArgument),
                 (Some(va), GrantPte::Va(_)) => {
-                    let (table, slot) = self.grant_slot(&ctx, vcpu, GrantPte::Va(va))?;
-                    let e = self.store.read_entry(table, slot);
-                    self.store.write_entry(table, slot, 0);
-                    e
+                    Some(self.grant_slot(&ctx, vcpu, GrantPte::Va(va))?)
                 }
             };
-            let checked = self.grant_slot(&ctx, vcpu, at).and_then(|(table, slot)| {
-                let old = self.store.read_entry(table, slot);
-                if entry_mfn(old) != entry_mfn(entry) || (old ^ entry) & (PRESENT | RW) != 0 {
-                    return Err(PvMmError::GrantMismatch);
-                }
-                Ok((table, slot, old))
-            });
-            match checked {
-                Ok((table, slot, old)) => {
-                    // The moved entry keeps its references; the grant's are dropped.
-                    self.store.write_entry(table, slot, stolen);
-                    self.put_entry(Level::L1, old);
-                    Ok(())
-                }
-                Err(e) => {
-                    self.put_entry(Level::L1, stolen);
-                    Err(e)
-                }
+            let (table, slot) = self.grant_slot(&ctx, vcpu, at)?;
+            let old = self.store.read_entry(table, slot);
+            if entry_mfn(old) != entry_mfn(entry) || (old ^ entry) & (PRESENT | RW) != 0 {
+                return Err(PvMmError::GrantMismatch);
             }
+            // The entry moved keeps its references; the grant's are dropped. Replacing the
+            // grant by itself is a plain unmap.
+            let moved = match source {
+                Some(s) if s != (table, slot) => {
+                    let e = self.store.read_entry(s.0, s.1);
+                    self.store.write_entry(s.0, s.1, 0);
+                    e
+                }
+                _ => 0,
+            };
+            self.store.write_entry(table, slot, moved);
+            self.put_entry(Level::L1, old);
+            Ok(())
         });
         self.outcome(result)
     }
