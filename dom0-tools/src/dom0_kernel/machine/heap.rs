@@ -95,7 +95,7 @@ pub fn init(si: &StartInfo) {
                 ALLOCATOR
                     .spare
                     .lock()
-                    .init(p.va as *mut u8, p.bytes() as usize)
+                    .init(p.va.0 as *mut u8, p.bytes() as usize)
             };
         }
         Ok(None) => {}

@@ -5,11 +5,13 @@
 //! through the bootstrap mapping (the hypervisor maps them read-only there), frames found
 //! with the P2M list and the M2P table.
 
+use alloc::vec::Vec;
+
 use guest_abi::arch::MACH2PHYS_VIRT_START;
 use guest_abi::boot::{PAGE_FLAGS, UPPER_TABLE_FLAGS};
 use guest_abi::runtime::{hypercall, virt_base};
 use guest_abi::xen::{MmuUpdate, MmuUpdateCmd, StartInfo};
-use guest_abi::{DomId, Mfn, PAGE_SHIFT, PAGE_SIZE, XenError};
+use guest_abi::{DomId, Mfn, PAGE_SHIFT, PAGE_SIZE, Pfn, VirtAddr, XenError};
 
 use super::super::spare::{SparePlan, plan};
 use super::mapping;
@@ -17,11 +19,11 @@ use super::mapping;
 const ADDR_MASK: u64 = 0x000f_ffff_ffff_f000;
 
 /// Reads entry `index` of the page table in frame `mfn`, through the bootstrap mapping.
-fn read_entry(mfn: u64, index: u64) -> u64 {
+fn read_entry(mfn: Mfn, index: u64) -> u64 {
     let m2p = MACH2PHYS_VIRT_START as *const u64;
     // SAFETY: the M2P is mapped read-only in every PV guest and `mfn` is one of our own
     // page-table frames, which lie in the bootstrap region (kernel module assumptions).
-    let pfn = unsafe { m2p.add(mfn as usize).read_volatile() };
+    let pfn = unsafe { m2p.add(mfn.0 as usize).read_volatile() };
     let table = (virt_base() + (pfn << PAGE_SHIFT)) as *const u64;
     // SAFETY: the bootstrap page tables are mapped read-only in the bootstrap region;
     // `index` is below 512 (callers mask it).
@@ -29,11 +31,11 @@ fn read_entry(mfn: u64, index: u64) -> u64 {
 }
 
 /// The MFN of our PFN `pfn`, from the P2M list (inside the bootstrap region).
-fn mfn_of(si: &StartInfo, pfn: u64) -> u64 {
+fn mfn_of(si: &StartInfo, pfn: Pfn) -> Mfn {
     let p2m = si.mfn_list as *const u64;
     // SAFETY: the hypervisor maps the P2M list, `nr_pages` entries, at `mfn_list`;
     // callers pass PFNs below `nr_pages`.
-    unsafe { p2m.add(pfn as usize).read_volatile() }
+    Mfn(unsafe { p2m.add(pfn.0 as usize).read_volatile() })
 }
 
 fn update(reqs: &[MmuUpdate]) -> Result<(), XenError> {
@@ -43,48 +45,44 @@ fn update(reqs: &[MmuUpdate]) -> Result<(), XenError> {
     unsafe { hypercall::mmu_update(reqs, &mut done, DomId::SELF) }.map(|_| ())
 }
 
-fn pte(ptr_mfn: u64, index: u64, val: u64) -> MmuUpdate {
+/// Entry `index` of the table in frame `table` := `val`.
+fn pte(table: Mfn, index: u64, val: u64) -> MmuUpdate {
     MmuUpdate {
-        ptr: (ptr_mfn << PAGE_SHIFT) + index * 8 + u64::from(MmuUpdateCmd::NormalPtUpdate.raw()),
+        ptr: table.addr() + index * 8 + u64::from(MmuUpdateCmd::NormalPtUpdate.raw()),
         val,
     }
 }
 
 /// Maps dom0's spare memory; returns the plan carried out, or `None` when there is none.
 pub fn map_spare(si: &StartInfo) -> Result<Option<SparePlan>, XenError> {
-    let Some(p) = plan(virt_base(), si.pt_base, si.nr_pt_frames, si.nr_pages) else {
+    let base = VirtAddr(virt_base());
+    let Some(p) = plan(base, VirtAddr(si.pt_base), si.nr_pt_frames, si.nr_pages) else {
         return Ok(None);
     };
     // The L2 table that maps p.va: L4 -> L3 -> L2.
-    let l4 = mfn_of(si, (si.pt_base - virt_base()) >> PAGE_SHIFT);
-    let mut table = l4;
-    for shift in [39, 30] {
-        let entry = read_entry(table, (p.va >> shift) & 511);
+    let mut table = mfn_of(si, Pfn((si.pt_base - base.0) >> PAGE_SHIFT));
+    for level in [4, 3] {
+        let entry = read_entry(table, p.va.table_index(level) as u64);
         if entry & 1 == 0 {
             return Ok(None); // No table there to extend.
         }
-        table = (entry & ADDR_MASK) >> PAGE_SHIFT;
+        table = Mfn((entry & ADDR_MASK) >> PAGE_SHIFT);
     }
     let l2 = table;
-    let first = (p.va >> 21) & 511;
+    let first = p.va.table_index(2) as u64;
     // Drop whatever the L2 maps there first, so no frame of ours stays mapped.
-    let clear: alloc::vec::Vec<MmuUpdate> = (0..p.tables).map(|i| pte(l2, first + i, 0)).collect();
+    let clear: Vec<MmuUpdate> = (0..p.tables).map(|i| pte(l2, first + i, 0)).collect();
     update(&clear)?;
-    let mut entries = alloc::vec::Vec::with_capacity(512);
+    let mut entries = Vec::with_capacity(512);
     for i in 0..p.tables {
         let l1 = mfn_of(si, p.table_pfn(i));
-        mapping::map(DomId::SELF, Mfn(l1))?.write(0, &[0; PAGE_SIZE as usize])?;
-        update(&[pte(
-            l2,
-            first + i,
-            (l1 << PAGE_SHIFT) | UPPER_TABLE_FLAGS.bits(),
-        )])?;
+        mapping::map(DomId::SELF, l1)?.write(0, &[0; PAGE_SIZE as usize])?;
+        update(&[pte(l2, first + i, l1.addr() | UPPER_TABLE_FLAGS.bits())])?;
         entries.clear();
-        let pages = (i * 512..((i + 1) * 512).min(p.pages)).map(|k| {
-            let mfn = mfn_of(si, p.first_pfn + k);
-            pte(l1, k % 512, (mfn << PAGE_SHIFT) | PAGE_FLAGS.bits())
-        });
-        entries.extend(pages);
+        entries.extend((i * 512..((i + 1) * 512).min(p.pages)).map(|k| {
+            let mfn = mfn_of(si, p.page_pfn(k));
+            pte(l1, k % 512, mfn.addr() | PAGE_FLAGS.bits())
+        }));
         update(&entries)?;
     }
     Ok(Some(p))
