@@ -15,7 +15,8 @@
 # default 100); bad input answered by one error line each with dom0 still running;
 # guests/crash reported and reaped while another domain keeps running; pause, unpause,
 # shutdown and the on_poweroff/on_reboot actions; two domUs (guests/pingpong) exchanging
-# events over a channel the toolstack set up (evtchn_peer); GRUB's Xen PV port
+# events over a channel the toolstack set up (evtchn_peer) and a grant (mapped and copied by
+# one, released when it goes with the page still mapped); GRUB's Xen PV port
 # (scripts/grub-pv.sh), a third-party kernel, reaching its verdict; churn: domains created
 # and destroyed in rounds (env DOM0_CHURN_ROUNDS, default 40) while guests/attack runs as a
 # domU (its case list repeated, env DOM0_ATTACK_PASSES, default 16), free memory back to the
@@ -265,7 +266,8 @@ info
 create /etc/xen/ping.cfg
 wait-for ping "ping: waiting for a peer"
 create /etc/xen/pong.cfg
-sleep 3
+wait-for ping "ping: grant 8 released after the peer went away"
+sleep 1
 list
 create /etc/xen/pong.cfg name=lonely evtchn_peer=nobody
 sleep 1
@@ -557,7 +559,8 @@ Domain [0-9]+ does not act on control/shutdown: shut down by the hypervisor"
 fi
 
 # 6. Two domUs talk over an event channel the toolstack set up (evtchn_peer), both sides
-# say so, and both are reaped.
+# say so; ping grants pong a page, pong maps and copies it and goes away with it mapped, and
+# ping sees the grant released; both are reaped and every frame comes back.
 if selected pingpong; then
     boot pingpong 120 script=/test/pingpong.script
     ping_id=$(sed -n 's/^Started domain ping (id=\([0-9]*\))$/\1/p' "$case_log")
@@ -571,6 +574,10 @@ Started domain pong \\(id=[0-9]+\\)"
     expect "[ping] ping: port ${offered:-?} is for domain ${pong_id:-?}"
     expect_count 1 '^\[ping\] ping: got pong 10/10$'
     expect_count 1 '^\[pong\] pong: answered 10 pings$'
+    # A grant between them: mapped and copied by pong, released when pong goes.
+    expect "[pong] pong: mapped and copied grant 8 of domain ${ping_id:-?}"
+    expect "[ping] ping: grant 8 in use by the peer"
+    expect "[ping] ping: grant 8 released after the peer went away"
     expect_count 1 '^Domain [0-9]+ \(ping\) has shut down, reason code 0 \(poweroff\); destroying$'
     expect_count 1 '^Domain [0-9]+ \(pong\) has shut down, reason code 0 \(poweroff\); destroying$'
     expect_answer list "Name +ID[^\n]+\nDomain-0 [^\n]+"

@@ -13,12 +13,21 @@
 //!   domain's configuration says `evtchn_peer = "NAME"`), sends "ready", answers N pings
 //!   and prints `pong: answered N pings`.
 //!
+//! Then a grant (`grant`): ping grants pong a page, pong maps it and copies it and prints
+//! `pong: mapped and copied grant 8 of domain D`, ping prints `ping: grant 8 in use by the
+//! peer`, pong powers off with the page still mapped, and once it is gone ping prints
+//! `ping: grant 8 released after the peer went away`.
+//!
 //! Both then power off. N is 10 by default. Events stay masked: each side waits with
 //! `SCHEDOP_poll` on its port and clears the pending bit itself. A missing peer or event
 //! (10 s) is reported and the domain crashes.
 //!
-//! Safety: guest-abi's runtime assumptions hold; this crate has no `unsafe` code.
+//! Safety: guest-abi's runtime assumptions hold; `unsafe` only in `grant`, for the hypercalls
+//! that map pages and the reads of the page tables and grant table it sets up.
 #![cfg_attr(target_os = "none", no_std, no_main)]
+
+#[cfg(target_os = "none")]
+mod grant;
 
 #[cfg(target_os = "none")]
 mod guest {
@@ -39,8 +48,7 @@ mod guest {
 
     guest_abi::pv_guest!("pingpong", main);
 
-    /// What went wrong, in one line.
-    type Failure = (&'static str, XenError);
+    use crate::grant::Failure;
 
     fn main(_: &'static StartInfo) {
         let arg = |key: &str| {
@@ -139,6 +147,26 @@ mod guest {
             got += 1;
         }
         println!("ping: got pong {got}/{count}");
+        let table = crate::grant::offer((found.u[0] & 0xffff) as u16)?;
+        send(port)?;
+        receive(port, "the peer did not take the grant")?;
+        if !crate::grant::in_use(table) {
+            return Err(("the grant is not marked in use", XenError::Inval));
+        }
+        println!("ping: grant {} in use by the peer", crate::grant::GREF);
+        send(port)?;
+        let give_up = events::now_ns().map_err(|e| ("pvclock", e))? + PATIENCE_NS;
+        while crate::grant::in_use(table) {
+            let now = events::now_ns().map_err(|e| ("pvclock", e))?;
+            if now >= give_up {
+                return Err(("the grant stayed in use after the peer", XenError::TimedOut));
+            }
+            events::wait_until(own, now + SCAN_NS).map_err(|e| ("SCHEDOP_poll", e))?;
+        }
+        println!(
+            "ping: grant {} released after the peer went away",
+            crate::grant::GREF
+        );
         Ok(())
     }
 
@@ -165,6 +193,16 @@ mod guest {
             answered += 1;
         }
         println!("pong: answered {answered} pings");
+        receive(port, "no grant from the peer")?;
+        crate::grant::take(remote)?;
+        println!(
+            "pong: mapped and copied grant {} of domain {}",
+            crate::grant::GREF,
+            remote.0
+        );
+        send(port)?;
+        // Powers off with the grant still mapped: the hypervisor must let it go.
+        receive(port, "no word from the peer after the grant")?;
         Ok(())
     }
 }
