@@ -8,6 +8,7 @@
 # niced so the machine stays usable, results recorded in docs/SECURITY.md ("Fuzzing"):
 #
 #   nice -n 19 scripts/fuzz.sh 600 pv_mmu hypercall ptwr emulate console_ring xenstore_ring
+#   nice -n 19 scripts/fuzz.sh 600 kernel_file kernel_image    # the builder's kernel files
 #
 # Environment:
 #   FUZZ_SANITIZER  none (default): the pinned stable toolchain (rust-toolchain.toml) builds
