@@ -53,8 +53,9 @@ pub const MAX_EVTCHN_PORT: u32 = 1023;
 pub const MAX_GRANT_FRAMES: i32 = 64;
 /// `max_maptrack_frames` (xl.conf's default).
 pub const MAX_MAPTRACK_FRAMES: i32 = 1024;
-/// Grant table version 1 (`XEN_DOMCTL_GRANT_version(1)`).
-pub const GRANT_OPTS: u32 = 1;
+/// Grant tables up to version 2 (`XEN_DOMCTL_GRANT_version(2)`, xl's default: the highest
+/// the hypervisor offers).
+pub const GRANT_OPTS: u32 = 2;
 
 /// Why a domain could not be built. `Display` is one line.
 #[derive(Clone, Debug, PartialEq, Eq)]

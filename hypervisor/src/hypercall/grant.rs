@@ -31,6 +31,8 @@ pub struct GrantFrames {
     status: [u64; MAX_STATUS_FRAMES],
     nr_status: u32,
     version: u32,
+    /// The highest version the domain may switch to (its `createdomain` `grant_opts`).
+    max_version: u32,
 }
 
 impl Default for GrantFrames {
@@ -41,11 +43,20 @@ impl Default for GrantFrames {
             status: [0; MAX_STATUS_FRAMES],
             nr_status: 0,
             version: 1,
+            max_version: 2,
         }
     }
 }
 
 impl GrantFrames {
+    /// An empty version-1 table of a domain that may switch to version `max_version` at most.
+    pub fn with_max_version(max_version: u32) -> Self {
+        Self {
+            max_version,
+            ..Self::default()
+        }
+    }
+
     /// The frames, in table order.
     pub fn frames(&self) -> &[u64] {
         &self.frames[..self.nr as usize]
@@ -232,13 +243,18 @@ struct Reserved {
     frame: u64,
 }
 
-/// `GNTTABOP_set_version`, as Xen 4.17: the table must not be in use beyond its reserved
+/// `GNTTABOP_set_version`, as Xen 4.17: `-ENOSYS` beyond the domain's maximum version (its
+/// `createdomain` `grant_opts`; dom0's is 2); the table must not be in use beyond its reserved
 /// entries (`EBUSY`); going to version 2 adds the status frames, going back to 1 gives them up
 /// (`EBUSY` while the guest still maps one) and needs the reserved entries' frames to fit in
 /// 32 bits (`ERANGE`); every entry is cleared except the reserved ones, which are converted.
 fn set_version<M: GuestMemory, H: Host>(ctx: &mut Ctx<'_, M, H>, version: u32) -> HcResult {
     if version != 1 && version != 2 {
         return Err(XenError::Inval);
+    }
+    // Xen's answer when the domain's maximum is 1: as before set_version existed.
+    if version > ctx.domain.grant_frames.max_version {
+        return Err(XenError::NoSys);
     }
     let old = ctx.domain.grant_frames.version;
     if old == version {
@@ -468,6 +484,14 @@ mod tests {
         assert_eq!(set_version(&mut f, 1), (Ok(0), 1));
         assert_eq!(f.host.freed_shared.len(), 2);
         assert_eq!((w(&mut f, 2), w(&mut f, 3)), (1 | 5 << 16, 0x1234));
+    }
+
+    #[test]
+    fn a_domain_made_for_version_1_cannot_switch() {
+        let mut f = Fixture::new();
+        f.domain.grant_frames = GrantFrames::with_max_version(1);
+        assert_eq!(set_version(&mut f, 2), (Err(XenError::NoSys), 1));
+        assert_eq!(set_version(&mut f, 1), (Ok(0), 1));
     }
 
     #[test]

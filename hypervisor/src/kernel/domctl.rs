@@ -8,6 +8,7 @@ use crate::arch::x86_64::direct_map;
 use crate::arch::x86_64::uaccess::CurrentGuest;
 use crate::event::abi as eabi;
 use crate::event::shared::SharedInfo;
+use crate::hypercall::grant::GrantFrames;
 use crate::hypercall::{DomainInfo, HcResult, admission, grant_map};
 use crate::mm::Mfn;
 use crate::mm::pv::{
@@ -184,11 +185,13 @@ fn create(m: &mut Machine, requested: u16, c: &XenDomctlCreatedomain) -> Result<
         domid: requested,
         vcpus: c.max_vcpus,
         hvm: CdfFlags::from_bits_retain(c.flags).intersects(CdfFlags::HVM | CdfFlags::HAP),
+        grant_opts: c.grant_opts,
     };
     let id = lifecycle::create::create(
         &mut MachineResources {
             m,
             handle: c.handle,
+            max_grant_version: c.grant_opts & lifecycle::create::GRANT_VERSION_MASK,
         },
         req,
     )?;
@@ -201,6 +204,8 @@ struct MachineResources<'a> {
     m: &'a mut Machine,
     /// The new domain's handle (`xen_domain_handle_t`).
     handle: [u8; 16],
+    /// The highest grant-table version it may use (checked by `lifecycle::create`).
+    max_grant_version: u32,
 }
 
 impl lifecycle::create::Resources for MachineResources<'_> {
@@ -310,7 +315,7 @@ impl lifecycle::create::Resources for MachineResources<'_> {
                 nr_vcpus: vcpus,
                 vm_assist: 0,
                 handle: self.handle,
-                grant_frames: Default::default(),
+                grant_frames: GrantFrames::with_max_version(self.max_grant_version),
                 grant_active: Default::default(),
                 maptrack: Default::default(),
             },

@@ -60,11 +60,25 @@ pub struct Request {
     pub vcpus: u32,
     /// An HVM or HAP domain was asked for, which this hypervisor does not build.
     pub hvm: bool,
+    /// `grant_opts`: the highest grant-table version the domain may use (1 or 2), in the
+    /// low four bits; nothing else may be set.
+    pub grant_opts: u32,
 }
+
+/// The grant-version field of `grant_opts` (`XEN_DOMCTL_GRANT_version_mask`).
+pub const GRANT_VERSION_MASK: u32 = 0xf;
+/// The highest grant-table version offered.
+pub const MAX_GRANT_VERSION: u32 = 2;
 
 /// Creates a domain as `req` asks, or changes nothing. Returns its id.
 pub fn create<R: Resources>(r: &mut R, req: Request) -> Result<DomId, XenError> {
-    if req.hvm || req.vcpus == 0 || req.vcpus > MAX_VCPUS_PER_DOMAIN {
+    let grant_version = req.grant_opts & GRANT_VERSION_MASK;
+    if req.hvm
+        || req.vcpus == 0
+        || req.vcpus > MAX_VCPUS_PER_DOMAIN
+        || req.grant_opts & !GRANT_VERSION_MASK != 0
+        || !(1..=MAX_GRANT_VERSION).contains(&grant_version)
+    {
         return Err(XenError::Inval);
     }
     let id = pick_id(r, req.domid)?;
@@ -176,6 +190,7 @@ mod tests {
             domid: 0,
             vcpus,
             hvm: false,
+            grant_opts: 1,
         }
     }
 
@@ -218,6 +233,20 @@ mod tests {
             ..req(1)
         };
         assert_eq!(create(&mut f, hvm), Err(XenError::Inval));
+        // Grant versions 1 and 2 only, and no other option bits (as Xen 4.17).
+        for grant_opts in [0, 3, 1 << 4 | 1] {
+            let bad = Request {
+                grant_opts,
+                ..req(1)
+            };
+            assert_eq!(create(&mut f, bad), Err(XenError::Inval), "{grant_opts:#x}");
+        }
+        let v2 = Request {
+            grant_opts: 2,
+            ..req(1)
+        };
+        // Accepted as a request: the machine is full here.
+        assert_eq!(create(&mut f, v2), Err(XenError::NoSpc));
     }
 
     #[test]
