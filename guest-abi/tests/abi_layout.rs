@@ -262,6 +262,7 @@ fn all_checks() -> Checks {
         GnttabQuerySize = "struct gnttab_query_size" { dom, nr_frames, max_nr_frames, status, }
         GnttabSetVersion = "struct gnttab_set_version" { version, }
         GnttabGetVersion = "struct gnttab_get_version" { dom, pad, version, }
+        GnttabGetStatusFrames = "struct gnttab_get_status_frames" { nr_frames, dom, status, frame_list, }
         XenconsInterface = "struct xencons_interface" {
             in_ => "in", out, in_cons, in_prod, out_cons, out_prod,
         }
