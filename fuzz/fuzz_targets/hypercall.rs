@@ -15,7 +15,7 @@
 
 use arbitrary::{Arbitrary, Unstructured};
 use fuzz::Window;
-use guest_abi::Hypercall;
+use guest_abi::{DomId, Hypercall};
 use guest_abi::domctl::{XEN_DOMCTL_INTERFACE_VERSION, XenDomctl};
 use guest_abi::sched::SchedRemoteShutdown;
 use guest_abi::sysctl::{XEN_SYSCTL_INTERFACE_VERSION, XenSysctl};
@@ -92,8 +92,24 @@ fuzz_target!(|data: &[u8]| {
         mmu_update_stand_in: false,
         ..FakeHost::new(shared)
     };
+    // A granting domain 7 whose one table frame holds the first bytes of guest memory as
+    // entries, over frames 0x10..0x20 it owns (0x12 a page table); dom0 owns 0x20..0x30.
+    let mut grants = hypervisor::hypercall::grant::GrantFrames::default();
+    let _ = grants.push(0x200);
+    host.foreign.push((DomId(7), grants, Default::default()));
+    for f in 0x10..0x20 {
+        host.owners.insert(f, DomId(7));
+    }
+    for f in 0x20..0x30 {
+        host.owners.insert(f, DomId(0));
+    }
+    host.not_writable.push(0x12);
     let mut bytes = input.memory;
     bytes.resize(WINDOW_LEN, 0);
+    for (i, chunk) in bytes.chunks(4).take(256).enumerate() {
+        let word = u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
+        host.frame(0x200)[i].store(word, core::sync::atomic::Ordering::SeqCst);
+    }
     let mut mem = Window {
         base: WINDOW,
         bytes,
@@ -132,6 +148,18 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(regs.rflags & (3 << 12), 0, "iret set the real IOPL");
         }
         check_vcpu(&vcpu);
+        // Every frame reference a grant operation took belongs to a live mapping: an L1
+        // entry the fake holds, or a device mapping in the maptrack.
+        let devices = domain
+            .maptrack
+            .iter()
+            .filter(|m| m.frame_reference().is_some())
+            .count();
+        assert_eq!(
+            host.held.len(),
+            host.grant_ptes.len() + devices,
+            "frame references not given back"
+        );
         if let Action::Machine { call, .. } = action {
             admit(&domain, call, &mut mem);
         }

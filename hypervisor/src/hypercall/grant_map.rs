@@ -108,6 +108,11 @@ impl Maptrack {
         }
     }
 
+    /// Every mapping, by handle order.
+    pub fn iter(&self) -> impl Iterator<Item = Mapping> + '_ {
+        self.entries.iter().flatten().copied()
+    }
+
     /// Every mapping, emptying the table (the domain is going).
     pub fn take_all(&mut self) -> Vec<Mapping> {
         self.free.clear();

@@ -29,6 +29,18 @@ use core::sync::atomic::{AtomicU32, Ordering};
 use guest_abi::{DomId, Hypercall, XenError};
 use std::collections::BTreeMap;
 
+/// Frames one fake host may touch (grant tables, status frames, data frames).
+const FRAME_POOL_FRAMES: usize = 256;
+
+type Words = [AtomicU32; 1024];
+
+std::thread_local! {
+    /// The frames fake hosts on this thread hand out, made once per thread.
+    static FRAME_POOL: Vec<&'static Words> = (0..FRAME_POOL_FRAMES)
+        .map(|_| &*Box::leak(Box::new([const { AtomicU32::new(0) }; 1024])))
+        .collect();
+}
+
 /// One domain (id 0, one vCPU) as event channels see it.
 pub struct FakeDoms {
     /// Its event channels.
@@ -87,6 +99,8 @@ pub struct FakeHost {
     pub mmu_update_stand_in: bool,
     /// Frames grant operations touch, as words (created zeroed on first use).
     pub frames: BTreeMap<u64, &'static [AtomicU32; 1024]>,
+    /// The slots of this thread's frame pool that `frames` has used.
+    pub next_slot: usize,
     /// Which domain owns which frame (`get_frame` refuses any other).
     pub owners: BTreeMap<u64, DomId>,
     /// Owned frames that refuse a writable type (page tables, descriptor tables).
@@ -144,6 +158,7 @@ impl FakeHost {
             descriptor: Some((Self::DATA_SELECTOR, desc)),
             mmu_update_stand_in: true,
             frames: BTreeMap::new(),
+            next_slot: 0,
             owners: BTreeMap::new(),
             not_writable: Vec::new(),
             held: Vec::new(),
@@ -156,9 +171,20 @@ impl FakeHost {
 
     /// Frame `frame`'s words, made zeroed on first use.
     pub fn frame(&mut self, frame: u64) -> &'static [AtomicU32; 1024] {
-        self.frames
-            .entry(frame)
-            .or_insert_with(|| Box::leak(Box::new([const { AtomicU32::new(0) }; 1024])))
+        if let Some(f) = self.frames.get(&frame) {
+            return f;
+        }
+        // Frames come from a pool made once per thread (a fuzz target builds a host for every
+        // run, and leaking a page each time would exhaust memory); a new host reuses it.
+        let slot = self.next_slot;
+        self.next_slot += 1;
+        let words = FRAME_POOL.with(|pool| pool.get(slot).copied());
+        let words = words.expect("a fake host touches at most FRAME_POOL_FRAMES frames");
+        for w in words {
+            w.store(0, Ordering::SeqCst);
+        }
+        self.frames.insert(frame, words);
+        words
     }
 
     /// Byte `offset` of frame `frame`.
