@@ -6,12 +6,14 @@
 # distribution's Linux kernel (scripts/linux-tests.sh).
 #
 #   scripts/boot-domu.sh [--ramdisk FILE] [--memory MIB] [--vcpus N] [--wait-for TEXT]
-#                        KERNEL [ARGS...]
+#                        [--then COMMAND] KERNEL [ARGS...]
 #
 # ARGS are the domain's command line. --memory defaults to DOMU_MEMORY or 32, --vcpus to 1.
 # dom0 waits DOMU_SECONDS (default 10), or with --wait-for (which may be repeated) until the
-# domain printed each TEXT in turn (at most 60 s each: dom0's wait-for), then 2 s more, then
-# lists the domains and powers off. dom0 gets 64 MiB plus room for the images it carries
+# domain printed each TEXT in turn (at most 60 s each: dom0's wait-for; a domain the
+# toolstack restarted is waited for afresh), running each --then COMMAND (a dom0 prompt
+# command, e.g. `shutdown -w domu`) where it stands among them, then 2 s more, then lists the
+# domains and powers off. dom0 gets 64 MiB plus room for the images it carries
 # (its ramdisk, and a bzImage's decompressed kernel), the machine that plus the domain and
 # 128 MiB (at least 512 MiB); HV_ARGS and BOOT_MEM override.
 # Environment: scripts/boot.sh's (BOOT_LOG, BOOT_TIMEOUT, ...).
@@ -23,14 +25,19 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 # shellcheck source=scripts/lib/bzimage.sh
 source scripts/lib/bzimage.sh
-usage() { sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 4; }
-ramdisk='' memory=${DOMU_MEMORY:-32} vcpus=1 wait_texts=()
+usage() { sed -n '2,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 4; }
+ramdisk='' memory=${DOMU_MEMORY:-32} vcpus=1 wait_texts=() steps=()
 while [ $# -gt 0 ]; do
     case $1 in
         --ramdisk) ramdisk=${2:?}; shift 2 ;;
         --memory) memory=${2:?}; shift 2 ;;
         --vcpus) vcpus=${2:?}; shift 2 ;;
-        --wait-for) wait_texts+=("${2:?}"); shift 2 ;;
+        --wait-for)
+            wait_texts+=("${2:?}")
+            steps+=("$(printf 'wait-for domu "%s"' "$2")")
+            shift 2
+            ;;
+        --then) steps+=("${2:?}"); shift 2 ;;
         -*) usage ;;
         *) break ;;
     esac
@@ -67,12 +74,10 @@ trap 'rm -rf "$work"' EXIT
 seconds=${DOMU_SECONDS:-10}
 {
     echo "create /etc/xen/domu.cfg"
-    if [ ${#wait_texts[@]} -gt 0 ]; then
+    if [ ${#steps[@]} -gt 0 ]; then
         # One wait-for per text: a wait-for for a domain that is gone (powered off and
         # destroyed) would wait its whole 60 s.
-        for text in "${wait_texts[@]}"; do
-            printf 'wait-for domu "%s"\n' "$text"
-        done
+        printf '%s\n' "${steps[@]}"
         echo "sleep 2"
     else
         echo "sleep $seconds"

@@ -266,8 +266,8 @@ info
 create /etc/xen/ping.cfg
 wait-for ping "ping: waiting for a peer"
 create /etc/xen/pong.cfg
-wait-for ping "ping: grant 8 released after the peer went away"
-sleep 1
+wait-for ping "ping: grant 8 in use by the peer"
+sleep 4
 list
 create /etc/xen/pong.cfg name=lonely evtchn_peer=nobody
 sleep 1

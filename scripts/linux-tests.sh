@@ -5,7 +5,10 @@
 # and powers off. One boot per memory size (default 128 256 512 1024 MiB) with
 # scripts/boot-domu.sh; each checks the kernel's own boot lines, that no W+X mapping is
 # left ("Checked W+X mappings: passed"), the verdict, the clean power off and that the
-# hypervisor logged no error.
+# hypervisor logged no error. Then one more boot at 256 MiB that stays up (linux-pv-stay):
+# its /init reads the domain's own nodes through the kernel's xenbus (/proc/xen/xenbus, with
+# Debian's xenfs module), dom0 reboots it with `reboot -w` and, once it is back, powers it off
+# with `shutdown -w`, both through control/shutdown; LINUX_STORE=0 leaves it out.
 #
 #   scripts/linux-tests.sh [MIB...]
 #   LINUX_PAYLOADS="xz zstd" scripts/linux-tests.sh 256
@@ -93,17 +96,45 @@ recompress() {
 }
 
 # The initramfs: busybox and an /init that reports and powers off.
-mkdir -p "$work/initramfs/bin" "$work/initramfs/proc" "$work/initramfs/dev"
+mkdir -p "$work/initramfs/bin" "$work/initramfs/sbin" "$work/initramfs/proc" "$work/initramfs/dev" \
+    "$work/initramfs/lib"
 cp "$cache/root/bin/busybox" "$work/initramfs/bin/busybox"
+# xenfs (and xen-privcmd, which it needs) are modules in Debian's kernel: /proc/xen/xenbus
+# lets /init read the store.
+for m in xen/xen-privcmd.ko xen/xenfs/xenfs.ko; do
+    cp "$(ls -d "$cache"/root/lib/modules/*/kernel/drivers)/$m" "$work/initramfs/lib/" || exit 1
+done
 cat > "$work/initramfs/init" <<'INIT'
 #!/bin/busybox sh
 /bin/busybox mount -t proc proc /proc
 /bin/busybox echo "linux-pv: init running, $(/bin/busybox cat /proc/version)"
 /bin/busybox echo "linux-pv: $(/bin/busybox grep -c ^processor /proc/cpuinfo) CPU, $(/bin/busybox grep MemTotal /proc/meminfo)"
 /bin/busybox echo "linux-pv: PASS"
-/bin/busybox poweroff -f
+if ! /bin/busybox grep -q linux-pv-stay /proc/cmdline; then
+    /bin/busybox poweroff -f
+fi
+# Stay up, for dom0 to shut down or reboot through the store. First read our own nodes
+# (XS_READ of "name" and "domid", relative to /local/domain/N) through the kernel's xenbus.
+/bin/busybox insmod /lib/xen-privcmd.ko
+/bin/busybox insmod /lib/xenfs.ko
+/bin/busybox mkdir -p /proc/xen
+/bin/busybox mount -t xenfs xenfs /proc/xen
+exec 3<>/proc/xen/xenbus
+read_node() {
+    /bin/busybox printf "\002\000\000\000\001\000\000\000\000\000\000\000\\$(/bin/busybox printf %03o $((${#1} + 1)))\000\000\000$1\000" >&3
+    /bin/busybox dd bs=256 count=1 <&3 2>/dev/null | /bin/busybox tail -c +17
+}
+/bin/busybox echo "linux-pv: the store says name=$(read_node name) domid=$(read_node domid)"
+exec 3>&-
+while true; do /bin/busybox sleep 1; done
 INIT
-chmod 755 "$work/initramfs/init"
+# What the kernel runs when the store asks it to power off (orderly_poweroff; its output
+# goes nowhere).
+cat > "$work/initramfs/sbin/poweroff" <<'POWEROFF'
+#!/bin/busybox sh
+/bin/busybox poweroff -f
+POWEROFF
+chmod 755 "$work/initramfs/init" "$work/initramfs/sbin/poweroff"
 (cd "$work/initramfs" && find . | LC_ALL=C sort | cpio -o -H newc --quiet > "$work/initramfs.cpio") || exit 1
 
 # One boot of bzImage $1 (payload $2) as a $3 MiB domU; prints PASS or FAIL and the reasons.
@@ -164,5 +195,50 @@ for payload in "${payloads[@]}"; do
         fi
     done
 done
+# The store: the kernel stays up (linux-pv-stay) and reads its own nodes through xenbus;
+# dom0 reboots it through control/shutdown (the toolstack restarts it after its 2 s restart
+# delay, so the script sleeps before it waits for the new one), then shuts it down the same
+# way; both times the kernel acts on the request itself.
+store_case() {
+    local log=$cache/boot-linux-store.log status start errors=()
+    fail() { errors+=("$1"); }
+    has() { grep -qE -- "$1" "$log" || fail "missing /$1/"; }
+    start=$(date +%s)
+    BOOT_TIMEOUT=${LINUX_TIMEOUT:-300} BOOT_LOG=$log.raw \
+        scripts/boot-domu.sh --ramdisk "$work/initramfs.cpio" --memory 256 \
+        --wait-for "linux-pv: the store says" --then "reboot -w domu" \
+        --then "sleep 4" \
+        --wait-for "linux-pv: the store says" --then "shutdown -w domu" \
+        "$shipped" console=hvc0 linux-pv-stay > /dev/null 2> "$cache/boot-linux-store.err"
+    status=$?
+    tr -d '\r' < "$log.raw" > "$log"
+    [ "$status" -eq 0 ] || fail "boot-domu.sh exit status $status, want 0 (power off)"
+    local said
+    said=$(grep -cE '^\[domu\] linux-pv: the store says name=domu domid=[0-9]+$' "$log")
+    [ "$said" -eq 2 ] || fail "the store read $said times, want 2 (before and after the reboot)"
+    has '^Domain [0-9]+ \(domu\) has shut down, reason code 1 \(reboot\)'
+    has 'restarted as domain [0-9]+'
+    has '^\[domu\] .*reboot: (System halted|Power down)'
+    has '^Domain [0-9]+ \(domu\) has shut down, reason code 0 \(poweroff\); destroying$'
+    local bad='^\(HV\) (ERROR|PANIC|FATAL)|Kernel panic|BUG:|does not act on control/shutdown|did not act on control/shutdown'
+    if grep -qE "$bad" "$log"; then
+        fail "in the log: $(grep -m1 -E "$bad" "$log")"
+    fi
+    if [ ${#errors[@]} -eq 0 ]; then
+        echo "PASS linux-store: xenbus reads its own nodes; reboot and shutdown through control/shutdown, acted on by the kernel ($(($(date +%s) - start)) s)"
+        return 0
+    fi
+    local IFS=';'
+    echo "FAIL linux-store: ${errors[*]} (log: $log)"
+    return 1
+}
+if [ "${LINUX_PAYLOADS:-shipped}" = shipped ] && [ "${LINUX_STORE:-1}" = 1 ]; then
+    if store_case; then
+        passed=$((passed + 1))
+    else
+        failed=$((failed + 1))
+    fi
+fi
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
