@@ -1,7 +1,8 @@
 //! `grant.*`: the grant table turned against the hypervisor. The guest sets up its own table
 //! (one frame, mapped over scratch page 24) and writes entries granting itself frames, then:
 //! maps frames it does not own or that are not RAM through them, maps at hypervisor
-//! addresses or into frames that are not its page tables, maps a read-only grant writable,
+//! addresses or into frames that are not its page tables, maps a read-only grant writable or a
+//! grant it has withdrawn,
 //! copies into its own page table through a grant, unmaps with a wrong address or a handle
 //! never given, and uses one grant more times than its pin counters allow. The last fills
 //! our maptrack (4,096 mappings; Xen's holds far more, so there the mapping succeeds). Every
@@ -231,6 +232,20 @@ pub fn run(r: &mut Report) {
         "grant.window mapped back",
         Got::Ret(mem::remap(WINDOW, window_mfn, RW)),
         same(Want::Ok),
+    );
+    // A stale reference: the grant is withdrawn (its entry cleared), then used again.
+    mem::poke(TABLE, 12, 0);
+    bad(
+        "grant.map of a withdrawn grant",
+        r,
+        map(12, host_ro, window),
+        GntStatus::GeneralError,
+    );
+    grant(
+        12,
+        GtfFlags::PERMIT_ACCESS | GtfFlags::READONLY,
+        id,
+        granted,
     );
 
     // Through a grant of our own top-level page table, written by a copy.
