@@ -187,24 +187,23 @@ fn setup_table<M: GuestMemory, H: Host>(ctx: &mut Ctx<'_, M, H>, uop: u64) -> Hc
             Err(()) => GntStatus::GeneralError,
             Ok(()) => {
                 let frames = ctx.domain.grant_frames.frames;
-                let mut status = GntStatus::Okay;
-                for (i, f) in frames.iter().take(n).enumerate() {
-                    if ctx
-                        .mem
-                        .write_obj(op.frame_list.wrapping_add(8 * i as u64), f)
-                        .is_err()
-                    {
-                        status = GntStatus::BadVirtAddr;
-                        break;
-                    }
-                }
-                status
+                list_frames(ctx.mem, op.frame_list, &frames[..n])
             }
         },
     };
     op.status = status.raw() as i16;
     ctx.mem.write_obj(uop, &op)?;
     Ok(0)
+}
+
+/// Writes `frames` to the guest's list at `list`; `bad_virt_addr` at the first that faults.
+fn list_frames<M: GuestMemory>(mem: &mut M, list: u64, frames: &[u64]) -> GntStatus {
+    for (i, f) in frames.iter().enumerate() {
+        if mem.write_obj(list.wrapping_add(8 * i as u64), f).is_err() {
+            return GntStatus::BadVirtAddr;
+        }
+    }
+    GntStatus::Okay
 }
 
 /// Adds zeroed shared frames until the table has `n` (and, in version 2, the status frames
@@ -332,17 +331,7 @@ fn get_status_frames<M: GuestMemory, H: Host>(ctx: &mut Ctx<'_, M, H>, uop: u64)
         Ok(()) if n > ctx.domain.grant_frames.nr_status as usize => GntStatus::GeneralError,
         Ok(()) => {
             let frames = ctx.domain.grant_frames.status;
-            let mut status = GntStatus::Okay;
-            for (i, f) in frames.iter().take(n).enumerate() {
-                if ctx
-                    .mem
-                    .write_obj(op.frame_list.wrapping_add(8 * i as u64), f)
-                    .is_err()
-                {
-                    status = GntStatus::BadVirtAddr;
-                }
-            }
-            status
+            list_frames(ctx.mem, op.frame_list, &frames[..n])
         }
     };
     op.status = status.raw() as i16;

@@ -22,34 +22,22 @@
 //! guest re-executes the call for the copies left).
 
 use super::grant_entry::Entry;
-use super::grant_map::{entry, settle, table};
+use super::grant_map::{each_op, entry, settle, table};
 use super::{Ctx, FrameRefused, HcResult, Host};
-use crate::pv::guest_mem::{GuestMemory, check_guest_range};
+use crate::pv::guest_mem::GuestMemory;
 use guest_abi::grant_table::{
     GNTCOPY_DEST_GREF, GNTCOPY_SOURCE_GREF, GntStatus, GnttabCopy, GnttabCopyPtr,
 };
-use guest_abi::{DomId, PAGE_SIZE, XenError};
+use guest_abi::{DomId, PAGE_SIZE};
 
-/// Bytes of one `gnttab_copy`.
-const OP_SIZE: u64 = size_of::<GnttabCopy>() as u64;
-
-/// `GNTTABOP_copy(uop, count)`. `args` describe the copies left when the batch continues.
+/// `GNTTABOP_copy(uop, count)`: each copy's status goes into its `status` field only, as
+/// Xen writes it. `args` describe the copies left when the batch continues.
 pub fn copy<M: GuestMemory, H: Host>(ctx: &mut Ctx<'_, M, H>, args: &mut [u64; 5]) -> HcResult {
-    let (uop, count) = (args[1], u64::from(args[2] as u32));
-    check_guest_range(uop, (count * OP_SIZE) as usize)?;
-    for i in 0..count {
-        if i > 0 && ctx.host.preempt_check() {
-            args[1] = uop + i * OP_SIZE;
-            args[2] = count - i;
-            return Err(XenError::Restart);
-        }
-        let at = uop + i * OP_SIZE;
-        let op: GnttabCopy = ctx.mem.read_obj(at)?;
+    each_op(ctx, args, |ctx, at, op: GnttabCopy| {
         let status = copy_one(ctx, &op).err().unwrap_or(GntStatus::Okay);
         let field = at + core::mem::offset_of!(GnttabCopy, status) as u64;
-        ctx.mem.write_obj(field, &(status.raw() as i16))?;
-    }
-    Ok(0)
+        ctx.mem.write_obj(field, &(status.raw() as i16))
+    })
 }
 
 /// One side of a copy, claimed: its frame held, and its grant entry marked in use.
@@ -202,10 +190,13 @@ mod tests {
     use super::super::testing::{Fixture, call};
     use super::*;
     use guest_abi::Hypercall;
+    use guest_abi::XenError;
     use guest_abi::grant_table::GtfFlags;
     use proptest::prelude::*;
     use std::vec::Vec;
 
+    /// Bytes of one `gnttab_copy`.
+    const OP_SIZE: u64 = size_of::<GnttabCopy>() as u64;
     const OWN_TABLE: u64 = 0x100;
     const FOREIGN_TABLE: u64 = 0x200;
     const OTHER: DomId = DomId(7);

@@ -274,13 +274,4 @@ impl Entry {
             Ordering::SeqCst,
         );
     }
-
-    /// Whether the entry is marked in use.
-    pub fn in_use(&self) -> bool {
-        let bits = u32::from((GtfFlags::READING | GtfFlags::WRITING).bits());
-        match self.in_use {
-            InUse::Flags => self.header.load(Ordering::SeqCst) & bits != 0,
-            InUse::Status(w, shift) => (w.load(Ordering::SeqCst) >> shift) & bits != 0,
-        }
-    }
 }

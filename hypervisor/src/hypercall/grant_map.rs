@@ -28,7 +28,7 @@
 use super::grant_entry::{Entry, locate, place, view};
 use super::{Ctx, FrameRefused, GrantPteOp, HcResult, Host};
 use crate::mm::pv::GrantPte;
-use crate::pv::guest_mem::{GuestMemory, check_guest_range};
+use crate::pv::guest_mem::{GuestFault, GuestMemory, check_guest_range};
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use core::sync::atomic::AtomicU32;
@@ -245,6 +245,25 @@ where
     M: GuestMemory,
     H: Host,
 {
+    each_op(ctx, args, |ctx, at, mut op: T| {
+        one(ctx, &mut op);
+        ctx.mem.write_obj(at, &op)
+    })
+}
+
+/// Reads each op of a batch at `args[1]` of `args[2]` ops and hands it to `one` with its
+/// guest address (where `one` writes back what the op returns); between ops it may stop and
+/// make the guest continue later with `args` rewritten to the ops left (Xen's continuation).
+pub(super) fn each_op<T, M, H>(
+    ctx: &mut Ctx<'_, M, H>,
+    args: &mut [u64; 5],
+    mut one: impl FnMut(&mut Ctx<'_, M, H>, u64, T) -> Result<(), GuestFault>,
+) -> HcResult
+where
+    T: zerocopy::FromBytes + zerocopy::IntoBytes,
+    M: GuestMemory,
+    H: Host,
+{
     let size = size_of::<T>() as u64;
     let (uop, count) = (args[1], u64::from(args[2] as u32));
     check_guest_range(uop, (count * size) as usize)?;
@@ -255,9 +274,8 @@ where
             return Err(XenError::Restart);
         }
         let at = uop + i * size;
-        let mut op: T = ctx.mem.read_obj(at)?;
-        one(ctx, &mut op);
-        ctx.mem.write_obj(at, &op)?;
+        let op: T = ctx.mem.read_obj(at)?;
+        one(ctx, at, op)?;
     }
     Ok(0)
 }

@@ -233,17 +233,19 @@ impl<'a> Host for KernelHost<'a> {
         use crate::mm::pv::PageType;
         let mut guard = super::mmu::MMU.lock();
         let mmu = guard.as_mut().ok_or(FrameRefused::NotOwned)?;
-        if !mmu.get_page(owner, Mfn(mfn)) {
-            return Err(FrameRefused::NotOwned);
-        }
         if !writable {
-            return Ok(());
+            return mmu
+                .get_page(owner, Mfn(mfn))
+                .then_some(())
+                .ok_or(FrameRefused::NotOwned);
         }
-        // The frame is owned (so its allocation reference keeps it); take the pair instead.
-        super::mmu::honour(mmu.put_page(Mfn(mfn)));
         let d = mmu.lookup(owner).ok_or(FrameRefused::NotOwned)?;
-        super::mmu::honour(mmu.get_page_and_type(d, Mfn(mfn), PageType::Writable))
-            .map_err(|_| FrameRefused::NotWritable)
+        super::mmu::honour(mmu.get_page_and_type(d, Mfn(mfn), PageType::Writable)).map_err(|e| {
+            match e {
+                crate::mm::pv::PvMmError::BadReference { .. } => FrameRefused::NotOwned,
+                _ => FrameRefused::NotWritable,
+            }
+        })
     }
 
     fn put_frame(&mut self, mfn: u64, writable: bool) {
