@@ -137,13 +137,27 @@ POWEROFF
 chmod 755 "$work/initramfs/init" "$work/initramfs/sbin/poweroff"
 (cd "$work/initramfs" && find . | LC_ALL=C sort | cpio -o -H newc --quiet > "$work/initramfs.cpio") || exit 1
 
+# A case collects its errors against its serial log ($log and errors are the caller's
+# locals), then says PASS or FAIL in one line.
+fail() { errors+=("$1"); }
+has() { grep -qE -- "$1" "$log" || fail "missing /$1/"; }
+reject() { if grep -qE "$1" "$log"; then fail "an error in the log: $(grep -m1 -E "$1" "$log")"; fi; }
+verdict() { # NAME WHAT START
+    if [ ${#errors[@]} -eq 0 ]; then
+        echo "PASS $1: $2 ($(($(date +%s) - $3)) s)"
+        return 0
+    fi
+    local IFS=';'
+    echo "FAIL $1: ${errors[*]} (log: $log)"
+    return 1
+}
+tally() { if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); fi; }
+
 # One boot of bzImage $1 (payload $2) as a $3 MiB domU; prints PASS or FAIL and the reasons.
 boot_one() {
     local bzimage=$1 payload=$2 mib=$3 name=linux log status start errors=()
     [ "$payload" = shipped ] || name=linux-$payload
     log=$cache/boot-$name-$mib.log
-    fail() { errors+=("$1"); }
-    has() { grep -qE -- "$1" "$log" || fail "missing /$1/"; }
     start=$(date +%s)
     # Linux reaches /init within 60 s of its creation, and its verdict right after.
     BOOT_TIMEOUT=${LINUX_TIMEOUT:-300} BOOT_LOG=$log.raw \
@@ -161,17 +175,8 @@ boot_one() {
     has '^\[domu\] linux-pv: init running'
     has '^\[domu\] linux-pv: PASS$'
     has '^Domain [0-9]+ \(domu\) has shut down, reason code 0 \(poweroff\); destroying$'
-    local bad='^\(HV\) (ERROR|PANIC|FATAL)|Kernel panic|BUG:|insecure W\+X|W\+X mappings: FAILED'
-    if grep -qE "$bad" "$log"; then
-        fail "an error in the log: $(grep -m1 -E "$bad" "$log")"
-    fi
-    if [ ${#errors[@]} -eq 0 ]; then
-        echo "PASS $name-$mib: $kpkg's bzImage ($payload payload) as a ${mib} MiB domU, no W+X, busybox init, power off ($(($(date +%s) - start)) s)"
-        return 0
-    fi
-    local IFS=';'
-    echo "FAIL $name-$mib: ${errors[*]} (log: $log)"
-    return 1
+    reject '^\(HV\) (ERROR|PANIC|FATAL)|Kernel panic|BUG:|insecure W\+X|W\+X mappings: FAILED'
+    verdict "$name-$mib" "$kpkg's bzImage ($payload payload) as a ${mib} MiB domU, no W+X, busybox init, power off" "$start"
 }
 
 passed=0
@@ -188,11 +193,7 @@ for payload in "${payloads[@]}"; do
         fi
     fi
     for mib in "${sizes[@]}"; do
-        if boot_one "$bzimage" "$payload" "$mib"; then
-            passed=$((passed + 1))
-        else
-            failed=$((failed + 1))
-        fi
+        tally boot_one "$bzimage" "$payload" "$mib"
     done
 done
 # The store: the kernel stays up (linux-pv-stay) and reads its own nodes through xenbus;
@@ -201,8 +202,6 @@ done
 # way; both times the kernel acts on the request itself.
 store_case() {
     local log=$cache/boot-linux-store.log status start errors=()
-    fail() { errors+=("$1"); }
-    has() { grep -qE -- "$1" "$log" || fail "missing /$1/"; }
     start=$(date +%s)
     BOOT_TIMEOUT=${LINUX_TIMEOUT:-300} BOOT_LOG=$log.raw \
         scripts/boot-domu.sh --ramdisk "$work/initramfs.cpio" --memory 256 \
@@ -220,24 +219,11 @@ store_case() {
     has 'restarted as domain [0-9]+'
     has '^\[domu\] .*reboot: (System halted|Power down)'
     has '^Domain [0-9]+ \(domu\) has shut down, reason code 0 \(poweroff\); destroying$'
-    local bad='^\(HV\) (ERROR|PANIC|FATAL)|Kernel panic|BUG:|does not act on control/shutdown|did not act on control/shutdown'
-    if grep -qE "$bad" "$log"; then
-        fail "in the log: $(grep -m1 -E "$bad" "$log")"
-    fi
-    if [ ${#errors[@]} -eq 0 ]; then
-        echo "PASS linux-store: xenbus reads its own nodes; reboot and shutdown through control/shutdown, acted on by the kernel ($(($(date +%s) - start)) s)"
-        return 0
-    fi
-    local IFS=';'
-    echo "FAIL linux-store: ${errors[*]} (log: $log)"
-    return 1
+    reject '^\(HV\) (ERROR|PANIC|FATAL)|Kernel panic|BUG:|does not act on control/shutdown|did not act on control/shutdown'
+    verdict linux-store "xenbus reads its own nodes; reboot and shutdown through control/shutdown, acted on by the kernel" "$start"
 }
 if [ "${LINUX_PAYLOADS:-shipped}" = shipped ] && [ "${LINUX_STORE:-1}" = 1 ]; then
-    if store_case; then
-        passed=$((passed + 1))
-    else
-        failed=$((failed + 1))
-    fi
+    tally store_case
 fi
 
 echo "$passed passed, $failed failed"
