@@ -14,7 +14,8 @@
 //! kernel itself is this crate's `dom0` binary (`src/main.rs`, `src/dom0_kernel/`).
 //!
 //! Modules: [`cli`] (command lines), [`config`] (xl.cfg files), [`cpio`] and [`files`]
-//! (the dom0 archive and path rules), [`builder`] (the PV domain builder), [`console`]
+//! (the dom0 archive and path rules), [`block_device`] (dom0's disks as
+//! the block backend sees them), [`builder`] (the PV domain builder), [`console`]
 //! (the console ring backend), [`store`] (the xenstore: nodes, permissions, transactions,
 //! watches, quotas), [`xenstore`] (its server on a domain's ring), [`domain_nodes`] (what
 //! the toolstack writes there for a domain), [`domains`] (the domain table, `list` and
@@ -32,6 +33,7 @@ extern crate alloc;
 #[cfg(test)]
 extern crate std;
 
+pub mod block_device;
 pub mod builder;
 pub mod cli;
 pub mod config;
