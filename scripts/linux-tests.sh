@@ -29,24 +29,14 @@ cd "$root" || exit 1
 source scripts/deps.sh
 # shellcheck source=scripts/lib/bzimage.sh
 source scripts/lib/bzimage.sh
+# shellcheck source=scripts/lib/debian_linux.sh
+source scripts/lib/debian_linux.sh
 deps_all >&2 || exit 1
 # cpio builds the initramfs, lz4, xz-utils and zstd recompress (LINUX_PAYLOADS); apt-get
 # download needs current package lists.
 tools=(cpio)
-[ "${LINUX_PAYLOADS:-shipped}" = shipped ] || tools+=(lz4 xz zstd)
-missing=()
-for t in "${tools[@]}"; do command -v "$t" >/dev/null || missing+=("$t"); done
-if [ ${#missing[@]} -gt 0 ] || ! apt-cache show linux-image-cloud-amd64 >/dev/null 2>&1; then
-    packages=("${missing[@]/#xz/xz-utils}")
-    if [ "$(id -u)" -ne 0 ]; then
-        echo "linux-tests: need ${packages[*]:-nothing more} and current apt lists: run as root, or apt-get update && apt-get install ${packages[*]}" >&2
-        exit 1
-    fi
-    apt-get update -qq || exit 1
-    if [ ${#packages[@]} -gt 0 ]; then
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${packages[@]}" >/dev/null || exit 1
-    fi
-fi
+[ "${LINUX_PAYLOADS:-shipped}" = shipped ] || tools+=(lz4 xz:xz-utils zstd)
+debian_linux_need "${tools[@]}" || exit 1
 
 target_dir=$(cargo metadata --format-version 1 --no-deps |
     python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])') || exit 1
@@ -58,17 +48,7 @@ sizes=("$@")
 [ ${#sizes[@]} -gt 0 ] || sizes=(128 256 512 1024)
 
 # The kernel and busybox, from Debian's archive (once).
-kpkg=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null |
-    sed -n 's/^ *Depends: \(linux-image-[0-9].*\)$/\1/p' | head -n1)
-[ -n "$kpkg" ] || { echo "FAIL linux: no linux-image-cloud-amd64 in the apt lists"; exit 1; }
-if [ ! -f "$cache/$kpkg.ok" ]; then
-    (cd "$cache" && rm -rf pkgs root && mkdir pkgs && cd pkgs &&
-        apt-get download "$kpkg" busybox-static >/dev/null 2>&1 &&
-        for d in ./*.deb; do dpkg -x "$d" ../root; done) ||
-        { echo "FAIL linux: cannot download $kpkg and busybox-static"; exit 1; }
-    touch "$cache/$kpkg.ok"
-fi
-shipped=$(ls "$cache"/root/boot/vmlinuz-* | head -n1)
+debian_linux_fetch "$cache" || { echo "FAIL linux: cannot fetch Debian's kernel and busybox"; exit 1; }
 
 # The shipped bzImage with its payload recompressed as FORMAT (Linux's options; the
 # decompressed size appended as Linux's build does, gzip's trailer being that already).
@@ -98,11 +78,11 @@ recompress() {
 # The initramfs: busybox and an /init that reports and powers off.
 mkdir -p "$work/initramfs/bin" "$work/initramfs/sbin" "$work/initramfs/proc" "$work/initramfs/dev" \
     "$work/initramfs/lib"
-cp "$cache/root/bin/busybox" "$work/initramfs/bin/busybox"
+cp "$linux_root/bin/busybox" "$work/initramfs/bin/busybox"
 # xenfs (and xen-privcmd, which it needs) are modules in Debian's kernel: /proc/xen/xenbus
 # lets /init read the store.
-for m in xen/xen-privcmd.ko xen/xenfs/xenfs.ko; do
-    cp "$(ls -d "$cache"/root/lib/modules/*/kernel/drivers)/$m" "$work/initramfs/lib/" || exit 1
+for m in xen-privcmd xenfs; do
+    cp "$(debian_linux_module $m)" "$work/initramfs/lib/" || exit 1
 done
 cat > "$work/initramfs/init" <<'INIT'
 #!/bin/busybox sh
