@@ -7,7 +7,8 @@
 #                       domU; virtio_pci and virtio_blk for the same kernel run directly on
 #                       QEMU); its /init loads them, waits for the root device named by
 #                       root= (default /dev/xvda), mounts it and switches to it
-#   OUTDIR/root.img     an ext4 root filesystem (mkfs.ext4 -d) holding busybox and /sbin/init
+#   OUTDIR/root.img     an ext4 root filesystem (mkfs.ext4 -d) holding busybox, /sbin/init and
+#                       diskbench (scripts/lib/diskbench.c, built static with the host's gcc)
 #
 #   scripts/linux-disk.sh [--size MIB] OUTDIR
 #
@@ -21,8 +22,9 @@
 #              (default /dev/xvdb), syncs, drops the page cache, reads it back and compares
 #              the SHA-256s: "linux-disk: PASS pattern N MiB SUM", or FAIL
 #   readonly   checks that jobdev= refuses a write: "linux-disk: PASS readonly DEV", or FAIL
-#   seqbench   sequential write then read of jobmib= MiB on jobdev= with dd (O_DIRECT),
-#              "linux-disk: seqbench write N MiB in MS ms" and "... read ..."
+#   bench      scripts/lib/diskbench.c on jobdev=: jobmib= MiB written then read sequentially
+#              in 1 MiB requests, then jobops= (default 2000) random 4 KiB reads, all O_DIRECT:
+#              "diskbench: MODE BYTES B in USEC us" per measure
 # After the guest powered off, `e2fsck -fn OUTDIR/root.img` tells whether the filesystem is
 # clean. Size defaults to 64 MiB.
 set -euo pipefail
@@ -43,7 +45,7 @@ done
 [ $# -eq 1 ] || usage
 out=$1
 export PATH=$PATH:/usr/sbin:/sbin
-debian_linux_need cpio mkfs.ext4:e2fsprogs || exit 1
+debian_linux_need cpio mkfs.ext4:e2fsprogs gcc || exit 1
 
 target_dir=$(cargo metadata --format-version 1 --no-deps |
     python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
@@ -117,12 +119,6 @@ arg() { # NAME DEFAULT: NAME= from the kernel command line
     done
     echo "$2"
 }
-now_ms() { # /proc/uptime in centiseconds, without leading zeros (ash reads them as octal)
-    local up cs
-    read -r up _ < /proc/uptime
-    cs=$(echo "${up%.*}${up#*.}" | sed 's/^0*//')
-    echo $((${cs:-0} * 10))
-}
 sum_of() { sha256sum | cut -d' ' -f1; }
 dev=$(arg jobdev /dev/xvdb)
 mib=$(arg jobmib 64)
@@ -161,18 +157,10 @@ job_readonly() {
         say "PASS readonly $dev"
     fi
 }
-job_seqbench() {
-    local t0 t1
-    [ -b "$dev" ] || { fail "seqbench: no block device $dev"; return; }
-    t0=$(now_ms)
-    dd if=/dev/zero of="$dev" bs=1M count="$mib" oflag=direct 2>/dev/null || { fail "seqbench write"; return; }
-    sync
-    t1=$(now_ms)
-    say "seqbench write $mib MiB in $((t1 - t0)) ms"
-    t0=$(now_ms)
-    dd if="$dev" of=/dev/null bs=1M count="$mib" iflag=direct 2>/dev/null || { fail "seqbench read"; return; }
-    t1=$(now_ms)
-    say "seqbench read $mib MiB in $((t1 - t0)) ms"
+job_bench() {
+    [ -b "$dev" ] || { fail "bench: no block device $dev"; return; }
+    diskbench seqwrite "$dev" "$mib" && diskbench seqread "$dev" "$mib" &&
+        diskbench randread "$dev" "$(arg jobops 2000)" || fail "bench on $dev"
 }
 
 mount -o remount,rw / || fail "cannot remount / read-write"
@@ -183,7 +171,7 @@ if [ -z "$jobs" ]; then
 fi
 for job in $(echo "$jobs" | tr , ' '); do
     case $job in
-        write | check | pattern | readonly | seqbench) "job_$job" ;;
+        write | check | pattern | readonly | bench) "job_$job" ;;
         *) fail "unknown job $job" ;;
     esac
 done
@@ -199,6 +187,7 @@ sync
 /bin/poweroff -f
 POWEROFF
 chmod 755 "$work/rootfs/sbin/init" "$work/rootfs/sbin/poweroff"
+gcc -static -O2 -Wall -Werror -o "$work/rootfs/bin/diskbench" scripts/lib/diskbench.c
 rm -f "$out/root.img"
 mkfs.ext4 -q -F -L root -d "$work/rootfs" "$out/root.img" "${size}M" >/dev/null
 cp "$shipped" "$out/vmlinuz"
