@@ -127,8 +127,14 @@ mod tests {
     #[test]
     fn ranges_are_checked_without_overflow() {
         assert_eq!(check_range(8, 0, 8 * SECTOR_SIZE), Ok(()));
-        assert_eq!(check_range(8, 1, 8 * SECTOR_SIZE), Err(DiskError::OutOfRange));
-        assert_eq!(check_range(8, u64::MAX, SECTOR_SIZE), Err(DiskError::OutOfRange));
+        assert_eq!(
+            check_range(8, 1, 8 * SECTOR_SIZE),
+            Err(DiskError::OutOfRange)
+        );
+        assert_eq!(
+            check_range(8, u64::MAX, SECTOR_SIZE),
+            Err(DiskError::OutOfRange)
+        );
         assert_eq!(check_range(8, 0, 100), Err(DiskError::OutOfRange));
     }
 
