@@ -10,7 +10,8 @@
 #   package-boot     boots QEMU from a disk, not an ISO: an MBR disk image whose ext2
 #                    partition holds the installed /boot and that grub.cfg, with GRUB's
 #                    i386-pc boot sector and core image written in front of it; the
-#                    hypervisor starts from the entry, dom0 runs the demo and powers off
+#                    hypervisor starts from the entry (console=com1,vga), dom0 runs the demo
+#                    and powers off; its output is on the serial line and on the VGA screen
 # Prints PASS/FAIL per case and "N passed, N failed"; exits non-zero on failure. Logs in
 # TARGET_DIR/package/.
 set -uo pipefail
@@ -74,7 +75,10 @@ cp /etc/grub.d/00_header "$sys/etc/grub.d/" 2>/dev/null ||
     cp "$(dpkg -L grub-common | grep '/etc/grub.d/00_header$')" "$sys/etc/grub.d/"
 printf 'GRUB_DEFAULT=0\nGRUB_TIMEOUT=0\nGRUB_TERMINAL=serial\nGRUB_SERIAL_COMMAND="serial --unit=0 --speed=115200"\n' \
     > "$sys/etc/default/grub"
-sed -i 's|^GRUB_CMDLINE_RUST_PV_DOM0=.*|GRUB_CMDLINE_RUST_PV_DOM0="script=/demo.script"|' \
+# dom0 runs the demo, then waits 5 s before it powers off: time to read the VGA screen.
+{ cat "$sys/usr/lib/rust-pv-hypervisor/ramdisk/demo.script"; echo "sleep 5"; } > "$sys/etc/xen/test.script"
+"$sys/usr/sbin/update-rust-pv-dom0" "$sys" > /dev/null || fail "update-rust-pv-dom0 failed"
+sed -i 's|^GRUB_CMDLINE_RUST_PV_DOM0=.*|GRUB_CMDLINE_RUST_PV_DOM0="script=/etc/xen/test.script"|' \
     "$sys/etc/default/rust-pv-hypervisor"
 sed "s|^sysconfdir=.*|sysconfdir=\"$sys/etc\"|" "$(command -v grub-mkconfig)" > "$work/grub-mkconfig"
 cfg=$sys/boot/grub/grub.cfg
@@ -83,9 +87,9 @@ if ! RUST_PV_ROOT=$sys bash "$work/grub-mkconfig" -o "$cfg" > "$logs/grub-mkconf
 fi
 cp "$cfg" "$logs/grub.cfg" 2>/dev/null
 grep -q "^menuentry 'Rust PV hypervisor" "$cfg" || fail "no menu entry for the hypervisor"
-grep -qE '^\s+multiboot2 /boot/rust-pv-hypervisor console=com1 dom0_mem=64M$' "$cfg" ||
+grep -qE '^\s+multiboot2 /boot/rust-pv-hypervisor console=com1,vga dom0_mem=64M$' "$cfg" ||
     fail "no multiboot2 line with the default hypervisor options"
-grep -qE '^\s+module2 /boot/rust-pv-dom0 script=/demo.script$' "$cfg" || fail "no module2 line for dom0"
+grep -qE '^\s+module2 /boot/rust-pv-dom0 script=/etc/xen/test.script$' "$cfg" || fail "no module2 line for dom0"
 grep -qE '^\s+module2 /boot/rust-pv-dom0.cpio$' "$cfg" || fail "no module2 line for dom0's ramdisk"
 grep -q 'Found the Rust PV hypervisor' "$logs/grub-mkconfig.log" || fail "the snippet did not report itself"
 verdict package-grub "grub-mkconfig on the installed root makes the hypervisor's entry"
@@ -116,11 +120,39 @@ with open(path, "r+b") as f:
     f.write(entry + bytes(48) + b"\x55\xaa")
 MBR
     log=$logs/boot.log
+    # QEMU in the background; once dom0 sleeps before powering off, its monitor saves the
+    # VGA text buffer (80x25 cells of character and attribute) for the screen checks.
     timeout --foreground -k 5 180 qemu-system-x86_64 -accel tcg -cpu max -m 512 -smp 1 \
-        -display none -monitor none -serial stdio -no-reboot \
+        -display none -monitor unix:"$work/monitor",server=on,wait=off -serial stdio -no-reboot \
         -device isa-debug-exit,iobase=0xf4,iosize=0x04 \
-        -drive file="$disk",format=raw,if=ide < /dev/null 2>&1 | tr -d '\r' > "$log"
-    status=${PIPESTATUS[0]}
+        -drive file="$disk",format=raw,if=ide < /dev/null > "$log.raw" 2>&1 &
+    qemu=$!
+    for _ in $(seq 1500); do
+        grep -q '^xl> sleep 5' "$log.raw" 2>/dev/null && break
+        kill -0 "$qemu" 2>/dev/null || break
+        sleep 0.1
+    done
+    python3 - "$work/monitor" "$logs/vga.bin" <<'MONITOR' || fail "cannot save the VGA text buffer"
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+s.sendall(b"pmemsave 0xb8000 4000 \"%s\"\n" % sys.argv[2].encode())
+for _ in range(50):
+    time.sleep(0.1)
+    try:
+        if len(open(sys.argv[2], "rb").read()) == 4000:
+            break
+    except OSError:
+        pass
+MONITOR
+    wait "$qemu"
+    status=$?
+    tr -d '\r' < "$log.raw" > "$log"
+    python3 -c 'import sys; b = open(sys.argv[1], "rb").read(); print("\n".join(bytes(b[r*160:(r+1)*160:2]).decode("cp437").rstrip() for r in range(25)))' \
+        "$logs/vga.bin" > "$logs/vga.txt" 2>/dev/null
+    grep -q '^xl> sleep 5$' "$logs/vga.txt" || fail "the VGA screen does not show dom0's last command (screen: $logs/vga.txt)"
+    grep -qE '^Domain [0-9]+ \(sleeper2\)|^\[hello\]|^xl> info$' "$logs/vga.txt" ||
+        fail "the VGA screen does not show the demo (screen: $logs/vga.txt)"
     [ "$status" -eq 33 ] || [ "$status" -eq 0 ] || fail "QEMU exit status $status, want a power off (log: $log)"
     grep -q '(HV) Powering off' "$log" || fail "no power off (log: $log)"
     grep -qE 'Domain [0-9]+ \(hello\)|\[hello\]' "$log" || fail "the demo's hello guest did not run (log: $log)"
@@ -131,7 +163,7 @@ MBR
 else
     fail "cannot build the disk image (logs: $logs/grub-mkimage.log)"
 fi
-verdict package-boot "QEMU boots the installed entry from a GRUB disk; dom0 runs the demo and powers off"
+verdict package-boot "QEMU boots the installed entry from a GRUB disk; dom0 runs the demo on the serial line and the VGA screen, and powers off"
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -66,6 +66,8 @@ pub enum PanicTest {
 pub struct Options {
     /// Output on COM1 (`console=com1`); `console=none` silences the serial console.
     pub serial_console: bool,
+    /// Output mirrored on the VGA text screen too (`console=vga`, e.g. `console=com1,vga`).
+    pub vga_console: bool,
     /// The most verbose level printed (`loglvl=`).
     pub loglvl: LogLevel,
     /// dom0's memory (`dom0_mem=`).
@@ -83,6 +85,7 @@ impl Default for Options {
     fn default() -> Self {
         Self {
             serial_console: true,
+            vga_console: false,
             loglvl: LogLevel::Info,
             dom0_mem: Dom0Mem::default(),
             noreboot: false,
@@ -132,7 +135,7 @@ impl Options {
             };
             match (name, value) {
                 ("console", Some(v)) => match parse_console(v) {
-                    Some(serial) => opts.serial_console = serial,
+                    Some((serial, vga)) => (opts.serial_console, opts.vga_console) = (serial, vga),
                     None => warn(bad),
                 },
                 ("loglvl", Some(v)) => {
@@ -163,18 +166,20 @@ impl Options {
     }
 }
 
-/// `console=` takes a comma list; `com1` turns the serial console on, `none` off. Xen's other
-/// consoles (`vga`, `dbgp`, ...) do not exist here and make the value invalid.
-fn parse_console(v: &str) -> Option<bool> {
-    let mut serial = false;
+/// `console=` takes a comma list, as Xen's: `com1` turns the serial console on, `vga` the VGA
+/// text screen, `none` neither; the answer is (serial, vga). Xen's other consoles (`dbgp`,
+/// `com2`, ...) do not exist here and make the value invalid.
+fn parse_console(v: &str) -> Option<(bool, bool)> {
+    let (mut serial, mut vga) = (false, false);
     for item in v.split(',') {
         match item {
             "com1" => serial = true,
+            "vga" => vga = true,
             "none" => {}
             _ => return None,
         }
     }
-    Some(serial)
+    Some((serial, vga))
 }
 
 fn parse_dom0_mem(v: &str) -> Option<Dom0Mem> {
@@ -279,7 +284,7 @@ mod tests {
 
     #[test]
     fn bad_values_keep_the_default() {
-        let (o, w) = parse("loglvl=shouty dom0_mem=12Q console=vga noreboot=1 console");
+        let (o, w) = parse("loglvl=shouty dom0_mem=12Q console=dbgp noreboot=1 console");
         assert_eq!(o.loglvl, LogLevel::Info);
         assert_eq!(o.dom0_mem, Dom0Mem::default());
         assert!(o.serial_console);
@@ -354,5 +359,14 @@ mod tests {
     fn console_none_silences() {
         assert!(!parse("console=none").0.serial_console);
         assert!(parse("console=com1,none").0.serial_console);
+    }
+
+    #[test]
+    fn console_vga_mirrors_or_replaces_the_serial_line() {
+        let both = parse("console=com1,vga").0;
+        assert!(both.serial_console && both.vga_console);
+        let vga = parse("console=vga").0;
+        assert!(!vga.serial_console && vga.vga_console);
+        assert!(!Options::default().vga_console);
     }
 }

@@ -9,7 +9,7 @@ use super::cmdline::{Options, PanicTest};
 use crate::arch::x86_64::handlers::{self, Handlers};
 use crate::arch::x86_64::handoff;
 use crate::arch::x86_64::{
-    apic, cpu, direct_map, gdt, heap, paging, pit, power, serial, time, trap,
+    apic, cpu, direct_map, gdt, heap, paging, pit, power, serial, time, trap, vga,
 };
 use crate::console::log;
 use crate::kernel::dom0::{self, Dom0Modules};
@@ -90,6 +90,9 @@ pub extern "C" fn kernel_main(magic: u32, mbi_phys: u32) -> ! {
         .store(opts.exit_times, core::sync::atomic::Ordering::Relaxed);
     if !opts.serial_console {
         serial::disable();
+    }
+    if opts.vga_console {
+        vga::init();
     }
 
     info!(

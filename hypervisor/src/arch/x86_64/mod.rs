@@ -24,3 +24,4 @@ pub mod serial;
 pub mod time;
 pub mod trap;
 pub mod uaccess;
+pub mod vga;

@@ -1,4 +1,5 @@
-//! The COM1 serial console.
+//! The COM1 serial console. What it prints is mirrored on the VGA text screen when that
+//! console is on (`console=vga`, [`super::vga`]); input comes from COM1 only.
 
 use core::fmt::{self, Write};
 use spin::Mutex;
@@ -43,6 +44,7 @@ pub fn print(args: fmt::Arguments<'_>) {
             let _ = uart.write_fmt(args);
         }
     });
+    super::vga::print(args);
 }
 
 /// Writes formatted text on the crash path, even if the lock is held by the code that faulted.
@@ -52,6 +54,7 @@ pub fn print_emergency(args: fmt::Arguments<'_>) {
         // the lock was interrupted by the fault and will never run again.
         unsafe { CONSOLE.force_unlock() };
     }
+    super::vga::unlock_for_emergency();
     print(args);
 }
 
@@ -81,6 +84,7 @@ pub fn write_bytes(bytes: &[u8]) {
             }
         }
     });
+    super::vga::write_bytes(bytes);
 }
 
 /// Reads whatever input is waiting, without blocking.
