@@ -11,7 +11,8 @@
 #                    partition holds the installed /boot and that grub.cfg, with GRUB's
 #                    i386-pc boot sector and core image written in front of it; the
 #                    hypervisor starts from the entry (console=com1,vga), dom0 runs the demo
-#                    and powers off; its output is on the serial line and on the VGA screen
+#                    and powers off; its output is on the serial line and on the VGA screen,
+#                    and keys typed on the keyboard (QEMU's sendkey) reach the debug keys
 # Prints PASS/FAIL per case and "N passed, N failed"; exits non-zero on failure. Logs in
 # TARGET_DIR/package/.
 set -uo pipefail
@@ -144,12 +145,19 @@ for _ in range(50):
             break
     except OSError:
         pass
+# On the keyboard: Ctrl-A three times hands console input to the hypervisor, then the
+# debug key h lists the debug keys.
+for key in [b"ctrl-a"] * 3 + [b"h"]:
+    s.sendall(b"sendkey %s\n" % key)
+    time.sleep(0.2)
 MONITOR
     wait "$qemu"
     status=$?
     tr -d '\r' < "$log.raw" > "$log"
     python3 -c 'import sys; b = open(sys.argv[1], "rb").read(); print("\n".join(bytes(b[r*160:(r+1)*160:2]).decode("cp437").rstrip() for r in range(25)))' \
         "$logs/vga.bin" > "$logs/vga.txt" 2>/dev/null
+    grep -q "^(HV) 'h' pressed -> showing installed handlers" "$log" ||
+        fail "keys typed on the keyboard did not reach the hypervisor's debug keys (log: $log)"
     grep -q '^xl> sleep 5$' "$logs/vga.txt" || fail "the VGA screen does not show dom0's last command (screen: $logs/vga.txt)"
     grep -qE '^Domain [0-9]+ \(sleeper2\)|^\[hello\]|^xl> info$' "$logs/vga.txt" ||
         fail "the VGA screen does not show the demo (screen: $logs/vga.txt)"
@@ -163,7 +171,7 @@ MONITOR
 else
     fail "cannot build the disk image (logs: $logs/grub-mkimage.log)"
 fi
-verdict package-boot "QEMU boots the installed entry from a GRUB disk; dom0 runs the demo on the serial line and the VGA screen, and powers off"
+verdict package-boot "QEMU boots the installed entry from a GRUB disk; dom0 runs the demo on the serial line and the VGA screen, the keyboard types debug keys, power off"
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

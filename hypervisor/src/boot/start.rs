@@ -9,7 +9,7 @@ use super::cmdline::{Options, PanicTest};
 use crate::arch::x86_64::handlers::{self, Handlers};
 use crate::arch::x86_64::handoff;
 use crate::arch::x86_64::{
-    apic, cpu, direct_map, gdt, heap, paging, pit, power, serial, time, trap, vga,
+    apic, cpu, direct_map, gdt, heap, keyboard, paging, pit, power, serial, time, trap, vga,
 };
 use crate::console::log;
 use crate::kernel::dom0::{self, Dom0Modules};
@@ -63,7 +63,7 @@ pub extern "C" fn kernel_main(magic: u32, mbi_phys: u32) -> ! {
         guest_syscall: kernel::exit::guest_syscall,
         guest_trap: kernel::exit::guest_trap,
         timer: kernel::resched::timer_tick,
-        serial: kernel::console::serial_interrupt,
+        console_input: kernel::console::input_interrupt,
         bad_return_frame: kernel::exit::bad_return_frame,
     });
     serial::init();
@@ -117,6 +117,11 @@ pub extern "C" fn kernel_main(magic: u32, mbi_phys: u32) -> ! {
             "Serial input: COM1 on IRQ {} (type 'CTRL-a' three times to switch input)",
             pit::SERIAL_IRQ
         );
+    }
+    if opts.vga_console && keyboard::init() {
+        pit::unmask_irq(keyboard::IRQ);
+        apic::route_legacy_pic();
+        info!("Keyboard input: i8042 on IRQ {}", keyboard::IRQ);
     }
     let cpuid_faulting = cpu::setup_for_guests();
     info!(

@@ -1,10 +1,11 @@
-//! Serial input: the receive interrupt drains the UART through the Ctrl-A switch
+//! Console input: COM1's receive interrupt and the keyboard's (with `console=vga`) drain both
+//! devices through the Ctrl-A switch
 //! ([`crate::console::input`]); bytes for dom0 wait in a ring for `console_io(CONSOLEIO_read)`
 //! and raise `VIRQ_CONSOLE`; bytes for the hypervisor are debug keys (`h` lists them, `q`
 //! dumps the domains and raises `VIRQ_DEBUG` on every vCPU, as Xen's `q` does).
 
 use super::domain::{MACHINE, Machine};
-use crate::arch::x86_64::{pit, serial};
+use crate::arch::x86_64::{keyboard, pit, serial};
 use crate::console::input::{Focus, Input, InputRing, InputSwitch};
 use crate::event::abi as eabi;
 use crate::event::evtchn_ops::{self as evops, Domains};
@@ -31,12 +32,14 @@ const KEYS: [(u8, &str); 3] = [
     (b'q', "dump domain (and guest debug) info"),
 ];
 
-/// Handles the COM1 receive interrupt (interrupts are off; the machine lock is free).
-pub fn serial_interrupt() {
+/// Handles the COM1 and keyboard interrupts (interrupts are off; the machine lock is free):
+/// both devices are read whichever raised it, as one stream of typed bytes.
+pub fn input_interrupt() {
     let mut bytes = [0u8; 32];
     let mut for_dom0 = false;
     loop {
         let n = serial::read_bytes(&mut bytes);
+        let n = n + keyboard::read_bytes(&mut bytes[n..]);
         if n == 0 {
             break;
         }
@@ -79,6 +82,7 @@ pub fn serial_interrupt() {
         });
     }
     pit::eoi(pit::SERIAL_IRQ);
+    pit::eoi(keyboard::IRQ);
 }
 
 /// Moves waiting dom0 input into `buf`; returns how many bytes.

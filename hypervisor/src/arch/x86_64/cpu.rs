@@ -111,13 +111,15 @@ pub fn cpuid(leaf: u32, subleaf: u32) -> [u32; 4] {
 }
 
 /// Ports the hypervisor drives itself and never grants: the PICs, the PIT and port B, the RTC,
-/// COM1, the VGA cursor registers, QEMU's debug-exit, PCI configuration and reset, and the ACPI
-/// PM block.
-const HYPERVISOR_PORTS: [(u16, u16); 10] = [
+/// COM1, the keyboard controller, the VGA cursor registers, QEMU's debug-exit, PCI
+/// configuration and reset, and the ACPI PM block.
+const HYPERVISOR_PORTS: [(u16, u16); 12] = [
     (0x20, 0x22),
     (0xa0, 0xa2),
     (0x40, 0x44),
+    (0x60, 0x61),
     (0x61, 0x62),
+    (0x64, 0x65),
     (0x70, 0x72),
     (0x3f8, 0x400),
     (0x3d4, 0x3d6),

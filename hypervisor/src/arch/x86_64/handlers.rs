@@ -1,6 +1,6 @@
 //! The one way `arch` reaches the rest of the hypervisor: the handlers the machine registers
 //! at boot for what the hardware delivers (a guest's `syscall`, an exception or interrupt taken
-//! in a guest, the timer and serial interrupts, a return to a guest the CPU refused). `arch`
+//! in a guest, the timer and console input interrupts, a return to a guest the CPU refused). `arch`
 //! names none of the modules that handle them, so no import runs back up from it.
 
 use crate::x86::regs::Regs;
@@ -15,8 +15,8 @@ pub struct Handlers {
     pub guest_trap: fn(&mut Regs),
     /// The local APIC timer fired.
     pub timer: fn(),
-    /// COM1 has received bytes (the handler reads them and acknowledges the interrupt).
-    pub serial: fn(),
+    /// COM1 or the keyboard has input (the handler reads it and acknowledges the interrupt).
+    pub console_input: fn(),
     /// The CPU refused to resume a guest with the frame it was given.
     pub bad_return_frame: fn() -> !,
 }
@@ -27,7 +27,7 @@ const NONE: Handlers = Handlers {
     guest_syscall: |_| {},
     guest_trap: |_| {},
     timer: || {},
-    serial: || {},
+    console_input: || {},
     bad_return_frame: || panic!("a guest return failed before any guest existed"),
 };
 

@@ -35,6 +35,8 @@ pub const SERIAL_IRQ: u8 = 4;
 const MASTER_BASE: u8 = 0x20;
 /// Vector COM1's receive interrupt arrives on.
 pub const SERIAL_VECTOR: u8 = MASTER_BASE + SERIAL_IRQ;
+/// Vector the keyboard's interrupt arrives on.
+pub const KEYBOARD_VECTOR: u8 = MASTER_BASE + super::keyboard::IRQ;
 /// Vector of the master PIC's spurious interrupts (line 7).
 pub const SPURIOUS_VECTOR: u8 = MASTER_BASE + 7;
 

@@ -90,7 +90,9 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
     match frame.vector as u8 {
         apic::TIMER_VECTOR => apic::timer_interrupt(),
         apic::SPURIOUS_VECTOR | super::pit::SPURIOUS_VECTOR => {}
-        super::pit::SERIAL_VECTOR => (super::handlers::get().serial)(),
+        super::pit::SERIAL_VECTOR | super::pit::KEYBOARD_VECTOR => {
+            (super::handlers::get().console_input)()
+        }
         VECTOR_DOUBLE_FAULT | VECTOR_MACHINE_CHECK => fatal(frame),
         VECTOR_GP | VECTOR_PF if !frame.from_guest() && super::uaccess::fixup_fault(frame) => {
             return;
