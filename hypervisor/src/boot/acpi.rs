@@ -21,6 +21,8 @@ pub enum AcpiError {
     Checksum([u8; 4]),
     /// The root table lists no FADT.
     NoFadt,
+    /// The root table lists no table with this signature.
+    Missing([u8; 4]),
     /// The DSDT has no `\_S5` package.
     NoS5,
 }
@@ -93,7 +95,10 @@ pub fn scan_for_rsdp(area: &[u8]) -> Option<usize> {
 /// Reads the tables reachable from `root` and extracts the power controls.
 pub fn power_control(mem: &impl PhysRead, root: RootTable) -> Result<PowerControl, AcpiError> {
     let mut fadt = [0u8; 276];
-    let fadt_len = find_table(mem, root, *b"FACP", &mut fadt)?;
+    let fadt_len = find_table(mem, root, *b"FACP", &mut fadt).map_err(|e| match e {
+        AcpiError::Missing(_) => AcpiError::NoFadt,
+        other => other,
+    })?;
     let fadt = &fadt[..fadt_len];
     if fadt.len() < 76 {
         return Err(AcpiError::BadTable(*b"FACP"));
@@ -127,7 +132,7 @@ pub fn power_control(mem: &impl PhysRead, root: RootTable) -> Result<PowerContro
 
 /// Copies the table with `signature` into `buf` (truncated to its size) and returns its
 /// length.
-fn find_table(
+pub(super) fn find_table(
     mem: &impl PhysRead,
     root: RootTable,
     signature: [u8; 4],
@@ -160,7 +165,7 @@ fn find_table(
         }
         return Ok(len);
     }
-    Err(AcpiError::NoFadt)
+    Err(AcpiError::Missing(signature))
 }
 
 struct SdtHeader {
@@ -250,7 +255,7 @@ fn checksum(bytes: &[u8]) -> u8 {
     bytes.iter().fold(0u8, |a, b| a.wrapping_add(*b))
 }
 
-fn le_u32(b: &[u8], at: usize) -> u32 {
+pub(super) fn le_u32(b: &[u8], at: usize) -> u32 {
     let mut v = [0u8; 4];
     if let Some(s) = b.get(at..at + 4) {
         v.copy_from_slice(s);
@@ -258,7 +263,7 @@ fn le_u32(b: &[u8], at: usize) -> u32 {
     u32::from_le_bytes(v)
 }
 
-fn le_u64(b: &[u8], at: usize) -> u64 {
+pub(super) fn le_u64(b: &[u8], at: usize) -> u64 {
     let mut v = [0u8; 8];
     if let Some(s) = b.get(at..at + 8) {
         v.copy_from_slice(s);
@@ -267,7 +272,7 @@ fn le_u64(b: &[u8], at: usize) -> u64 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use proptest::prelude::*;
     use std::collections::BTreeMap;
@@ -276,10 +281,10 @@ mod tests {
 
     /// A sparse fake of physical memory.
     #[derive(Default)]
-    struct FakeMem(BTreeMap<u64, Vec<u8>>);
+    pub(in crate::boot) struct FakeMem(BTreeMap<u64, Vec<u8>>);
 
     impl FakeMem {
-        fn put(&mut self, addr: u64, bytes: Vec<u8>) {
+        pub(in crate::boot) fn put(&mut self, addr: u64, bytes: Vec<u8>) {
             self.0.insert(addr, bytes);
         }
     }
@@ -297,7 +302,7 @@ mod tests {
         }
     }
 
-    fn table(sig: &[u8; 4], body: &[u8], revision: u8) -> Vec<u8> {
+    pub(in crate::boot) fn table(sig: &[u8; 4], body: &[u8], revision: u8) -> Vec<u8> {
         let mut t = vec![0u8; SDT_HEADER_LEN];
         t[..4].copy_from_slice(sig);
         t[8] = revision;
@@ -309,7 +314,7 @@ mod tests {
         t
     }
 
-    fn rsdp_v1(rsdt: u32) -> Vec<u8> {
+    pub(in crate::boot) fn rsdp_v1(rsdt: u32) -> Vec<u8> {
         let mut r = vec![0u8; 20];
         r[..8].copy_from_slice(b"RSD PTR ");
         r[16..20].copy_from_slice(&rsdt.to_le_bytes());

@@ -3,5 +3,6 @@
 
 pub mod acpi;
 pub mod cmdline;
+pub mod madt;
 #[cfg(target_os = "none")]
 pub mod start;

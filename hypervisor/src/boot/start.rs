@@ -4,8 +4,8 @@
 //! tables (so faults are caught), memory (allocator, final page tables, heap), firmware tables,
 //! time and the APIC. Then, until PV domains exist, report what dom0 would be and power off.
 
-use super::acpi;
 use super::cmdline::{Options, PanicTest};
+use super::{acpi, madt};
 use crate::arch::x86_64::handlers::{self, Handlers};
 use crate::arch::x86_64::handoff;
 use crate::arch::x86_64::{
@@ -314,6 +314,26 @@ fn init_acpi(boot: &BootInformation<'_>) {
     } else {
         scan_bios_for_rsdp()
     };
+    match root.and_then(|root| madt::read(&paging::DirectMap, root)) {
+        Ok(m) => {
+            let ids = m.cpus.iter().filter(|c| c.enabled).map(|c| c.apic_id);
+            info!(
+                "ACPI: {} CPUs (APIC ids {:?}), {} I/O APICs{}",
+                m.cpus.iter().filter(|c| c.enabled).count(),
+                ids.collect::<alloc::vec::Vec<_>>(),
+                m.ioapics.len(),
+                m.ioapics
+                    .first()
+                    .map_or(alloc::string::String::new(), |io| alloc::format!(
+                        " (first at {:#x}, GSI {}+)",
+                        io.address,
+                        io.gsi_base
+                    ))
+            );
+            madt::MACHINE_MADT.call_once(|| m);
+        }
+        Err(e) => warn!("ACPI: no usable MADT ({e:?}); one CPU, no I/O APIC"),
+    }
     match root.and_then(|root| acpi::power_control(&paging::DirectMap, root)) {
         Ok(pc) => {
             info!(
