@@ -14,6 +14,9 @@
 #   BOOT_NO_BUILD  set to 1 to use the existing hypervisor build
 #   BOOT_STDIN     set to 1 to connect stdin to the serial console (to type on it)
 #   QEMU_EXTRA     extra QEMU options
+#   ACCEL          kvm, tcg or auto (default): KVM when a probe finds it working (cached in
+#                  TARGET_DIR/accel; scripts/lib/accel.sh), else TCG; the choice is printed.
+#                  With -icount in QEMU_EXTRA it is always TCG
 #
 # Exit status: 0 clean power off, 1 hypervisor crash (panic or fatal exception), 2 reboot,
 # 3 reset without a message (e.g. triple fault), 4 QEMU or script error, 5 dom0 crashed
@@ -23,6 +26,8 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=scripts/deps.sh
 source "$root/scripts/deps.sh"
+# shellcheck source=scripts/lib/accel.sh
+source "$root/scripts/lib/accel.sh"
 
 usage() { sed -n '2,8p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 4; }
 [ $# -ge 1 ] || usage
@@ -83,6 +88,12 @@ cp "$hv" "$work/iso/boot/hypervisor"
 grub-mkrescue -d /usr/lib/grub/i386-pc -o "$work/boot.iso" "$work/iso" >"$work/mkrescue.log" 2>&1 \
     || { cat "$work/mkrescue.log" >&2; echo "boot.sh: grub-mkrescue failed" >&2; exit 4; }
 
+# icount (the benchmarks, the exit-time bound) counts TCG's instructions: no KVM for it.
+case " ${QEMU_EXTRA:-} " in *" -icount "*) export ACCEL=tcg ;; esac
+accel=$(accel_choose "$target_dir/accel") || exit 4
+cpu=max
+[ "$accel" = kvm ] && cpu=host
+echo "boot.sh: QEMU with ${accel^^} (-cpu $cpu)" >&2
 log=${BOOT_LOG:-$work/serial.log}
 timeout_s=${BOOT_TIMEOUT:-60}
 stdin=/dev/null
@@ -90,7 +101,7 @@ stdin=/dev/null
 set +e
 # shellcheck disable=SC2086
 timeout --foreground -k 5 "$timeout_s" qemu-system-x86_64 \
-    -accel tcg -cpu max -m "${BOOT_MEM:-512}" -smp 1 \
+    -accel "$accel" -cpu "$cpu" -m "${BOOT_MEM:-512}" -smp 1 \
     -display none -monitor none -serial stdio -no-reboot \
     -device isa-debug-exit,iobase=0xf4,iosize=0x04 \
     -cdrom "$work/boot.iso" -boot d ${QEMU_EXTRA:-} < "$stdin" | tee "$log"
