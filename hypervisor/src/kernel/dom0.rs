@@ -249,6 +249,7 @@ pub fn build(modules: &Dom0Modules<'_>, nr_pages: u64) -> Result<(Domain, Regs),
         mm: d,
         shutdown: None,
         console_mid_line: false,
+        pci_cf8: 0,
         teardown: None,
     };
     Ok((domain, regs))

@@ -63,6 +63,8 @@ pub struct Domain {
     pub shutdown: Option<ShutdownReason>,
     /// Whether a line of its console output is in progress (for the `(dN)` prefix).
     pub console_mid_line: bool,
+    /// Its latched PCI CONFIG_ADDRESS (what it last wrote to port `0xcf8` as a dword).
+    pub pci_cf8: u32,
     /// Its teardown, once `destroydomain` has started it: the domain is dying, off the
     /// scheduler and without event channels, and never runs again.
     pub teardown: Option<Teardown>,

@@ -326,6 +326,7 @@ impl lifecycle::create::Resources for MachineResources<'_> {
             mm: d,
             shutdown: None,
             console_mid_line: false,
+            pci_cf8: 0,
             teardown: None,
         }));
     }

@@ -65,6 +65,7 @@ fn with_current<R>(
         events,
         vcpus,
         console_mid_line,
+        pci_cf8,
         ..
     } = &mut **dom;
     let Some(vcpu) = vcpus.get_mut(vcpu_id as usize) else {
@@ -74,6 +75,7 @@ fn with_current<R>(
     let mut host = KernelHost {
         console_mid_line,
         domain: info.id,
+        pci_cf8,
         vcpu_id,
         privilege: info.privilege,
         events: EventView {

@@ -2,7 +2,7 @@
 
 use super::domain::{DomainEventState, EventView};
 use crate::arch::x86_64::direct_map;
-use crate::arch::x86_64::{cpu, guest, serial};
+use crate::arch::x86_64::{cpu, guest, pci, serial};
 use crate::event::shared::{DomainShared, MovedVcpuInfo, VcpuInfo};
 use crate::hypercall::event::{Sched, Timers, World};
 use crate::hypercall::grant::GrantFrames;
@@ -11,6 +11,7 @@ use crate::hypercall::{FrameRefused, GrantPteOp, Host};
 use crate::mm::Mfn;
 use crate::mm::pv::GrantPte;
 use crate::pv::emulate::PrivHost;
+use crate::pv::io_ports::GuestPorts;
 use crate::pv::vcpu::PvVcpu;
 use crate::time::pvclock::PvClock;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -25,6 +26,8 @@ pub struct KernelHost<'a> {
     pub console_mid_line: &'a mut bool,
     /// The running domain's id.
     pub domain: crate::event::abi::DomId,
+    /// The running domain's latched PCI CONFIG_ADDRESS (port `0xcf8`).
+    pub pci_cf8: &'a mut u32,
     /// The running vCPU's id.
     pub vcpu_id: u32,
     /// The running domain's privilege (dom0 is granted the machine's I/O ports).
@@ -270,11 +273,7 @@ impl<'a> Host for KernelHost<'a> {
     }
 }
 
-impl PrivHost for KernelHost<'_> {
-    fn cpuid(&self, leaf: u32, subleaf: u32) -> [u32; 4] {
-        cpu::cpuid(leaf, subleaf)
-    }
-
+impl GuestPorts for KernelHost<'_> {
     fn port_permitted(&self, port: u16, size: u8) -> bool {
         self.privilege.is_some() && !cpu::hypervisor_owns_ports(port, size)
     }
@@ -285,6 +284,32 @@ impl PrivHost for KernelHost<'_> {
 
     fn port_out(&mut self, port: u16, size: u8, value: u32) {
         cpu::guest_port_out(port, size, value);
+    }
+
+    fn pci_cf8(&self) -> u32 {
+        *self.pci_cf8
+    }
+
+    fn set_pci_cf8(&mut self, value: u32) {
+        *self.pci_cf8 = value;
+    }
+
+    fn pci_config_permitted(&self) -> bool {
+        self.privilege.is_some()
+    }
+
+    fn pci_config_read(&mut self, address: u32, size: u8) -> u32 {
+        pci::config_read(address, size)
+    }
+
+    fn pci_config_write(&mut self, address: u32, size: u8, value: u32) {
+        pci::config_write(address, size, value);
+    }
+}
+
+impl PrivHost for KernelHost<'_> {
+    fn cpuid(&self, leaf: u32, subleaf: u32) -> [u32; 4] {
+        cpu::cpuid(leaf, subleaf)
     }
 
     fn host_cr0(&self) -> u64 {

@@ -7,6 +7,7 @@
 
 use super::cpuid::guest_cpuid;
 use super::guest_mem::GuestMemory;
+use super::io_ports::{self, GuestPorts};
 use super::vcpu::PvVcpu;
 use crate::x86::regs::Regs;
 use iced_x86::{Decoder, DecoderOptions, Instruction, Mnemonic, OpKind, Register};
@@ -23,16 +24,10 @@ const MSR_GS_BASE: u32 = 0xc000_0101;
 const MSR_SHADOW_GS_BASE: u32 = 0xc000_0102;
 const MSR_PAT: u32 = 0x277;
 
-/// What the machine provides to the emulator.
-pub trait PrivHost {
+/// What the machine provides to the emulator (its ports and PCI configuration space included).
+pub trait PrivHost: GuestPorts {
     /// The host's raw CPUID.
     fn cpuid(&self, leaf: u32, subleaf: u32) -> [u32; 4];
-    /// Whether the domain may touch ports `[port, port + size)` for real.
-    fn port_permitted(&self, port: u16, size: u8) -> bool;
-    /// Reads a permitted port.
-    fn port_in(&mut self, port: u16, size: u8) -> u32;
-    /// Writes a permitted port.
-    fn port_out(&mut self, port: u16, size: u8, value: u32);
     /// The host's CR0 and CR4.
     fn host_cr0(&self) -> u64;
     /// The host's CR4.
@@ -314,14 +309,9 @@ fn port_io(
         _ => regs.rdx as u16,
     };
     let size = access_size(data_reg);
-    let permitted = host.port_permitted(port, size);
     if is_in {
         // Ports the domain has not been granted read as all-ones.
-        let v = if permitted {
-            host.port_in(port, size)
-        } else {
-            u32::MAX
-        };
+        let v = io_ports::read(host, port, size);
         let mask = match size {
             1 => 0xff,
             2 => 0xffff,
@@ -332,8 +322,8 @@ fn port_io(
         } else {
             (regs.rax & !mask) | (u64::from(v) & mask)
         };
-    } else if permitted {
-        host.port_out(port, size, regs.rax as u32);
+    } else {
+        io_ports::write(host, port, size, regs.rax as u32);
     }
     Outcome::Emulated
 }
@@ -364,17 +354,12 @@ fn string_io(
     } else {
         i64::from(size)
     };
-    let permitted = host.port_permitted(port, size);
     let mut count = if rep { regs.rcx } else { 1 };
     let stop_at = count.saturating_sub(MAX_REPS_PER_EXIT);
     while count > stop_at {
         let n = usize::from(size);
         if is_in {
-            let v = if permitted {
-                host.port_in(port, size)
-            } else {
-                u32::MAX
-            };
+            let v = io_ports::read(host, port, size);
             if mem.write(regs.rdi, &v.to_le_bytes()[..n]).is_err() {
                 return Outcome::Fault;
             }
@@ -384,9 +369,7 @@ fn string_io(
             if mem.read(regs.rsi, &mut b[..n]).is_err() {
                 return Outcome::Fault;
             }
-            if permitted {
-                host.port_out(port, size, u32::from_le_bytes(b));
-            }
+            io_ports::write(host, port, size, u32::from_le_bytes(b));
             regs.rsi = regs.rsi.wrapping_add(step as u64);
         }
         count -= 1;
@@ -414,12 +397,10 @@ mod tests {
         fs: u64,
         ts: bool,
         synced: u32,
+        pci: crate::pv::io_ports::fake::FakePorts,
     }
 
-    impl PrivHost for FakePriv {
-        fn cpuid(&self, _: u32, _: u32) -> [u32; 4] {
-            [u32::MAX; 4]
-        }
+    impl GuestPorts for FakePriv {
         fn port_permitted(&self, port: u16, _: u8) -> bool {
             port == 0x80
         }
@@ -428,6 +409,27 @@ mod tests {
         }
         fn port_out(&mut self, port: u16, size: u8, value: u32) {
             self.outs.push((port, size, value));
+        }
+        fn pci_cf8(&self) -> u32 {
+            self.pci.pci_cf8()
+        }
+        fn set_pci_cf8(&mut self, value: u32) {
+            self.pci.set_pci_cf8(value);
+        }
+        fn pci_config_permitted(&self) -> bool {
+            self.pci.pci_config_permitted()
+        }
+        fn pci_config_read(&mut self, address: u32, size: u8) -> u32 {
+            self.pci.pci_config_read(address, size)
+        }
+        fn pci_config_write(&mut self, address: u32, size: u8, value: u32) {
+            self.pci.pci_config_write(address, size, value);
+        }
+    }
+
+    impl PrivHost for FakePriv {
+        fn cpuid(&self, _: u32, _: u32) -> [u32; 4] {
+            [u32::MAX; 4]
         }
         fn host_cr0(&self) -> u64 {
             0x8005_0033
@@ -668,6 +670,42 @@ mod tests {
             Outcome::Emulated,
             "cli"
         );
+    }
+
+    #[test]
+    fn pci_configuration_through_cf8_and_cfc() {
+        let mut host = FakePriv::default();
+        host.pci.hardware = true;
+        host.pci.config.insert(3 << 11, 0xf4);
+        host.pci.config.insert((3 << 11) | 1, 0x1a);
+        let mut vcpu = kernel();
+        // out %eax, %dx to 0xcf8: latched, not written to the machine
+        let mut regs = Regs {
+            rax: 0x8000_1800,
+            rdx: 0xcf8,
+            ..Regs::default()
+        };
+        assert_eq!(
+            run(&[0xef], &mut regs, &mut vcpu, &mut host),
+            Outcome::Emulated
+        );
+        assert!(host.outs.is_empty());
+        // in %dx, %ax from 0xcfc: the vendor id of the latched device
+        regs.rdx = 0xcfc;
+        regs.rax = 0xaaaa_aaaa;
+        assert_eq!(
+            run(&[0x66, 0xed], &mut regs, &mut vcpu, &mut host),
+            Outcome::Emulated
+        );
+        assert_eq!(regs.rax, 0xaaaa_1af4);
+        // A domU's data reads are all-ones.
+        host.pci.hardware = false;
+        assert_eq!(
+            run(&[0xed], &mut regs, &mut vcpu, &mut host),
+            Outcome::Emulated
+        );
+        assert_eq!(regs.rax, 0xffff_ffff);
+        assert_eq!(host.pci.config_log.len(), 1);
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod cpuid;
 pub mod emulate;
 pub mod guest_mem;
 pub mod hypercall_page;
+pub mod io_ports;
 pub mod ptwr;
 pub mod runstate;
 pub mod vcpu;

@@ -112,7 +112,8 @@ pub fn cpuid(leaf: u32, subleaf: u32) -> [u32; 4] {
 
 /// Ports the hypervisor drives itself and never grants: the PICs, the PIT and port B, the RTC,
 /// COM1, the keyboard controller, the VGA cursor registers, QEMU's debug-exit, PCI
-/// configuration and reset, and the ACPI PM block.
+/// configuration and reset, and the ACPI PM block. (The hardware domain's PCI configuration
+/// accesses are emulated: `pv::io_ports`.)
 const HYPERVISOR_PORTS: [(u16, u16); 12] = [
     (0x20, 0x22),
     (0xa0, 0xa2),

@@ -18,6 +18,7 @@ pub mod handoff;
 pub mod heap;
 pub mod keyboard;
 pub mod paging;
+pub mod pci;
 pub mod percpu;
 pub mod pit;
 pub mod power;
