@@ -1,11 +1,13 @@
-//! The ACPI parsers (`hypervisor::boot::acpi`): the RSDP, the RSDT/XSDT walk, the FADT and the DSDT's
-//! `\_S5` package, over a fuzzed 64 KiB "physical memory" whose table checksums the harness
+//! The ACPI parsers (`hypervisor::boot::acpi`, `hypervisor::boot::madt`): the RSDP, the
+//! RSDT/XSDT walk, the FADT and the DSDT's `\_S5` package, the MADT's CPUs, I/O APICs and
+//! interrupt overrides, over a fuzzed 64 KiB "physical memory" whose table checksums the harness
 //! fixes up (so that the fuzzer gets past them). Firmware input never panics the hypervisor.
 #![no_main]
 
 use hypervisor::boot::acpi::{
     PhysRead, RootTable, find_s5_package, parse_rsdp, power_control, scan_for_rsdp,
 };
+use hypervisor::boot::madt;
 use libfuzzer_sys::fuzz_target;
 
 struct Mem(Vec<u8>);
@@ -33,7 +35,7 @@ fn fix_checksums(mem: &mut [u8]) {
     let mut at = 0;
     while at + 36 <= mem.len() {
         let sig = &mem[at..at + 4];
-        if [&b"RSDT"[..], b"XSDT", b"FACP", b"DSDT"].contains(&sig) {
+        if [&b"RSDT"[..], b"XSDT", b"FACP", b"DSDT", b"APIC"].contains(&sig) {
             let len = u32::from_le_bytes(mem[at + 4..at + 8].try_into().unwrap()) as usize;
             let end = at.saturating_add(len).min(mem.len());
             if end >= at + 10 {
@@ -63,7 +65,12 @@ fuzz_target!(|data: &[u8]| {
     } else {
         RootTable::Rsdt(addr)
     };
-    if let Ok(pc) = power_control(&Mem(mem), root) {
+    let mem = Mem(mem);
+    if let Ok(pc) = power_control(&mem, root) {
         assert!(pc.pm1b_cnt != Some(0));
+    }
+    if let Ok(m) = madt::read(&mem, root) {
+        assert!(m.cpus.len() <= madt::MAX_CPUS && m.ioapics.len() <= madt::MAX_IOAPICS);
+        let _ = m.isa_irq(data[0]);
     }
 });
