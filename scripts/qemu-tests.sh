@@ -83,6 +83,21 @@ reject "PANIC"
 reject "ERROR"
 end_case
 
+# Several CPUs: QEMU gives four, maxcpus=3 starts two of the three others (they park; guests
+# run on the boot CPU), in x2APIC and in xAPIC mode; the guest runs as on one CPU.
+for apic in x2apic xapic; do
+    qemu_cpu=""
+    [ "$apic" = xapic ] && qemu_cpu="-cpu max,-x2apic"
+    QEMU_EXTRA="-smp 4 $qemu_cpu" boot_case "smp-$apic" 0 "maxcpus=3" "$hello"
+    expect "ACPI: 4 CPUs (APIC ids [0, 1, 2, 3])"
+    expect "SMP: 3 of 4 CPUs online (boot CPU APIC id 0)"
+    expect " passed, 0 failed"
+    reject "did not come online"
+    reject "PANIC"
+    reject "ERROR"
+    end_case
+done
+
 boot_case hello-dom0 0 "dom0_mem=64M" "$hello" hello-arg=1 second
 expect "dom0: 16384 pages"
 expect "hello: magic xen-3.0-x86_64"
@@ -102,6 +117,21 @@ expect "PASS trap.#PF read of unmapped address"
 expect "PASS user.syscall from user mode: callback frame"
 expect "PASS fpu.#NM after fpu_taskswitch(1)"
 expect "PASS privop.cpuid forced emulation: leaf 0x40000000 signature"
+expect " passed, 0 failed"
+reject "FAIL "
+reject "(HV) ERROR"
+end_case
+
+# dom0's devices: PCI configuration through 0xcf8/0xcfc and a virtio-blk BAR mapped and read
+# (the device's modern common configuration), the MSI/local APIC window refused.
+disk="$work/virtio-disk.img"
+truncate -s 16M "$disk"
+QEMU_EXTRA="-device virtio-blk-pci,drive=d0 -drive if=none,id=d0,file=$disk,format=raw" \
+    boot_case selftest-devices 0 "dom0_mem=64M" "$selftest"
+expect "PASS pci.config address latched and read back"
+expect "PASS pci.host bridge vendor id readable"
+expect "PASS pci.mapping the MSI/local APIC window refused"
+expect "PASS pci.virtio-blk BAR mapped: VERSION_1 offered"
 expect " passed, 0 failed"
 reject "FAIL "
 reject "(HV) ERROR"

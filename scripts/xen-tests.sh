@@ -163,6 +163,14 @@ if cargo build -q -p selftest --target x86_64-unknown-none --release; then
         has serial-input '^[1-9][0-9]* passed, 0 failed$'
     expect "serial-input: PASS input.VIRQ_DEBUG" "see $logs/serial-input.txt" \
         grep -qxF "PASS input.VIRQ_DEBUG on the 'q' debug key" "$logs/serial-input.txt"
+    # dom0's devices on Xen: PCI configuration through 0xcf8/0xcfc, a virtio-blk BAR mapped.
+    truncate -s 16M "$logs/virtio-disk.img"
+    QEMU_EXTRA="-device virtio-blk-pci,drive=d0 -drive if=none,id=d0,file=$logs/virtio-disk.img,format=raw" \
+        boot devices "$selftest"
+    expect "devices: boot-xen exits 0" "status $status" [ "$status" -eq 0 ]
+    expect "devices: 0 failed" "see $logs/devices.txt" has devices '^[1-9][0-9]* passed, 0 failed$'
+    expect "devices: PASS pci.virtio-blk BAR mapped" "see $logs/devices.txt" \
+        grep -qxF "PASS pci.virtio-blk BAR mapped: VERSION_1 offered" "$logs/devices.txt"
 else
     fail "selftest builds" "cargo build failed"
 fi

@@ -11,8 +11,8 @@
 //!
 //! Groups, in the order they run (riskier ones last, so that a hypervisor that crashes the
 //! domain on one of them still shows the rest): `hypercall.*`, `fault.*`, `mmu.*`
-//! (mapping the shared info page), `trap.*`, `privop.*`, `fpu.*`, `multicall.*`, `user.*`,
-//! `mmu.*` (the page-table checks), `event.*`, `time.*`.
+//! (mapping the shared info page), `trap.*`, `privop.*`, `fpu.*`, `pci.*`, `multicall.*`,
+//! `user.*`, `mmu.*` (the page-table checks), `event.*`, `time.*`.
 //!
 //! Safety: guest-abi's runtime assumptions hold (a PV guest started by the hypervisor, one
 //! vCPU, events masked), except that `event.*` and `time.*` turn events on for a while:
@@ -23,6 +23,8 @@
 
 #[cfg(target_os = "none")]
 mod check;
+#[cfg(target_os = "none")]
+mod devices;
 #[cfg(target_os = "none")]
 mod domain;
 #[cfg(target_os = "none")]
@@ -70,8 +72,8 @@ mod guest {
 
     use crate::check::{c_str, eq};
     use crate::{
-        domain, events, exceptions, grant, hypercalls, mmu, multicall, privop, serial_input, time,
-        traps, user, vcpu_areas,
+        devices, domain, events, exceptions, grant, hypercalls, mmu, multicall, privop,
+        serial_input, time, traps, user, vcpu_areas,
     };
 
     guest_abi::pv_guest!("selftest", main, dom0);
@@ -108,6 +110,7 @@ mod guest {
 
         exceptions::traps(&mut r, si);
         privop::run(&mut r, si);
+        devices::run(&mut r, si);
         multicall::run(&mut r);
         grant::run(&mut r, si);
         user::run(&mut r, si);

@@ -30,9 +30,6 @@ pub struct KernelStore {
     io_frame_limit: u64,
 }
 
-/// The hypervisor's own devices, never mapped by guests: local APIC, I/O APIC, HPET.
-const HYPERVISOR_MMIO_FRAMES: [u64; 3] = [0xfee00, 0xfec00, 0xfed00];
-
 impl FrameStore for KernelStore {
     fn frame_limit(&self) -> u64 {
         self.records.len() as u64
@@ -63,7 +60,8 @@ impl FrameStore for KernelStore {
     }
 
     fn io_permitted(&self, mfn: Mfn) -> bool {
-        mfn.0 < self.io_frame_limit && !HYPERVISOR_MMIO_FRAMES.contains(&mfn.0)
+        let madt = crate::boot::madt::MACHINE_MADT.get();
+        crate::mm::device_frames::mappable(mfn, self.io_frame_limit, madt)
     }
 
     fn zero_frame(&mut self, mfn: Mfn) {

@@ -1,5 +1,6 @@
 //! Physical memory: frame numbers, address ranges, the virtual layout, and frame allocation.
 
+pub mod device_frames;
 pub mod frames;
 pub mod layout;
 pub mod pv;
