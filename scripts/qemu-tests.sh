@@ -83,6 +83,21 @@ reject "PANIC"
 reject "ERROR"
 end_case
 
+# Several CPUs: QEMU gives four, maxcpus=3 starts two of the three others (they park; guests
+# run on the boot CPU), in x2APIC and in xAPIC mode; the guest runs as on one CPU.
+for apic in x2apic xapic; do
+    qemu_cpu=""
+    [ "$apic" = xapic ] && qemu_cpu="-cpu max,-x2apic"
+    QEMU_EXTRA="-smp 4 $qemu_cpu" boot_case "smp-$apic" 0 "maxcpus=3" "$hello"
+    expect "ACPI: 4 CPUs (APIC ids [0, 1, 2, 3])"
+    expect "SMP: 3 of 4 CPUs online (boot CPU APIC id 0)"
+    expect " passed, 0 failed"
+    reject "did not come online"
+    reject "PANIC"
+    reject "ERROR"
+    end_case
+done
+
 boot_case hello-dom0 0 "dom0_mem=64M" "$hello" hello-arg=1 second
 expect "dom0: 16384 pages"
 expect "hello: magic xen-3.0-x86_64"

@@ -79,6 +79,8 @@ pub struct Options {
     /// Print the longest exit per kind when dom0 shuts down (`exit-times`; the debug key `e`
     /// prints it at any time).
     pub exit_times: bool,
+    /// The most CPUs started, the boot CPU included (`maxcpus=`, as Xen's); all by default.
+    pub maxcpus: Option<u32>,
 }
 
 impl Default for Options {
@@ -91,6 +93,7 @@ impl Default for Options {
             noreboot: false,
             panic_test: None,
             exit_times: false,
+            maxcpus: None,
         }
     }
 }
@@ -153,11 +156,15 @@ impl Options {
                 ("noreboot", None) | ("no-reboot", None) => opts.noreboot = true,
                 ("reboot", None) => opts.noreboot = false,
                 ("exit-times", None) => opts.exit_times = true,
+                ("maxcpus", Some(v)) => match v.parse::<u32>() {
+                    Ok(n) if n >= 1 => opts.maxcpus = Some(n),
+                    _ => warn(bad),
+                },
                 ("panic-test", None) => opts.panic_test = Some(PanicTest::Fault),
                 ("panic-test", Some("fault")) => opts.panic_test = Some(PanicTest::Fault),
                 ("panic-test", Some("panic")) => opts.panic_test = Some(PanicTest::Panic),
                 ("panic-test", Some("stack")) => opts.panic_test = Some(PanicTest::StackOverflow),
-                ("console" | "loglvl" | "dom0_mem" | "panic-test", _)
+                ("console" | "loglvl" | "dom0_mem" | "panic-test" | "maxcpus", _)
                 | ("noreboot" | "no-reboot" | "reboot" | "exit-times", Some(_)) => warn(bad),
                 _ => warn(CmdlineWarning::Unknown(word)),
             }
@@ -359,6 +366,13 @@ mod tests {
     fn console_none_silences() {
         assert!(!parse("console=none").0.serial_console);
         assert!(parse("console=com1,none").0.serial_console);
+    }
+
+    #[test]
+    fn maxcpus_is_a_positive_count() {
+        assert_eq!(parse("maxcpus=2").0.maxcpus, Some(2));
+        let (o, w) = parse("maxcpus=0 maxcpus=x maxcpus");
+        assert_eq!((o.maxcpus, w.len()), (None, 3));
     }
 
     #[test]

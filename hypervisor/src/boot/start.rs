@@ -9,7 +9,7 @@ use super::{acpi, madt};
 use crate::arch::x86_64::handlers::{self, Handlers};
 use crate::arch::x86_64::handoff;
 use crate::arch::x86_64::{
-    apic, cpu, direct_map, gdt, heap, keyboard, paging, pit, power, serial, time, trap, vga,
+    apic, cpu, direct_map, gdt, heap, keyboard, paging, pit, power, serial, smp, time, trap, vga,
 };
 use crate::console::log;
 use crate::kernel::dom0::{self, Dom0Modules};
@@ -109,6 +109,7 @@ pub extern "C" fn kernel_main(magic: u32, mbi_phys: u32) -> ! {
     crate::pv::emulate::warm_up();
     init_acpi(&boot);
     init_time(&features);
+    start_cpus(opts.maxcpus);
     if opts.serial_console {
         pit::unmask_irq(pit::SERIAL_IRQ);
         apic::route_legacy_pic();
@@ -361,6 +362,27 @@ fn scan_bios_for_rsdp() -> Result<acpi::RootTable, acpi::AcpiError> {
     let area = direct_map::boot_bytes(BIOS_AREA, BIOS_AREA_LEN);
     let at = acpi::scan_for_rsdp(area).ok_or(acpi::AcpiError::NoRsdp)?;
     acpi::parse_rsdp(&area[at..(at + 36).min(area.len())])
+}
+
+/// Starts the other CPUs the MADT lists (up to `maxcpus`); they park (arch/x86_64/smp.rs).
+fn start_cpus(maxcpus: Option<u32>) {
+    let boot_cpu = apic::current_id();
+    let others: alloc::vec::Vec<u32> =
+        madt::MACHINE_MADT
+            .get()
+            .map_or_else(alloc::vec::Vec::new, |m| {
+                m.cpus
+                    .iter()
+                    .filter(|c| c.enabled && c.apic_id != boot_cpu)
+                    .map(|c| c.apic_id)
+                    .collect()
+            });
+    let max = maxcpus.map_or(usize::MAX, |n| n as usize);
+    let online = smp::start_secondary_cpus(&others, max);
+    info!(
+        "SMP: {online} of {} CPUs online (boot CPU APIC id {boot_cpu}); guests run on the boot CPU",
+        others.len() + 1
+    );
 }
 
 fn init_time(features: &cpu::Features) {

@@ -644,8 +644,10 @@ pub fn sysctl(caller: &DomainInfo, arg: u64) -> HcResult {
             });
             let mut p = XenSysctlPhysinfo::new_zeroed();
             p.threads_per_core = 1;
-            p.cores_per_socket = 1;
-            p.nr_cpus = 1;
+            // CPUs online, each its own core (arch/x86_64/smp.rs); guests run on the first.
+            let cpus = crate::arch::x86_64::smp::online();
+            p.cores_per_socket = cpus;
+            p.nr_cpus = cpus;
             p.nr_nodes = 1;
             p.cpu_khz = (crate::arch::x86_64::time::tsc_hz() / 1000) as u32;
             p.total_pages = total;

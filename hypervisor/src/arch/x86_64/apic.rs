@@ -18,6 +18,8 @@ const REG_ID: u32 = 0x20;
 const REG_TPR: u32 = 0x80;
 const REG_EOI: u32 = 0xb0;
 const REG_SVR: u32 = 0xf0;
+const REG_ICR_LOW: u32 = 0x300;
+const REG_ICR_HIGH: u32 = 0x310;
 const REG_LVT_TIMER: u32 = 0x320;
 const REG_TIMER_INITIAL: u32 = 0x380;
 const REG_TIMER_CURRENT: u32 = 0x390;
@@ -96,17 +98,75 @@ pub fn init(features: &Features) -> (&'static str, u32, u64) {
     write(mode, REG_TIMER_INITIAL, 0);
     let ticks_per_ms = (u64::from(elapsed) / 10).max(1);
 
-    let id = match mode {
-        Mode::X2apic => read(mode, REG_ID),
-        Mode::Xapic { .. } => read(mode, REG_ID) >> 24,
-    };
     APIC.call_once(|| Apic { mode, ticks_per_ms });
+    let id = current_id();
     let name = if mode == Mode::X2apic {
         "x2APIC"
     } else {
         "xAPIC"
     };
     (name, id, ticks_per_ms)
+}
+
+/// The running CPU's local APIC id.
+pub fn current_id() -> u32 {
+    let mode = mode();
+    match mode {
+        Mode::X2apic => read(mode, REG_ID),
+        Mode::Xapic { .. } => read(mode, REG_ID) >> 24,
+    }
+}
+
+/// Turns on a started CPU's local APIC in the boot CPU's mode, timer masked (the boot CPU's
+/// calibration holds: every CPU's APIC timer runs from the same bus clock).
+pub fn init_secondary() {
+    let mode = mode();
+    // SAFETY: as in `init`; this CPU's own APIC base MSR.
+    unsafe {
+        let base = rdmsr(IA32_APIC_BASE);
+        let x2 = if mode == Mode::X2apic {
+            X2APIC_ENABLE
+        } else {
+            0
+        };
+        wrmsr(IA32_APIC_BASE, base | APIC_ENABLE | x2);
+    }
+    write(mode, REG_TPR, 0);
+    write(mode, REG_SVR, 0x100 | u32::from(SPURIOUS_VECTOR));
+    write(mode, REG_LVT_TIMER, LVT_MASKED | u32::from(TIMER_VECTOR));
+}
+
+/// Sends an interprocessor interrupt with ICR low word `low` to the CPU with APIC id `dest`,
+/// and waits (boundedly) until the APIC has delivered it.
+fn send_ipi(dest: u32, low: u32) {
+    const DELIVERY_PENDING: u32 = 1 << 12;
+    let mode = mode();
+    match mode {
+        // SAFETY: the x2APIC ICR is one 64-bit MSR; writing it sends the IPI.
+        Mode::X2apic => unsafe { wrmsr(0x830, (u64::from(dest) << 32) | u64::from(low)) },
+        Mode::Xapic { .. } => {
+            write(mode, REG_ICR_HIGH, dest << 24);
+            write(mode, REG_ICR_LOW, low);
+            for _ in 0..100_000 {
+                if read(mode, REG_ICR_LOW) & DELIVERY_PENDING == 0 {
+                    break;
+                }
+                core::hint::spin_loop();
+            }
+        }
+    }
+}
+
+/// INIT (level assert) to the CPU with APIC id `dest`: it resets and waits for STARTUP.
+pub fn send_init(dest: u32) {
+    const INIT_ASSERT: u32 = (0b101 << 8) | (1 << 14);
+    send_ipi(dest, INIT_ASSERT);
+}
+
+/// STARTUP to the CPU with APIC id `dest`: it starts in real mode at physical `page << 12`.
+pub fn send_startup(dest: u32, page: u8) {
+    const STARTUP: u32 = (0b110 << 8) | (1 << 14);
+    send_ipi(dest, STARTUP | u32::from(page));
 }
 
 /// Lets the legacy PIC's interrupts in through LINT0 (virtual-wire mode, as firmware leaves

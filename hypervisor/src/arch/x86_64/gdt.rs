@@ -58,12 +58,48 @@ pub fn init() {
     let tss_slot = descriptors::slot(TSS_SELECTOR);
     reserved[tss_slot..tss_slot + 2].copy_from_slice(&tss_desc);
 
+    // SAFETY: the GDT is static and filled above; from here on only its guest part changes.
+    load(unsafe { &*GDT.get() });
+}
+
+/// Gives a started CPU a GDT and TSS of its own (its IST and ring-0 stacks included), from
+/// the heap, and loads them. The guest part of its GDT stays empty: no guest runs there yet.
+pub fn init_secondary() {
+    use alloc::boxed::Box;
+    let stack = |size: usize| {
+        Box::leak(alloc::vec![0u8; size].into_boxed_slice())
+            .as_ptr_range()
+            .end as u64
+    };
+    let tss = Box::leak(Box::new(TaskStateSegment::new()));
+    tss.interrupt_stack_table[usize::from(IST_DOUBLE_FAULT - 1)] =
+        VirtAddr::new(stack(IST_STACK_SIZE) & !15);
+    tss.interrupt_stack_table[usize::from(IST_NMI - 1)] =
+        VirtAddr::new(stack(IST_STACK_SIZE) & !15);
+    tss.interrupt_stack_table[usize::from(IST_MACHINE_CHECK - 1)] =
+        VirtAddr::new(stack(IST_STACK_SIZE) & !15);
+    tss.privilege_stack_table[0] = VirtAddr::new(stack(RING0_STACK_SIZE) & !15);
+    // SAFETY: an all-zero GDT is valid (every descriptor not present); filled below.
+    let gdt: &mut Gdt = Box::leak(unsafe { Box::<Gdt>::new_zeroed().assume_init() });
+    let reserved = &mut gdt.0[FIRST_RESERVED_GDT_ENTRY..];
+    reserved.copy_from_slice(&descriptors::reserved_gdt_page());
+    let tss_desc = descriptors::tss(
+        core::ptr::from_ref(tss) as u64,
+        (size_of::<TaskStateSegment>() - 1) as u32,
+    );
+    let tss_slot = descriptors::slot(TSS_SELECTOR);
+    reserved[tss_slot..tss_slot + 2].copy_from_slice(&tss_desc);
+    load(gdt);
+}
+
+/// Loads `gdt` and reloads every segment register and the task register from it.
+fn load(gdt: &'static Gdt) {
     let pointer = DescriptorTablePointer {
         limit: GDT_LIMIT,
-        base: VirtAddr::new(GDT.get() as u64),
+        base: VirtAddr::new(core::ptr::from_ref(gdt) as u64),
     };
-    // SAFETY: the table is static, filled above, and holds valid descriptors at every
-    // selector loaded below; the TSS descriptor is available (not busy).
+    // SAFETY: the table lives forever and holds valid descriptors at every selector loaded
+    // below; its TSS descriptor is available (not busy).
     unsafe {
         lgdt(&pointer);
         CS::set_reg(SegmentSelector(HYPERVISOR_CS));

@@ -23,6 +23,7 @@ pub mod percpu;
 pub mod pit;
 pub mod power;
 pub mod serial;
+pub mod smp;
 pub mod time;
 pub mod trap;
 pub mod uaccess;

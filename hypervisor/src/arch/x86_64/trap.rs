@@ -76,12 +76,17 @@ pub fn init() {
         let dpl = if matches!(vector, 3 | 4) { 3 } else { 0 };
         *gate = interrupt_gate(handler, HYPERVISOR_CS, ist, dpl);
     }
+    load_idt();
+}
+
+/// Loads the IDT (filled by [`init`] on the boot CPU; every CPU shares it).
+pub fn load_idt() {
     let pointer = DescriptorTablePointer {
         limit: (size_of::<[[u64; 2]; 256]>() - 1) as u16,
         base: VirtAddr::new(IDT.get() as u64),
     };
-    // SAFETY: the IDT is static and every gate points at a stub that saves state and returns
-    // through `trap_common`.
+    // SAFETY: the IDT is static, filled by `init` before any CPU loads it, and every gate
+    // points at a stub that saves state and returns through `trap_common`.
     unsafe { lidt(&pointer) };
 }
 
