@@ -127,7 +127,7 @@ fn dump_domains(m: &mut Machine) {
         info!(
             "Domain {}: {} pages (max {}), {} vCPU(s){}{}",
             d.info.id.0,
-            d.info.tot_pages,
+            super::mmu::tot_pages(d.mm),
             d.info.max_pages,
             d.vcpus.len(),
             if d.info.privilege.is_some() {

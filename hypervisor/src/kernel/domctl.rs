@@ -460,11 +460,7 @@ fn domain_info_from(m: &Machine, from: u16) -> Option<XenDomctlGetdomaininfo> {
     if let Some(reason) = d.shutdown {
         bits |= DominfFlags::SHUTDOWN.bits() | (reason.raw() << XEN_DOMINF_SHUTDOWNSHIFT);
     }
-    let tot_pages = MMU
-        .lock()
-        .as_ref()
-        .and_then(|mmu| mmu.domain(d.mm).ok().map(|x| x.tot_pages()))
-        .unwrap_or(0);
+    let tot_pages = super::mmu::tot_pages(d.mm);
     let mut info = XenDomctlGetdomaininfo::new_zeroed();
     info.domain = id;
     info.flags = bits;

@@ -123,6 +123,14 @@ pub type Mmu = FrameTable<KernelStore, KernelPool, KernelM2p>;
 /// The PV MMU, once memory is set up.
 pub static MMU: spin::Mutex<Option<Mmu>> = spin::Mutex::new(None);
 
+/// The frames a domain owns now (Xen's `tot_pages`), 0 for a domain the PV MMU no longer knows.
+pub fn tot_pages(dom: mmpv::DomainRef) -> u64 {
+    MMU.lock()
+        .as_ref()
+        .and_then(|mmu| mmu.domain(dom).ok().map(|d| d.tot_pages()))
+        .unwrap_or(0)
+}
+
 /// The first machine frame of the M2P table and its length in frames, set once at boot.
 static M2P_FRAMES: (AtomicU64, AtomicU64) = (AtomicU64::new(0), AtomicU64::new(0));
 
