@@ -53,7 +53,7 @@ pub trait BlockDevice {
 
 /// Checks that `len` bytes from `sector` are whole sectors inside a device of `sectors`.
 pub fn check_range(sectors: u64, sector: u64, len: usize) -> Result<(), DiskError> {
-    if len % SECTOR_SIZE != 0 {
+    if !len.is_multiple_of(SECTOR_SIZE) {
         return Err(DiskError::OutOfRange);
     }
     let count = (len / SECTOR_SIZE) as u64;
