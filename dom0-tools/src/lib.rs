@@ -14,7 +14,7 @@
 //! kernel itself is this crate's `dom0` binary (`src/main.rs`, `src/dom0_kernel/`).
 //!
 //! Modules: [`cli`] (command lines), [`config`] (xl.cfg files), [`cpio`] and [`files`]
-//! (the dom0 archive and path rules), [`block_device`] (dom0's disks as
+//! (the dom0 archive and path rules), [`blkback`] (the block backend and the disk registry), [`block_device`] (dom0's disks as
 //! the block backend sees them), [`builder`] (the PV domain builder), [`console`]
 //! (the console ring backend), [`store`] (the xenstore: nodes, permissions, transactions,
 //! watches, quotas), [`xenstore`] (its server on a domain's ring), [`domain_nodes`] (what
@@ -33,6 +33,7 @@ extern crate alloc;
 #[cfg(test)]
 extern crate std;
 
+pub mod blkback;
 pub mod block_device;
 pub mod builder;
 pub mod cli;

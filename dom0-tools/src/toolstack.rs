@@ -23,6 +23,7 @@
 //! [`FAST_CRASH_MS`] of being (re)started [`FAST_CRASH_LIMIT`] times in a row is not
 //! restarted again: it is left crashed, as `preserve` leaves it, with one line saying so.
 
+use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
@@ -31,6 +32,8 @@ use core::fmt;
 use guest_abi::sched::ShutdownReason;
 use guest_abi::{DomId, EvtchnPort, Mfn, XenError};
 
+use crate::blkback::disks::DiskRegistry;
+use crate::block_device::BlockDevice;
 use crate::builder::{self, BuildError};
 use crate::cli::{self, Command, DomRef};
 use crate::config::{self, ConfigError, DomainConfig, Effect};
@@ -255,6 +258,7 @@ pub struct Toolstack<H: Hypervisor, F: Files> {
     store: Store,
     stores: BTreeMap<u16, store_control::DomainStore>,
     pending: BTreeMap<u16, store_control::Pending>,
+    disks: DiskRegistry,
 }
 
 /// Output of other domains kept while a console is attached, at most (the oldest goes).
@@ -285,7 +289,19 @@ impl<H: Hypervisor, F: Files> Toolstack<H, F> {
             store,
             stores: BTreeMap::new(),
             pending: BTreeMap::new(),
+            disks: DiskRegistry::default(),
         }
+    }
+
+    /// Gives the toolstack one of dom0's disks, by the name configs use (`/dev/vda`, …),
+    /// for `disk = [ 'phy:/dev/vda,xvda,w' ]` and `block-attach`.
+    pub fn add_disk(&mut self, name: String, disk: Box<dyn BlockDevice>) {
+        self.disks.add(name, disk);
+    }
+
+    /// dom0's disks and their users.
+    pub fn disks(&self) -> &DiskRegistry {
+        &self.disks
     }
 
     /// The store.
@@ -668,6 +684,7 @@ impl<H: Hypervisor, F: Files> Toolstack<H, F> {
             );
             self.detach();
         }
+        self.disks.release(id);
         self.table.remove(id);
     }
 
