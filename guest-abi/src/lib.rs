@@ -34,6 +34,7 @@ pub mod features;
 pub mod grant_table;
 pub mod hypercall;
 pub mod image;
+pub mod io;
 pub mod memory;
 pub mod payload;
 pub mod report;

@@ -28,6 +28,8 @@ use guest_abi::event_channel::*;
 use guest_abi::features::*;
 use guest_abi::grant_table::*;
 use guest_abi::hypercall::*;
+use guest_abi::io::blkif::*;
+use guest_abi::io::ring::*;
 use guest_abi::memory::*;
 use guest_abi::payload::Payload;
 use guest_abi::sched::*;
@@ -263,6 +265,17 @@ fn all_checks() -> Checks {
         GnttabSetVersion = "struct gnttab_set_version" { version, }
         GnttabGetVersion = "struct gnttab_get_version" { dom, pad, version, }
         GnttabGetStatusFrames = "struct gnttab_get_status_frames" { nr_frames, dom, status, frame_list, }
+        BlkifRequestSegment = "struct blkif_request_segment" { gref, first_sect, last_sect, }
+        BlkifRequest = "struct blkif_request" {
+            operation, nr_segments, handle, id, sector_number, seg,
+        }
+        BlkifRequestDiscard = "struct blkif_request_discard" {
+            operation, flag, handle, id, sector_number, nr_sectors,
+        }
+        BlkifRequestIndirect = "struct blkif_request_indirect" {
+            operation, indirect_op, nr_segments, id, sector_number, handle, indirect_grefs,
+        }
+        BlkifResponse = "struct blkif_response" { id, operation, status, }
         XenconsInterface = "struct xencons_interface" {
             in_ => "in", out, in_cons, in_prod, out_cons, out_prod,
         }
@@ -299,6 +312,30 @@ fn all_checks() -> Checks {
             first_domain, max_domains, buffer, num_domains,
         }
     );
+    // The shared ring header: C's struct ends in the entries, so its size is not ours; the
+    // offsets, where the entries start and how many fit in one and in 16 pages are checked.
+    for (field, offset) in [
+        ("req_prod", offset_of!(SringHeader, req_prod)),
+        ("req_event", offset_of!(SringHeader, req_event)),
+        ("rsp_prod", offset_of!(SringHeader, rsp_prod)),
+        ("rsp_event", offset_of!(SringHeader, rsp_event)),
+        ("pvt", offset_of!(SringHeader, pvt)),
+        ("__pad", offset_of!(SringHeader, pad)),
+        ("ring", RING_ENTRIES_OFFSET),
+    ] {
+        c.push(
+            format!("offsetof(struct blkif_sring, {field})"),
+            format!("offsetof(struct blkif_sring, {field})"),
+            offset as u64,
+        );
+    }
+    for pages in [1usize, 16] {
+        c.push(
+            format!("__CONST_RING_SIZE(blkif, {pages} pages)"),
+            format!("__CONST_RING_SIZE(blkif, {})", pages * 4096),
+            u64::from(ring_size(pages * 4096, BLKIF_ENTRY_SIZE)),
+        );
+    }
     // The dom0 view of the start_info console union shares the domU `mfn` word.
     c.push(
         "offsetof(struct start_info, console.dom0.info_size)".into(),
@@ -343,6 +380,11 @@ fn all_checks() -> Checks {
         SHUTDOWN_MAX,
         VCPU_SSHOTTMR_FUTURE => "VCPU_SSHOTTMR_future", XEN_RUNSTATE_UPDATE,
         CALLBACKF_MASK_EVENTS => "CALLBACKF_mask_events",
+        BLKIF_OP_READ, BLKIF_OP_WRITE, BLKIF_OP_WRITE_BARRIER, BLKIF_OP_FLUSH_DISKCACHE,
+        BLKIF_OP_RESERVED_1, BLKIF_OP_DISCARD, BLKIF_OP_INDIRECT,
+        BLKIF_MAX_SEGMENTS_PER_REQUEST, BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST, BLKIF_DISCARD_SECURE,
+        BLKIF_RSP_EOPNOTSUPP, BLKIF_RSP_ERROR, BLKIF_RSP_OKAY,
+        VDISK_CDROM, VDISK_REMOVABLE, VDISK_READONLY,
         GNTTAB_NR_RESERVED_ENTRIES, GNTTAB_RESERVED_CONSOLE, GNTTAB_RESERVED_XENSTORE,
         GNTMAP_DEVICE_MAP => "GNTMAP_device_map", GNTMAP_HOST_MAP => "GNTMAP_host_map",
         GNTMAP_READONLY => "GNTMAP_readonly", GNTMAP_APPLICATION_MAP => "GNTMAP_application_map",
@@ -430,7 +472,7 @@ fn probe_source(checks: &Checks) -> String {
          #include <xen/xen.h>\n#include <xen/event_channel.h>\n#include <xen/sched.h>\n\
          #include <xen/vcpu.h>\n#include <xen/memory.h>\n#include <xen/version.h>\n\
          #include <xen/callback.h>\n#include <xen/physdev.h>\n#include <xen/grant_table.h>\n\
-         #include <xen/io/console.h>\n#include <xen/io/xs_wire.h>\n#include <xen/features.h>\n#include <xen/elfnote.h>\n\
+         #include <xen/io/console.h>\n#include <xen/io/blkif.h>\n#include <xen/io/xs_wire.h>\n#include <xen/features.h>\n#include <xen/elfnote.h>\n\
          #include <xen/domctl.h>\n#include <xen/sysctl.h>\n#include <asm/bootparam.h>\n\
          int main(void) {\n",
     );
