@@ -11,6 +11,7 @@
 //! `"pv"`). Unknown keys give a warning, not an error. Defaults are libxl's: 32 MiB, maxmem
 //! = memory, one vCPU, `on_reboot = "restart"`, every other action `"destroy"`.
 
+pub mod disk;
 mod syntax;
 
 use alloc::string::{String, ToString};
@@ -173,6 +174,8 @@ pub struct DomainConfig {
     /// `evtchn_peer` (an extension of ours): the domain, by name or id, that gets an event
     /// channel to this one before it starts.
     pub evtchn_peer: Option<String>,
+    /// `disk = [ ... ]`: the disks attached at create, in order.
+    pub disks: Vec<disk::DiskSpec>,
 }
 
 /// A configuration and the warnings found reading it.
@@ -203,6 +206,7 @@ const KNOWN_KEYS: &[&str] = &[
     "on_watchdog",
     "type",
     "evtchn_peer",
+    "disk",
 ];
 
 /// Whether `name` is a valid domain name: 1 to [`MAX_NAME_LEN`] characters from
@@ -296,6 +300,28 @@ impl Settings<'_> {
                 ),
             )
         })
+    }
+
+    /// `disk = [ 'SPEC', ... ]`: each spec parsed, no guest device named twice.
+    fn disks(&self, key: &str) -> Result<Vec<disk::DiskSpec>, ConfigError> {
+        let Some(s) = self.last(key) else {
+            return Ok(Vec::new());
+        };
+        let Value::List(items) = &s.value else {
+            return Err(self.error(
+                key,
+                alloc::format!("'{key}' must be a list: {key} = [ '...' ]"),
+            ));
+        };
+        let mut disks: Vec<disk::DiskSpec> = Vec::new();
+        for item in items {
+            let d = disk::parse(item.as_str()).map_err(|e| self.error(key, e.to_string()))?;
+            if disks.iter().any(|o| o.devid == d.devid) {
+                return Err(self.error(key, alloc::format!("disk {} is given twice", d.vdev)));
+            }
+            disks.push(d);
+        }
+        Ok(disks)
     }
 
     fn error(&self, key: &str, message: String) -> ConfigError {
@@ -457,6 +483,7 @@ fn read_config<'a>(
         evtchn_peer: get("evtchn_peer")
             .string("evtchn_peer")?
             .filter(|p| !p.is_empty()),
+        disks: get("disk").disks("disk")?,
     })
 }
 

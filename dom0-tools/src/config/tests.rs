@@ -350,3 +350,27 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn disks_are_a_list_of_xl_specs() {
+    let p = ok("name=\"g\"\nkernel=\"k\"\ndisk = [ 'phy:/dev/vdb,xvda,w', 'vdc,,xvdb,r' ]\n");
+    let d = &p.config.disks;
+    assert_eq!(d.len(), 2);
+    assert_eq!(
+        (d[0].target.as_str(), d[0].devid, d[0].writable),
+        ("/dev/vdb", 51712, true)
+    );
+    assert_eq!(
+        (d[1].target.as_str(), d[1].vdev.as_str(), d[1].writable),
+        ("/dev/vdc", "xvdb", false)
+    );
+    let e = err("name=\"g\"\nkernel=\"k\"\ndisk = [ 'phy:/dev/vdb' ]\n", &[]);
+    assert!(e.contains("bad disk spec 'phy:/dev/vdb': no vdev"), "{e}");
+    let e = err(
+        "name=\"g\"\nkernel=\"k\"\ndisk = [ 'vdb,,xvda', 'vdc,,xvda' ]\n",
+        &[],
+    );
+    assert!(e.contains("disk xvda is given twice"), "{e}");
+    let e = err("name=\"g\"\nkernel=\"k\"\ndisk = 'vdb,,xvda'\n", &[]);
+    assert!(e.contains("must be a list"), "{e}");
+}
