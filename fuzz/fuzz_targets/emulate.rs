@@ -1,7 +1,8 @@
 //! The privileged-instruction emulator (`hypervisor::pv::emulate::emulate`): random instruction
 //! bytes, registers and vCPU state over a fake machine and a small guest memory window. Checks
 //! what the emulator may never do whatever the guest says: touch a port the domain was not
-//! granted, do port I/O or `cli`/`sti` without enough virtual IOPL, change state outside guest
+//! granted, reach PCI configuration space as a domU or without the enable bit or across a
+//! dword, do port I/O or `cli`/`sti` without enough virtual IOPL, change state outside guest
 //! kernel mode except through the allowed MSRs, load XCR0 without x87 or with bits the host
 //! lacks, set a non-canonical segment base, or move `rip` on a refused instruction.
 #![no_main]
@@ -10,6 +11,7 @@ use arbitrary::{Arbitrary, Unstructured};
 use fuzz::Window;
 use hypervisor::pv::emulate::{Outcome, PrivHost, emulate, fetch, iopl_ok};
 use hypervisor::pv::guest_mem::is_canonical;
+use hypervisor::pv::io_ports::GuestPorts;
 use hypervisor::pv::vcpu::PvVcpu;
 use hypervisor::x86::regs::Regs;
 use libfuzzer_sys::fuzz_target;
@@ -20,16 +22,16 @@ const XCR0_SUPPORTED: u64 = 7;
 
 #[derive(Default)]
 struct Host {
+    /// Whether the fake domain is the hardware domain (reaches PCI configuration space).
+    hardware: bool,
+    cf8: u32,
     port_ops: u32,
     xcr0: Option<u64>,
     fs_base: Option<u64>,
     synced: u32,
 }
 
-impl PrivHost for Host {
-    fn cpuid(&self, leaf: u32, subleaf: u32) -> [u32; 4] {
-        [leaf, subleaf, !leaf, !subleaf]
-    }
+impl GuestPorts for Host {
     fn port_permitted(&self, port: u16, size: u8) -> bool {
         port == GRANTED && size == 1
     }
@@ -47,6 +49,39 @@ impl PrivHost for Host {
             "out to port {port:#x}/{size}"
         );
         self.port_ops += 1;
+    }
+    fn pci_cf8(&self) -> u32 {
+        self.cf8
+    }
+    fn set_pci_cf8(&mut self, value: u32) {
+        self.cf8 = value;
+    }
+    fn pci_config_permitted(&self) -> bool {
+        self.hardware
+    }
+    fn pci_config_read(&mut self, address: u32, size: u8) -> u32 {
+        self.config_access(address, size);
+        0x1234_5678
+    }
+    fn pci_config_write(&mut self, address: u32, size: u8, _: u32) {
+        self.config_access(address, size);
+    }
+}
+
+impl Host {
+    /// A configuration access: only for the hardware domain, enabled, inside one dword,
+    /// without reserved address bits.
+    fn config_access(&mut self, address: u32, size: u8) {
+        assert!(self.hardware, "configuration access by a domU");
+        assert!(address & (1 << 31) != 0 && address & 0x7f00_0000 == 0, "address {address:#x}");
+        assert!((address & 3) + u32::from(size) <= 4, "{address:#x}/{size} crosses the dword");
+        self.port_ops += 1;
+    }
+}
+
+impl PrivHost for Host {
+    fn cpuid(&self, leaf: u32, subleaf: u32) -> [u32; 4] {
+        [leaf, subleaf, !leaf, !subleaf]
     }
     fn host_cr0(&self) -> u64 {
         0x8005_0033
@@ -90,6 +125,8 @@ struct Input {
     iopl: u8,
     ud: bool,
     fs_base: u64,
+    hardware: bool,
+    cf8: u32,
     bytes: [u8; 15],
 }
 
@@ -142,7 +179,11 @@ fuzz_target!(|data: &[u8]| {
         base: 0x1000,
         bytes: vec![0xa5; 0x100],
     };
-    let mut host = Host::default();
+    let mut host = Host {
+        hardware: input.hardware,
+        cf8: input.cf8,
+        ..Host::default()
+    };
     let before_regs = regs;
     let before = vcpu.clone();
     let outcome = emulate(
