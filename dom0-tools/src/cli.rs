@@ -92,6 +92,23 @@ pub enum Command {
     },
     /// `poweroff`: the dom0 kernel powers the machine off.
     Poweroff,
+    /// `block-list DOM`.
+    BlockList(DomRef),
+    /// `block-attach DOM SPEC`: a disk, in xl's disk syntax (one word: quote it if it has
+    /// blanks).
+    BlockAttach {
+        /// The domain.
+        dom: DomRef,
+        /// The disk spec.
+        spec: String,
+    },
+    /// `block-detach DOM VDEV`.
+    BlockDetach {
+        /// The domain.
+        dom: DomRef,
+        /// The guest's device (`xvdb`).
+        vdev: String,
+    },
 }
 
 /// What `shutdown` and `reboot` were asked.
@@ -156,6 +173,21 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
         "console",
         "DOM",
         "attach to a domain's console (Ctrl-] detaches)",
+    ),
+    (
+        "block-list",
+        "DOM",
+        "list a domain's disks (xl's columns: Vdev is the DEVID)",
+    ),
+    (
+        "block-attach",
+        "DOM SPEC",
+        "attach one of dom0's disks, SPEC in xl's disk syntax ('phy:/dev/vdb,xvdb,w')",
+    ),
+    (
+        "block-detach",
+        "DOM VDEV",
+        "ask the guest to release a disk (xvdb); it is free once the guest closed it",
     ),
     ("info", "", "host and hypervisor information"),
     ("help", "[COMMAND]", "this list"),
@@ -415,6 +447,28 @@ pub fn parse_command(line: &str) -> Result<Command, CliError> {
         },
         "xenstore-rm" => match args {
             [p] => Ok(Command::XenstoreRm(p.clone())),
+            _ => Err(usage_error(name)),
+        },
+        "block-list" => one_dom(name, args).map(Command::BlockList),
+        "block-attach" => match args {
+            [dom, spec] => Ok(Command::BlockAttach {
+                dom: parse_dom(dom)?,
+                spec: spec.clone(),
+            }),
+            [dom, first, rest @ ..] => Ok(Command::BlockAttach {
+                dom: parse_dom(dom)?,
+                spec: core::iter::once(first.as_str())
+                    .chain(rest.iter().map(String::as_str))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            }),
+            _ => Err(usage_error(name)),
+        },
+        "block-detach" => match args {
+            [dom, vdev] => Ok(Command::BlockDetach {
+                dom: parse_dom(dom)?,
+                vdev: vdev.clone(),
+            }),
             _ => Err(usage_error(name)),
         },
         "pause" => one_dom(name, args).map(Command::Pause),

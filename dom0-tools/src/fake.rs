@@ -13,8 +13,10 @@ use guest_abi::xen::StartInfo;
 use guest_abi::{DomId, EvtchnPort, Mfn, PAGE_SIZE, Pfn, VcpuId, XenError};
 use zerocopy::FromBytes;
 
+use crate::blkback::grants::{GrantCopy, GrantSegment};
 use crate::console::RingIndex;
 use crate::hv::{DomainInfo, Hypervisor, PhysInfo, VersionInfo};
+use crate::shared_page::SharedPage;
 use crate::shared_page::{AtomicRing, Page, zeroed_page};
 
 /// The ring type of the fake: a shared page.
@@ -38,6 +40,8 @@ pub struct FakeDomain {
     pub hypercall_page: Option<Mfn>,
     pub unbound: Vec<(EvtchnPort, DomId)>,
     pub handle: [u8; 16],
+    /// Its grant table: reference to (frame, whether dom0 may write it).
+    pub grants: BTreeMap<u32, (Mfn, bool)>,
 }
 
 /// A hypervisor in memory.
@@ -58,6 +62,8 @@ pub struct FakeHv {
     pub sent: Vec<EvtchnPort>,
     /// Console mappings made and not yet unmapped.
     pub mapped_consoles: usize,
+    /// Grant mappings made and not yet unmapped.
+    pub mapped_grants: usize,
 }
 
 impl FakeHv {
@@ -74,6 +80,7 @@ impl FakeHv {
             bound: BTreeMap::new(),
             next_local_port: 1,
             sent: Vec::new(),
+            mapped_grants: 0,
             mapped_consoles: 0,
         }
     }
@@ -221,6 +228,21 @@ impl FakeHv {
         bytes
     }
 
+    /// The guest grants its page `index` (of those it was given) to dom0 and returns the
+    /// reference; the page as the guest sees it.
+    pub fn guest_grant(&mut self, dom: DomId, index: usize, writable: bool) -> (u32, FakeRing) {
+        let d = self.domains.get_mut(&dom.0).expect("domain exists");
+        let mfn = d.pages[index];
+        let gref = d.grants.len() as u32 + 8;
+        d.grants.insert(gref, (mfn, writable));
+        (gref, AtomicRing(self.frame(mfn)))
+    }
+
+    fn granted(&mut self, dom: DomId, gref: u32, write: bool) -> Option<Rc<Page>> {
+        let &(mfn, writable) = self.domains.get(&dom.0)?.grants.get(&gref)?;
+        (writable || !write).then(|| self.frame(mfn))
+    }
+
     /// The guest calls `SCHEDOP_shutdown`.
     pub fn guest_shutdown(&mut self, dom: DomId, reason: ShutdownReason) {
         if let Ok(d) = self.dom(dom) {
@@ -269,6 +291,7 @@ impl FakeHv {
 
 impl Hypervisor for FakeHv {
     type Ring = FakeRing;
+    type GrantPage = FakeRing;
 
     fn create_domain(&mut self, config: &XenDomctlCreatedomain) -> Result<DomId, XenError> {
         self.check("createdomain")?;
@@ -296,6 +319,7 @@ impl Hypervisor for FakeHv {
                 hypercall_page: None,
                 unbound: Vec::new(),
                 handle: config.handle,
+                grants: BTreeMap::new(),
             },
         );
         Ok(id)
@@ -496,6 +520,17 @@ impl Hypervisor for FakeHv {
         self.mapped_consoles -= 1;
     }
 
+    fn map_grant(&mut self, dom: DomId, gref: u32) -> Result<FakeRing, XenError> {
+        self.check("map_grant")?;
+        let page = self.granted(dom, gref, true).ok_or(XenError::Inval)?;
+        self.mapped_grants += 1;
+        Ok(AtomicRing(page))
+    }
+
+    fn unmap_grant(&mut self, _page: FakeRing) {
+        self.mapped_grants -= 1;
+    }
+
     fn remote_shutdown(&mut self, dom: DomId, reason: ShutdownReason) -> Result<(), XenError> {
         self.check("remote_shutdown")?;
         self.dom(dom)?.shutdown = Some(reason as u32);
@@ -609,4 +644,36 @@ pub fn kernel_image_with(hypercall_page: bool, init_p2m: Option<u64>) -> Vec<u8>
     text[text_len as usize - 4..].copy_from_slice(b"END!");
     elf.extend(text);
     elf
+}
+
+impl GrantCopy for FakeHv {
+    fn copy_from_guest(&mut self, dom: DomId, segments: &[GrantSegment], buf: &mut [u8]) -> bool {
+        let mut at = 0;
+        for s in segments {
+            let Some(page) = self.granted(dom, s.gref, false) else {
+                return false;
+            };
+            let ring = AtomicRing(page);
+            for i in 0..usize::from(s.len) {
+                buf[at + i] = ring.load_u8(usize::from(s.offset) + i);
+            }
+            at += usize::from(s.len);
+        }
+        true
+    }
+
+    fn copy_to_guest(&mut self, dom: DomId, segments: &[GrantSegment], buf: &[u8]) -> bool {
+        let mut at = 0;
+        for s in segments {
+            let Some(page) = self.granted(dom, s.gref, true) else {
+                return false;
+            };
+            let ring = AtomicRing(page);
+            for i in 0..usize::from(s.len) {
+                ring.store_u8(usize::from(s.offset) + i, buf[at + i]);
+            }
+            at += usize::from(s.len);
+        }
+        true
+    }
 }

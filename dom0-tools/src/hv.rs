@@ -17,6 +17,7 @@ use guest_abi::sched::ShutdownReason;
 use guest_abi::sysctl::XenSysctlPhysinfo;
 use guest_abi::{DomId, EvtchnPort, Mfn, PAGE_SIZE, Pfn, VcpuId, XenError};
 
+use crate::blkback::grants::GrantCopy;
 use crate::console::ConsoleRing;
 
 /// One domain as `XEN_DOMCTL_getdomaininfo` / `XEN_SYSCTL_getdomaininfolist` report it.
@@ -128,9 +129,11 @@ pub struct VersionInfo {
 ///   mapping outlives the call, so page-table frames can be typed afterwards;
 /// - the hypervisor fills the L4's hypervisor slots when it validates the L4
 ///   ([`pin_l4_table`](Self::pin_l4_table)), as Xen does.
-pub trait Hypervisor {
+pub trait Hypervisor: GrantCopy {
     /// A mapping of a domain's console ring page into dom0.
     type Ring: ConsoleRing + crate::shared_page::SharedPage;
+    /// A page another domain granted, mapped into dom0 (a block device's ring page).
+    type GrantPage: crate::shared_page::SharedPage;
 
     /// `XEN_DOMCTL_createdomain` (domain field 0: the hypervisor picks the id). The new
     /// domain is paused.
@@ -197,6 +200,11 @@ pub trait Hypervisor {
     fn map_console(&mut self, dom: DomId, frame: Mfn) -> Result<Self::Ring, XenError>;
     /// Unmaps a console ring page.
     fn unmap_console(&mut self, ring: Self::Ring);
+    /// `GNTTABOP_map_grant_ref` (`GNTMAP_host_map`, writable) of `dom`'s reference `gref`
+    /// into dom0, until [`unmap_grant`](Self::unmap_grant).
+    fn map_grant(&mut self, dom: DomId, gref: u32) -> Result<Self::GrantPage, XenError>;
+    /// `GNTTABOP_unmap_grant_ref` of a page [`map_grant`](Self::map_grant) mapped.
+    fn unmap_grant(&mut self, page: Self::GrantPage);
     /// `SCHEDOP_remote_shutdown`: shuts `dom` down with `reason` (there is no xenstore to
     /// ask the guest, as `xl shutdown` would).
     fn remote_shutdown(&mut self, dom: DomId, reason: ShutdownReason) -> Result<(), XenError>;

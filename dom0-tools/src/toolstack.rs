@@ -44,6 +44,7 @@ use crate::files::{self, Files};
 use crate::hv::Hypervisor;
 use crate::store::Store;
 
+mod disk_control;
 mod store_control;
 pub use store_control::SHUTDOWN_TIMEOUT_MS;
 
@@ -167,6 +168,13 @@ pub enum CreateError {
         /// Why.
         why: String,
     },
+    /// A disk of the configuration cannot be attached.
+    Disk {
+        /// The domain's name.
+        name: String,
+        /// Why, one line.
+        why: String,
+    },
     /// A domain with that name exists.
     DuplicateName {
         /// The name.
@@ -197,6 +205,7 @@ impl fmt::Display for CreateError {
             Self::File { path, error } => write!(f, "{path}: {error}"),
             Self::NotText { path, line } => write!(f, "{path}:{line}: not UTF-8 text"),
             Self::Config(e) => write!(f, "{e}"),
+            Self::Disk { name, why } => write!(f, "{name}: {why}"),
             Self::Missing {
                 config,
                 what,
@@ -259,6 +268,8 @@ pub struct Toolstack<H: Hypervisor, F: Files> {
     stores: BTreeMap<u16, store_control::DomainStore>,
     pending: BTreeMap<u16, store_control::Pending>,
     disks: DiskRegistry,
+    vbds: Vec<crate::blkback::xenbus::Backend<H>>,
+    disk_work: bool,
 }
 
 /// Output of other domains kept while a console is attached, at most (the oldest goes).
@@ -290,6 +301,8 @@ impl<H: Hypervisor, F: Files> Toolstack<H, F> {
             stores: BTreeMap::new(),
             pending: BTreeMap::new(),
             disks: DiskRegistry::default(),
+            vbds: Vec::new(),
+            disk_work: false,
         }
     }
 
@@ -297,6 +310,12 @@ impl<H: Hypervisor, F: Files> Toolstack<H, F> {
     /// for `disk = [ 'phy:/dev/vda,xvda,w' ]` and `block-attach`.
     pub fn add_disk(&mut self, name: String, disk: Box<dyn BlockDevice>) {
         self.disks.add(name, disk);
+    }
+
+    /// Whether the last poll left disk requests unserved (bounded work per wake-up): poll
+    /// again without sleeping.
+    pub fn disk_work_pending(&self) -> bool {
+        self.disk_work
     }
 
     /// dom0's disks and their users.
@@ -400,6 +419,9 @@ impl<H: Hypervisor, F: Files> Toolstack<H, F> {
             Command::Nothing => Ok(Reply::default()),
             Command::Help(topic) => Ok(Reply::text(cli::help(topic.as_deref())?)),
             Command::Create { file, overrides } => self.create(&file, &overrides),
+            Command::BlockList(dom) => self.block_list(&dom),
+            Command::BlockAttach { dom, spec } => self.block_attach(&dom, &spec),
+            Command::BlockDetach { dom, vdev } => self.block_detach(&dom, &vdev),
             Command::List => self.list(),
             Command::Info => self.info(),
             Command::Destroy(dom) => {
@@ -564,6 +586,11 @@ impl<H: Hypervisor, F: Files> Toolstack<H, F> {
                 error,
             })
         };
+        self.check_disks(&config.disks)
+            .map_err(|why| CreateError::Disk {
+                name: config.name.clone(),
+                why,
+            })?;
         let kernel = read(&kernel_path)?;
         let ramdisk = ramdisk_path.as_deref().map(read).transpose()?;
         self.created += 1;
@@ -590,12 +617,20 @@ impl<H: Hypervisor, F: Files> Toolstack<H, F> {
         let console = self
             .connect(id, built.console_frame, built.console_port)
             .and_then(|c| {
-                let stored = self.connect_store(&config, &built, handle);
+                let stored = self.connect_store(&config, &built, handle).and_then(|()| {
+                    for d in &config.disks {
+                        // Checked above; only a store failure remains.
+                        self.attach_disk(id, d)
+                            .map_err(|_| ("attach a disk", XenError::NoMem))?;
+                    }
+                    Ok(())
+                });
                 match stored
                     .and_then(|()| self.hv.unpause_domain(id).map_err(|e| ("unpausedomain", e)))
                 {
                     Ok(()) => Ok(c),
                     Err(e) => {
+                        self.release_disks(id);
                         self.disconnect_store(id);
                         let _ = self.hv.evtchn_close(c.port);
                         self.hv.unmap_console(c.ring);
@@ -684,7 +719,7 @@ impl<H: Hypervisor, F: Files> Toolstack<H, F> {
             );
             self.detach();
         }
-        self.disks.release(id);
+        self.release_disks(id);
         self.table.remove(id);
     }
 
@@ -776,6 +811,12 @@ impl<H: Hypervisor, F: Files> Toolstack<H, F> {
             }
         }
         self.service_stores();
+        let (log, more) = self.service_disks();
+        self.disk_work = more;
+        for line in log {
+            out.extend_from_slice(line.as_bytes());
+            out.push(b'\n');
+        }
         if self.held.len() > HELD_OUTPUT {
             let cut = self.held.len() - HELD_OUTPUT;
             self.held.drain(..cut);
@@ -947,6 +988,8 @@ fn reason_name(reason: ShutdownReason) -> &'static str {
     name.strip_prefix("SHUTDOWN_").unwrap_or(name)
 }
 
+#[cfg(test)]
+mod disk_tests;
 #[cfg(test)]
 mod store_tests;
 #[cfg(test)]

@@ -111,6 +111,35 @@ pub struct XenMemoryReservation {
     pub _hole: [u16; 3],
 }
 
+/// `XENMEMF_exact_node_request`: allocate on the node asked for or fail.
+pub const XENMEMF_EXACT_NODE_REQUEST: u32 = 1 << 17;
+
+/// The address width a `mem_flags` word asks the allocated frames to stay below
+/// (`XENMEMF_get_address_bits`; 0: no limit).
+pub const fn mem_flags_address_bits(mem_flags: u32) -> u32 {
+    mem_flags & 0xff
+}
+
+/// The NUMA node a `mem_flags` word asks for (`XENMEMF_get_node`; 0xff: any node).
+pub const fn mem_flags_node(mem_flags: u32) -> u8 {
+    ((mem_flags >> 8) as u8).wrapping_sub(1)
+}
+
+/// `struct xen_memory_exchange`: `in`'s extents (machine frames, for a PV guest) traded for
+/// `out`'s (guest frame numbers in, the new machine frames written over them).
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+#[repr(C)]
+pub struct XenMemoryExchange {
+    /// The extents given up.
+    pub in_: XenMemoryReservation,
+    /// The extents received, with `address_bits` in `mem_flags`.
+    pub out: XenMemoryReservation,
+    /// IN/OUT: input extents exchanged so far (a continued call picks up there).
+    pub nr_exchanged: u64,
+}
+
 /// `struct xen_machphys_mapping`.
 #[derive(
     Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,

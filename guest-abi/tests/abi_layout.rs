@@ -231,6 +231,7 @@ fn all_checks() -> Checks {
         XenMemoryReservation = "struct xen_memory_reservation" {
             extent_start, nr_extents, extent_order, mem_flags, domid,
         }
+        XenMemoryExchange = "struct xen_memory_exchange" { in_ => "in", out, nr_exchanged, }
         XenMachphysMapping = "struct xen_machphys_mapping" { v_start, v_end, max_mfn, }
         XenMachphysMfnList = "struct xen_machphys_mfn_list" {
             max_extents, extent_start, nr_extents,
@@ -391,6 +392,7 @@ fn all_checks() -> Checks {
         GNTMAP_CONTAINS_PTE => "GNTMAP_contains_pte",
         GNTCOPY_SOURCE_GREF => "GNTCOPY_source_gref", GNTCOPY_DEST_GREF => "GNTCOPY_dest_gref",
         XENFEAT_NR_SUBMAPS, XEN_ELFNOTE_MAX,
+        XENMEMF_EXACT_NODE_REQUEST => "XENMEMF_exact_node_request",
         XEN_DOMCTL_INTERFACE_VERSION,
         XEN_DOMINF_SHUTDOWNSHIFT => "XEN_DOMINF_shutdownshift",
         XEN_DOMINF_SHUTDOWNMASK => "XEN_DOMINF_shutdownmask",

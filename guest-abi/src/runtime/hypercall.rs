@@ -20,7 +20,7 @@ use crate::event_channel::{
 };
 use crate::grant_table::GnttabOp;
 use crate::hypercall::{HYPERCALL_STUB_SIZE, Hypercall};
-use crate::memory::MemoryOp;
+use crate::memory::{E820Entry, MemoryOp, XenMemoryExchange, XenMemoryMap, XenMemoryReservation};
 use crate::sched::{SchedOp, SchedPoll, SchedShutdown, ShutdownReason};
 use crate::vcpu::VcpuOp;
 use crate::version::{XenFeatureInfo, XenVersionOp};
@@ -335,6 +335,63 @@ pub unsafe fn set_trap_table(traps: &[TrapInfo]) -> Result<u64, XenError> {
     }
     // SAFETY: the table is valid and terminated; the caller vouches for the handlers.
     unsafe { call(Hypercall::SetTrapTable, [traps.as_ptr() as u64, 0, 0, 0, 0]) }
+}
+
+/// `XENMEM_exchange`: trades the machine frames listed in `input` (extents of
+/// `1 << in_order` frames, first frames given) for `output.len()` new extents of
+/// `1 << out_order` machine-contiguous frames below `address_bits` (0: anywhere), recorded in
+/// the M2P at the guest frame numbers `output` holds on entry; on return `output` holds the new
+/// extents' first machine frames. Returns the input extents exchanged (all of them on success;
+/// on an error, how many were before it). A long exchange is continued by the hypervisor
+/// transparently.
+///
+/// # Safety
+/// Every input frame must be this domain's and unmapped (no page-table entry, pin or other
+/// reference may hold it: the hypervisor refuses the exchange otherwise), and nothing may use
+/// the input frames afterwards; the caller updates its own P2M and mappings for the new frames.
+pub unsafe fn memory_exchange(
+    input: &[u64],
+    in_order: u32,
+    output: &mut [u64],
+    out_order: u32,
+    address_bits: u32,
+) -> (u64, Result<(), XenError>) {
+    let reservation = |list: u64, n: usize, order, flags| XenMemoryReservation {
+        extent_start: list,
+        nr_extents: n as u64,
+        extent_order: order,
+        mem_flags: flags,
+        domid: DomId::SELF.0,
+        _hole: [0; 3],
+    };
+    let mut exchange = XenMemoryExchange {
+        in_: reservation(input.as_ptr() as u64, input.len(), in_order, 0),
+        out: reservation(
+            output.as_mut_ptr() as u64,
+            output.len(),
+            out_order,
+            address_bits & 0xff,
+        ),
+        nr_exchanged: 0,
+    };
+    // SAFETY: the two lists are live slices of the lengths given; the caller vouches for the
+    // frames.
+    let result = unsafe { memory_op(MemoryOp::Exchange, &mut exchange) };
+    (exchange.nr_exchanged, result.map(drop))
+}
+
+/// `XENMEM_machine_memory_map` (dom0 only): the machine's E820 map into `buf`, with the
+/// ranges dom0 may not use added as reserved entries. Returns the number of entries written.
+/// `buf` needs room for the map's entries plus one (`-EINVAL` otherwise).
+pub fn machine_memory_map(buf: &mut [E820Entry]) -> Result<usize, XenError> {
+    let mut map = XenMemoryMap {
+        nr_entries: u32::try_from(buf.len()).unwrap_or(u32::MAX),
+        _hole: 0,
+        buffer: buf.as_mut_ptr() as u64,
+    };
+    // SAFETY: the buffer is a live slice of `nr_entries` entries the hypervisor may write.
+    unsafe { memory_op(MemoryOp::MachineMemoryMap, &mut map) }?;
+    Ok(map.nr_entries as usize)
 }
 
 /// `memory_op(cmd, arg)`.

@@ -11,7 +11,7 @@
 //!
 //! Groups, in the order they run (riskier ones last, so that a hypervisor that crashes the
 //! domain on one of them still shows the rest): `hypercall.*`, `fault.*`, `mmu.*`
-//! (mapping the shared info page), `trap.*`, `privop.*`, `fpu.*`, `pci.*`, `multicall.*`,
+//! (mapping the shared info page), `trap.*`, `privop.*`, `fpu.*`, `pci.*`, `memory.*`, `multicall.*`,
 //! `user.*`, `mmu.*` (the page-table checks), `event.*`, `time.*`.
 //!
 //! Safety: guest-abi's runtime assumptions hold (a PV guest started by the hypervisor, one
@@ -31,6 +31,8 @@ mod domain;
 mod events;
 #[cfg(target_os = "none")]
 mod exceptions;
+#[cfg(target_os = "none")]
+mod exchange;
 #[cfg(target_os = "none")]
 mod grant;
 #[cfg(target_os = "none")]
@@ -72,7 +74,7 @@ mod guest {
 
     use crate::check::{c_str, eq};
     use crate::{
-        devices, domain, events, exceptions, grant, hypercalls, mmu, multicall, privop,
+        devices, domain, events, exceptions, exchange, grant, hypercalls, mmu, multicall, privop,
         serial_input, time, traps, user, vcpu_areas,
     };
 
@@ -111,6 +113,7 @@ mod guest {
         exceptions::traps(&mut r, si);
         privop::run(&mut r, si);
         devices::run(&mut r, si);
+        exchange::run(&mut r, si);
         multicall::run(&mut r);
         grant::run(&mut r, si);
         user::run(&mut r, si);

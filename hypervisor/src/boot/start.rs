@@ -15,6 +15,7 @@ use crate::console::log;
 use crate::kernel::dom0::{self, Dom0Modules};
 use crate::kernel::{self, FRAMES};
 use crate::mm::frames::{FrameAllocator, find_free_region};
+use crate::mm::machine_map::{MACHINE_MAP, MachineMap};
 use crate::mm::{PAGE_SIZE, PhysRange};
 use crate::x86::descriptors::{FLAT_RING3_CS64, FLAT_RING3_DS};
 use crate::{error, info, warn};
@@ -169,6 +170,7 @@ fn init_memory(boot: &BootInformation<'_>, features: &cpu::Features) {
         end: 1 << 20,
     });
     let mut phys_end = 0;
+    let mut machine_map = MachineMap::new();
     info!("Physical memory map:");
     for area in mmap.memory_areas() {
         let range = PhysRange {
@@ -176,6 +178,12 @@ fn init_memory(boot: &BootInformation<'_>, features: &cpu::Features) {
             end: area.end_address(),
         };
         let typ = area.typ();
+        if !machine_map.push(range.start, range.len(), typ.val()) {
+            warn!(
+                "boot: memory map entry {:#x} left out of dom0's machine map",
+                range.start
+            );
+        }
         let name = match typ {
             MemoryAreaType::Available => "usable",
             MemoryAreaType::AcpiAvailable => "ACPI data",
@@ -199,6 +207,12 @@ fn init_memory(boot: &BootInformation<'_>, features: &cpu::Features) {
             io.push(range);
         }
     }
+    // Holes below the end of RAM (the PCI hole under 4 GiB on a machine with more RAM) hold
+    // device BARs as much as reserved areas do.
+    for (start, end) in machine_map.holes(1 << 20, phys_end) {
+        io.push(PhysRange { start, end });
+    }
+    MACHINE_MAP.call_once(|| machine_map);
 
     let mut reserved = Ranges::<MAX_RESERVED>::new();
     // The first MiB holds firmware data (IVT, BDA, EBDA) and will host AP trampolines.

@@ -1,10 +1,14 @@
 //! `memory_op`: the queries a PV guest makes about memory at boot. The sub-ops that move
 //! frames in and out of a domain belong to the PV MMU and answer `-ENOSYS` until it has them.
 
+use super::machine_memory_map::machine_memory_map;
 use super::{Ctx, HcResult, Host};
 use crate::pv::guest_mem::GuestMemory;
 use guest_abi::arch::{MACH2PHYS_NR_ENTRIES, MACH2PHYS_VIRT_END, MACH2PHYS_VIRT_START};
-use guest_abi::memory::{MEMOP_CMD_MASK, MemoryOp, XenMachphysMapping, XenMachphysMfnList};
+use guest_abi::memory::{
+    MEMOP_CMD_MASK, MEMOP_EXTENT_SHIFT, MemoryOp, XenMachphysMapping, XenMachphysMfnList,
+    XenMemoryMap,
+};
 use guest_abi::{DomId, XenError};
 
 /// Resolves a `domid_t` argument to the caller itself, or refuses it.
@@ -48,11 +52,23 @@ pub fn memory_op<M: GuestMemory, H: Host>(
         }
         MemoryOp::MachphysMfnList => machphys_mfn_list(ctx, arg),
         // No domain has a pseudo-physical memory map set by its toolstack; Xen answers a PV
-        // guest without one with -ENOSYS, and Linux then assumes one RAM range.
-        MemoryOp::MemoryMap => Err(XenError::NoSys),
+        // guest without one (dom0 included) with -ENOSYS once it has read the argument, and
+        // Linux then assumes one RAM range.
+        MemoryOp::MemoryMap => {
+            let _: XenMemoryMap = ctx.mem.read_obj(arg)?;
+            Err(XenError::NoSys)
+        }
+        MemoryOp::MachineMemoryMap => {
+            let (e820, denied) = ctx.host.machine_memory();
+            let hardware = ctx.domain.privilege.is_some();
+            machine_memory_map(ctx.mem, arg, hardware, e820, &denied)
+        }
+        // Only the reservation sub-ops carry a continuation's progress in `cmd`.
+        MemoryOp::Exchange if cmd >> MEMOP_EXTENT_SHIFT != 0 => Err(XenError::Inval),
         MemoryOp::IncreaseReservation
         | MemoryOp::DecreaseReservation
-        | MemoryOp::PopulatePhysmap => {
+        | MemoryOp::PopulatePhysmap
+        | MemoryOp::Exchange => {
             ctx.host
                 .mmu_hypercall(guest_abi::Hypercall::MemoryOp, args, ctx.vcpu, ctx.domain)
         }

@@ -12,31 +12,126 @@ use super::Mfn;
 use crate::boot::madt::Madt;
 
 /// The MSI address window, frames `0xfee00`–`0xfeeff`.
-const MSI_WINDOW: core::ops::RangeInclusive<u64> = 0xfee00..=0xfeeff;
+const MSI_WINDOW: (u64, u64) = (0xfee00, 0xfeeff);
 /// The HPET's usual frame (the hypervisor does not read the HPET table; it refuses this one).
 const HPET_FRAME: u64 = 0xfed00;
 /// Where the local APIC and the first I/O APIC sit when the firmware has no MADT.
 const DEFAULT_DEVICE_FRAMES: [u64; 2] = [0xfee00, 0xfec00];
+/// Room for the refused ranges: the MSI window, the HPET, the local APIC, the I/O APICs the
+/// MADT may list, and everything beyond the address width.
+const MAX_DENIED: usize = 4 + crate::boot::madt::MAX_IOAPICS;
 
-/// Whether `mfn` (outside RAM) is a device the hypervisor drives itself, by the firmware's
-/// `madt` (or the usual addresses without one).
-pub fn hypervisor_device(mfn: Mfn, madt: Option<&Madt>) -> bool {
-    let frame = mfn.0;
-    if MSI_WINDOW.contains(&frame) || frame == HPET_FRAME {
-        return true;
-    }
-    match madt {
-        Some(m) => {
-            m.lapic_address >> 12 == frame || m.ioapics.iter().any(|io| io.address >> 12 == frame)
+/// The frames outside RAM the hardware domain may not map, as sorted, disjoint, inclusive
+/// ranges of frame numbers.
+#[derive(Clone, Copy, Debug)]
+pub struct DeniedFrames {
+    ranges: [(u64, u64); MAX_DENIED],
+    len: usize,
+    limit: u64,
+}
+
+impl DeniedFrames {
+    /// The hypervisor's devices by the firmware's `madt` (or the usual addresses without one),
+    /// and every frame from `limit` (the physical address width's first frame) on.
+    pub fn new(madt: Option<&Madt>, limit: u64) -> Self {
+        let mut d = DeniedFrames {
+            ranges: [(0, 0); MAX_DENIED],
+            len: 0,
+            limit,
+        };
+        d.push(MSI_WINDOW);
+        d.push((HPET_FRAME, HPET_FRAME));
+        match madt {
+            Some(m) => {
+                d.push((m.lapic_address >> 12, m.lapic_address >> 12));
+                for io in &m.ioapics {
+                    d.push((io.address >> 12, io.address >> 12));
+                }
+            }
+            None => {
+                for f in DEFAULT_DEVICE_FRAMES {
+                    d.push((f, f));
+                }
+            }
         }
-        None => DEFAULT_DEVICE_FRAMES.contains(&frame),
+        d.push((limit, u64::MAX));
+        d.normalise();
+        d
+    }
+
+    fn push(&mut self, range: (u64, u64)) {
+        if let Some(slot) = self.ranges.get_mut(self.len) {
+            *slot = range;
+            self.len += 1;
+        }
+    }
+
+    /// Sorts the ranges and merges those that overlap or touch.
+    fn normalise(&mut self) {
+        let ranges = &mut self.ranges[..self.len];
+        ranges.sort_unstable();
+        let mut out = 0;
+        for i in 0..ranges.len() {
+            let (s, e) = ranges[i];
+            if out > 0 && s <= ranges[out - 1].1.saturating_add(1) {
+                ranges[out - 1].1 = ranges[out - 1].1.max(e);
+            } else {
+                ranges[out] = (s, e);
+                out += 1;
+            }
+        }
+        self.len = out;
+    }
+
+    /// The first frame beyond the physical address width.
+    pub fn limit(&self) -> u64 {
+        self.limit
+    }
+
+    /// The ranges, sorted and disjoint.
+    pub fn ranges(&self) -> &[(u64, u64)] {
+        &self.ranges[..self.len]
+    }
+
+    /// Whether `frame` is refused.
+    pub fn contains(&self, frame: u64) -> bool {
+        self.ranges().iter().any(|&(s, e)| s <= frame && frame <= e)
+    }
+
+    /// Calls `each` with every maximal permitted range inside `[first, last]`, in order.
+    pub fn permitted_within<E>(
+        &self,
+        first: u64,
+        last: u64,
+        mut each: impl FnMut(u64, u64) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let mut at = first;
+        for &(s, e) in self.ranges() {
+            if at > last {
+                return Ok(());
+            }
+            if e < at {
+                continue;
+            }
+            if s > at {
+                each(at, (s - 1).min(last))?;
+            }
+            match e.checked_add(1) {
+                Some(next) => at = at.max(next),
+                None => return Ok(()),
+            }
+        }
+        if at <= last {
+            each(at, last)?;
+        }
+        Ok(())
     }
 }
 
 /// Whether a domain with I/O memory access may map `mfn` (outside RAM): below `limit` (the
 /// physical address width's first frame) and not the hypervisor's device.
 pub fn mappable(mfn: Mfn, limit: u64, madt: Option<&Madt>) -> bool {
-    mfn.0 < limit && !hypervisor_device(mfn, madt)
+    !DeniedFrames::new(madt, limit).contains(mfn.0)
 }
 
 #[cfg(test)]
@@ -86,6 +181,34 @@ mod tests {
             !mappable(Mfn(LIMIT), LIMIT, Some(&m)),
             "beyond the address width"
         );
+    }
+
+    #[test]
+    fn permitted_ranges_are_the_gaps_between_the_refused_ones() {
+        let d = DeniedFrames::new(Some(&madt()), LIMIT);
+        let mut got = vec![];
+        d.permitted_within(0xfe000, u64::MAX, |s, e| {
+            got.push((s, e));
+            Ok::<(), ()>(())
+        })
+        .unwrap();
+        assert_eq!(
+            got,
+            [
+                (0xfe000, 0xfebff),
+                (0xfec01, 0xfec3f),
+                (0xfec41, 0xfecff),
+                (0xfed01, 0xfedff),
+                (0xfef00, LIMIT - 1)
+            ]
+        );
+        let mut inside = vec![];
+        d.permitted_within(0xfec00, 0xfec00, |s, e| {
+            inside.push((s, e));
+            Ok::<(), ()>(())
+        })
+        .unwrap();
+        assert!(inside.is_empty());
     }
 
     #[test]

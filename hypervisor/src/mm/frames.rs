@@ -132,12 +132,24 @@ impl<'a> FrameAllocator<'a> {
     /// Takes `count` physically contiguous free frames whose first frame number is a multiple
     /// of `align` (in frames; 0 and 1 mean no alignment).
     pub fn alloc_contiguous(&mut self, count: u64, align: u64) -> Result<Mfn, FrameError> {
+        self.alloc_contiguous_below(count, align, u64::MAX)
+    }
+
+    /// As [`alloc_contiguous`](Self::alloc_contiguous), with every frame below frame number
+    /// `end` (for a device that addresses only so many bits). The lowest run that fits is taken.
+    pub fn alloc_contiguous_below(
+        &mut self,
+        count: u64,
+        align: u64,
+        end: u64,
+    ) -> Result<Mfn, FrameError> {
         if count == 0 || count > self.free {
             return Err(FrameError::OutOfMemory);
         }
         let align = align.max(1);
+        let end = end.min(self.frames);
         let mut start: u64 = 0;
-        while start.checked_add(count).is_some_and(|e| e <= self.frames) {
+        while start.checked_add(count).is_some_and(|e| e <= end) {
             // Skip words with no free frame at all: most of a busy bitmap.
             if self.free_bits[(start / 64) as usize] == 0 {
                 start = ((start / 64) + 1) * 64;
@@ -331,6 +343,22 @@ mod tests {
         }
         assert_eq!(fa.alloc_contiguous(2048, 1), Err(FrameError::OutOfMemory));
         assert_eq!(fa.alloc_contiguous(0, 1), Err(FrameError::OutOfMemory));
+    }
+
+    #[test]
+    fn contiguous_runs_below_a_limit() {
+        let (mut a, mut b) = storage(4 * MIB);
+        let mut fa = FrameAllocator::new(&mut a, &mut b, [PhysRange::new(0, 4 * MIB)], &[]);
+        let low = fa.alloc_contiguous_below(64, 64, 128).unwrap();
+        assert!(low.0 + 64 <= 128);
+        let next = fa.alloc_contiguous_below(64, 64, 128).unwrap();
+        assert!(next.0 + 64 <= 128 && next != low);
+        assert_eq!(
+            fa.alloc_contiguous_below(64, 64, 128),
+            Err(FrameError::OutOfMemory),
+            "nothing left below the limit, though plenty above"
+        );
+        assert!(fa.alloc_contiguous_below(64, 64, 1 << 40).is_ok());
     }
 
     #[test]

@@ -3,6 +3,7 @@
 pub mod device_frames;
 pub mod frames;
 pub mod layout;
+pub mod machine_map;
 pub mod pv;
 
 /// Size of a page and of a machine frame.

@@ -25,6 +25,19 @@ pub const fn is_canonical(va: u64) -> bool {
     top == 0 || top == 0x1_ffff
 }
 
+/// Xen's `access_ok` for a 64-bit PV guest, which some hypercalls check a guest array with
+/// before touching it (an answer of -EFAULT up front): `bytes` from `va` start, and end, below
+/// the lower half's top or at or above the hypervisor's range (`None`, a size that overflowed,
+/// is refused).
+pub fn access_ok(va: u64, bytes: Option<u64>) -> bool {
+    let ok = |a: u64| !(1 << 47..HYPERVISOR_VIRT_END).contains(&a);
+    match bytes {
+        Some(0) => ok(va),
+        Some(n) => ok(va) && ok(va.wrapping_add(n)),
+        None => false,
+    }
+}
+
 /// Refuses ranges that wrap, are non-canonical at either end, or touch the hypervisor's slots.
 pub fn check_guest_range(va: u64, len: usize) -> Result<(), GuestFault> {
     if len == 0 {

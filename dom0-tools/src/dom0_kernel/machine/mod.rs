@@ -2,6 +2,7 @@
 //! console and event channels, and the hypercall-backed pieces below it.
 
 mod events;
+mod grant_io;
 mod hcall;
 mod heap;
 mod mapping;

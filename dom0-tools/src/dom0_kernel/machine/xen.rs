@@ -5,6 +5,7 @@ use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 
+use dom0_tools::blkback::grants::{GrantCopy, GrantSegment};
 use dom0_tools::hv::{DomainInfo, Hypervisor, PhysInfo, VersionInfo};
 use dom0_tools::requests;
 use dom0_tools::shared_page::AtomicRing;
@@ -18,6 +19,7 @@ use guest_abi::sysctl::XenSysctlGetdomaininfolist;
 use guest_abi::version::XenVersionOp;
 use guest_abi::{DomId, EvtchnPort, Mfn, Pfn, VcpuId, XenError};
 
+use super::grant_io::{self, GrantMapping};
 use super::hcall;
 use super::mapping::{self, Mapping};
 
@@ -37,8 +39,19 @@ fn domctl(mut op: XenDomctl) -> Result<XenDomctl, XenError> {
     Ok(op)
 }
 
+impl GrantCopy for Xen {
+    fn copy_from_guest(&mut self, dom: DomId, segments: &[GrantSegment], buf: &mut [u8]) -> bool {
+        grant_io::copy_from_guest(dom, segments, buf)
+    }
+
+    fn copy_to_guest(&mut self, dom: DomId, segments: &[GrantSegment], buf: &[u8]) -> bool {
+        grant_io::copy_to_guest(dom, segments, buf)
+    }
+}
+
 impl Hypervisor for Xen {
     type Ring = AtomicRing<Mapping>;
+    type GrantPage = AtomicRing<GrantMapping>;
 
     fn create_domain(&mut self, config: &XenDomctlCreatedomain) -> Result<DomId, XenError> {
         domctl(requests::createdomain(config)).map(|d| requests::created_domid(&d))
@@ -184,6 +197,14 @@ impl Hypervisor for Xen {
 
     fn unmap_console(&mut self, ring: Self::Ring) {
         drop(ring);
+    }
+
+    fn map_grant(&mut self, dom: DomId, gref: u32) -> Result<Self::GrantPage, XenError> {
+        grant_io::map(dom, gref).map(AtomicRing)
+    }
+
+    fn unmap_grant(&mut self, page: Self::GrantPage) {
+        grant_io::unmap(page.0);
     }
 
     fn remote_shutdown(&mut self, dom: DomId, reason: ShutdownReason) -> Result<(), XenError> {

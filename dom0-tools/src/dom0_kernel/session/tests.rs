@@ -3,6 +3,7 @@ use alloc::vec;
 use core::cell::RefCell;
 use std::rc::Rc;
 
+use dom0_tools::blkback::grants::{GrantCopy, GrantSegment};
 use dom0_tools::cpio::Archive;
 use dom0_tools::hv::{DomainInfo, PhysInfo, VersionInfo};
 use dom0_tools::shared_page::{AtomicRing, Page};
@@ -14,8 +15,18 @@ use guest_abi::{DomId, Mfn, Pfn, VcpuId, XenError};
 /// A hypervisor with only dom0: enough for the commands that need no new domain.
 struct OnlyDom0;
 
+impl GrantCopy for OnlyDom0 {
+    fn copy_from_guest(&mut self, _: DomId, _: &[GrantSegment], _: &mut [u8]) -> bool {
+        false
+    }
+    fn copy_to_guest(&mut self, _: DomId, _: &[GrantSegment], _: &[u8]) -> bool {
+        false
+    }
+}
+
 impl Hypervisor for OnlyDom0 {
     type Ring = AtomicRing<Box<Page>>;
+    type GrantPage = AtomicRing<Box<Page>>;
 
     fn create_domain(&mut self, _: &XenDomctlCreatedomain) -> Result<DomId, XenError> {
         Err(XenError::NoSys)
@@ -89,6 +100,10 @@ impl Hypervisor for OnlyDom0 {
         Err(XenError::NoSys)
     }
     fn unmap_console(&mut self, _: Self::Ring) {}
+    fn map_grant(&mut self, _: DomId, _: u32) -> Result<Self::GrantPage, XenError> {
+        Err(XenError::NoSys)
+    }
+    fn unmap_grant(&mut self, _: Self::GrantPage) {}
     fn remote_shutdown(&mut self, _: DomId, _: ShutdownReason) -> Result<(), XenError> {
         Err(XenError::Srch)
     }

@@ -52,6 +52,7 @@
 
 mod domain;
 mod error;
+mod exchange;
 mod grant_pte;
 mod guest_ops;
 mod pte;
@@ -69,6 +70,7 @@ pub use domain::{
     VcpuMm,
 };
 pub use error::PvMmError;
+pub use exchange::{Chunks, ExchangeEnd, ExchangeLists};
 pub use grant_pte::GrantPte;
 pub use guest_ops::{Effect, MmuUpdate, MmuextCmd, MmuextOp, TlbScope, mmu, uvmf};
 pub use pte::{

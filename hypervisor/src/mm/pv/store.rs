@@ -57,6 +57,8 @@ pub trait FramePool {
     /// Takes `1 << order` contiguous free frames whose first frame number is a multiple of
     /// `1 << order`, or `None` when there is no such run.
     fn alloc(&mut self, order: u32) -> Option<Mfn>;
+    /// As [`alloc`](Self::alloc), every frame below frame number `end`.
+    fn alloc_below(&mut self, order: u32, end: u64) -> Option<Mfn>;
     /// Returns one frame (already scrubbed) to the pool.
     fn free(&mut self, mfn: Mfn);
 }

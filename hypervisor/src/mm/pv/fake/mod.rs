@@ -106,12 +106,15 @@ impl FakePool {
 
 impl FramePool for FakePool {
     fn alloc(&mut self, order: u32) -> Option<Mfn> {
+        self.alloc_below(order, u64::MAX)
+    }
+    fn alloc_below(&mut self, order: u32, end: u64) -> Option<Mfn> {
         let n = 1u64 << order;
         let base = self
             .free
             .iter()
             .copied()
-            .filter(|m| m % n == 0)
+            .filter(|m| m % n == 0 && m.saturating_add(n) <= end)
             .find(|&m| (m..m + n).all(|f| self.free.contains(&f)))?;
         for f in base..base + n {
             self.free.remove(&f);

@@ -2,6 +2,7 @@
 //! (`mm::pv::fake`): unit tests for each rule and operation, and property
 //! tests over random operation sequences on several domains.
 
+mod exchange;
 mod fake;
 mod grants;
 mod memory;
