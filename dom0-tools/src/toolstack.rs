@@ -403,13 +403,14 @@ impl<H: Hypervisor, F: Files> Toolstack<H, F> {
         self.attached
     }
 
-    /// dom0's local event channel ports of the domains' consoles and xenstore rings: the
-    /// ports whose events mean "call [`Self::poll_consoles`]".
+    /// dom0's local event channel ports of the domains' consoles, xenstore rings and
+    /// disks: the ports whose events mean "call [`Self::poll_consoles`]".
     pub fn console_ports(&self) -> Vec<EvtchnPort> {
         self.consoles
             .values()
             .map(|c| c.port)
             .chain(self.store_ports())
+            .chain(self.disk_ports())
             .collect()
     }
 

@@ -180,9 +180,20 @@ impl<H: Hypervisor, F: Files, M: Machine> Session<H, F, M> {
 
     /// Sleeps up to `millis`, then prints the domains' output and handles stopped domains.
     fn tick(&mut self, millis: u64) {
-        let ports = self.ts.console_ports();
-        let fired = self.machine.wait(&ports, millis);
+        let fired = self.wait_events(millis);
         self.service(fired);
+    }
+
+    /// Sleeps up to `millis` until an event on a domain's port; not at all while disk
+    /// requests are left over from the last poll (bounded work per wake-up).
+    fn wait_events(&mut self, millis: u64) -> bool {
+        let ports = self.ts.console_ports();
+        let millis = if self.ts.disk_work_pending() {
+            0
+        } else {
+            millis
+        };
+        self.machine.wait(&ports, millis)
     }
 
     /// Prints the domains' output and, if `VIRQ_DOM_EXC` `fired` (or, without it, now and
@@ -284,8 +295,7 @@ impl<H: Hypervisor, F: Files, M: Machine> Session<H, F, M> {
                 self.print(msg.as_bytes());
                 return;
             }
-            let ports = self.ts.console_ports();
-            fired = self.machine.wait(&ports, TICK_MS);
+            fired = self.wait_events(TICK_MS);
         }
     }
 
