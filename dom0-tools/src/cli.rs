@@ -102,6 +102,13 @@ pub enum Command {
         /// The disk spec.
         spec: String,
     },
+    /// `mkdisk NAME FILE` (ours): a dom0 disk in memory from a file of the archive.
+    Mkdisk {
+        /// The disk's name (`/dev/ram0`).
+        name: String,
+        /// The file.
+        file: String,
+    },
     /// `block-detach DOM VDEV`.
     BlockDetach {
         /// The domain.
@@ -188,6 +195,11 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
         "block-detach",
         "DOM VDEV",
         "ask the guest to release a disk (xvdb); it is free once the guest closed it",
+    ),
+    (
+        "mkdisk",
+        "NAME FILE",
+        "make a dom0 disk NAME (/dev/ram0) in memory from FILE; writes are lost at power-off",
     ),
     ("info", "", "host and hypervisor information"),
     ("help", "[COMMAND]", "this list"),
@@ -461,6 +473,13 @@ pub fn parse_command(line: &str) -> Result<Command, CliError> {
                     .chain(rest.iter().map(String::as_str))
                     .collect::<Vec<_>>()
                     .join(" "),
+            }),
+            _ => Err(usage_error(name)),
+        },
+        "mkdisk" => match args {
+            [name, file] => Ok(Command::Mkdisk {
+                name: name.clone(),
+                file: file.clone(),
             }),
             _ => Err(usage_error(name)),
         },

@@ -421,6 +421,7 @@ impl<H: Hypervisor, F: Files> Toolstack<H, F> {
             Command::Help(topic) => Ok(Reply::text(cli::help(topic.as_deref())?)),
             Command::Create { file, overrides } => self.create(&file, &overrides),
             Command::BlockList(dom) => self.block_list(&dom),
+            Command::Mkdisk { name, file } => self.mkdisk(&name, &file),
             Command::BlockAttach { dom, spec } => self.block_attach(&dom, &spec),
             Command::BlockDetach { dom, vdev } => self.block_detach(&dom, &vdev),
             Command::List => self.list(),

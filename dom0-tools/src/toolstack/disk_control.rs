@@ -1,6 +1,7 @@
 //! Disks for domains: `disk = [ ... ]` at create, `block-attach`, `block-detach`,
 //! `block-list`, the release at destroy, and serving the backends on every poll.
 
+use alloc::boxed::Box;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
@@ -9,10 +10,14 @@ use guest_abi::DomId;
 use super::{Reply, ToolError, Toolstack, fail};
 use crate::blkback::disks::Attachment;
 use crate::blkback::xenbus::{self, Attach, Backend, Next};
+use crate::block_device::{BlockDevice, MemoryDisk, SECTOR_SIZE};
 use crate::cli::DomRef;
 use crate::config::disk::{self, DiskSpec};
 use crate::files::Files;
 use crate::hv::Hypervisor;
+
+/// The largest file `mkdisk` copies into memory.
+pub const MKDISK_MAX_BYTES: usize = 64 << 20;
 
 impl<H: Hypervisor, F: Files> Toolstack<H, F> {
     /// Checks that a new domain may have `disks` (each exists and is free enough, and the
@@ -94,6 +99,43 @@ impl<H: Hypervisor, F: Files> Toolstack<H, F> {
         }
         self.vbds = kept;
         self.disks.release(id);
+    }
+
+    /// `mkdisk NAME FILE` (ours): a disk in dom0's memory holding a copy of FILE from the
+    /// dom0 archive, for guests when dom0 has no disk device (its writes are lost at
+    /// power-off).
+    pub(super) fn mkdisk(&mut self, name: &str, file: &str) -> Result<Reply, ToolError> {
+        if !name.starts_with("/dev/") || name.len() <= "/dev/".len() {
+            return Err(fail!("mkdisk: name the disk /dev/SOMETHING, not {name}"));
+        }
+        if self.disks.iter().any(|(n, _)| n == name) {
+            return Err(fail!("mkdisk: {name} exists"));
+        }
+        let path = crate::cpio::normalize(file);
+        let bytes = self.files.read(&path).map_err(|e| fail!("{file}: {e}"))?;
+        if bytes.len() > MKDISK_MAX_BYTES {
+            return Err(fail!(
+                "mkdisk: {file} is larger than the {} MiB a memory disk may hold",
+                MKDISK_MAX_BYTES >> 20
+            ));
+        }
+        let sectors = bytes.len().div_ceil(SECTOR_SIZE);
+        let mut disk = MemoryDisk::new(sectors as u64, false);
+        let whole = bytes.len() / SECTOR_SIZE * SECTOR_SIZE;
+        let mut tail = [0u8; SECTOR_SIZE];
+        tail[..bytes.len() - whole].copy_from_slice(&bytes[whole..]);
+        let written = disk.write(0, &bytes[..whole]).and_then(|()| {
+            if whole < bytes.len() {
+                disk.write((whole / SECTOR_SIZE) as u64, &tail)
+            } else {
+                Ok(())
+            }
+        });
+        written.map_err(|e| fail!("mkdisk: {e}"))?;
+        self.disks.add(name.to_string(), Box::new(disk));
+        Ok(Reply::text(alloc::format!(
+            "{name}: {sectors} sectors in memory, from {file}\n"
+        )))
     }
 
     /// `block-attach DOM SPEC`.

@@ -263,3 +263,24 @@ fn a_bad_ring_description_is_refused_with_one_line() {
     assert_eq!(node(&mut t, &back).as_deref(), Some("5"));
     assert_eq!(t.hv.mapped_grants, 0);
 }
+
+#[test]
+fn mkdisk_makes_a_memory_disk_from_a_file() {
+    let bytes = archive();
+    let mut t = setup(&bytes);
+    assert_eq!(
+        run(&mut t, "mkdisk /dev/ram0 /etc/xen/c.cfg"),
+        "/dev/ram0: 1 sectors in memory, from /etc/xen/c.cfg\n"
+    );
+    assert_eq!(
+        run_err(&mut t, "mkdisk /dev/ram0 /hello"),
+        "mkdisk: /dev/ram0 exists"
+    );
+    assert!(run_err(&mut t, "mkdisk ram1 /hello").contains("/dev/SOMETHING"));
+    assert!(run_err(&mut t, "mkdisk /dev/ram1 /nothing").starts_with("/nothing: "));
+    run(&mut t, "create /etc/xen/c.cfg");
+    run(&mut t, "block-attach c /dev/ram0,,xvda,r");
+    let c = t.domains().by_name("c").unwrap();
+    let back = alloc::format!("/local/domain/0/backend/vbd/{}/51712/params", c.0);
+    assert_eq!(node(&mut t, &back).as_deref(), Some("/dev/ram0"));
+}
