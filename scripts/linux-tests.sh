@@ -8,7 +8,8 @@
 # hypervisor logged no error. Then one more boot at 256 MiB that stays up (linux-pv-stay):
 # its /init reads the domain's own nodes through the kernel's xenbus (/proc/xen/xenbus, with
 # Debian's xenfs module), dom0 reboots it with `reboot -w` and, once it is back, powers it off
-# with `shutdown -w`, both through control/shutdown; LINUX_STORE=0 leaves it out.
+# with `shutdown -w`, both through control/shutdown; LINUX_STORE=0 leaves it out. Last, a
+# 2-vCPU domU (linux-smp) takes its CPU 1 offline and back; LINUX_SMP=0 leaves it out.
 #
 #   scripts/linux-tests.sh [MIB...]
 #   LINUX_PAYLOADS="xz zstd" scripts/linux-tests.sh 256
@@ -89,6 +90,17 @@ cat > "$work/initramfs/init" <<'INIT'
 /bin/busybox mount -t proc proc /proc
 /bin/busybox echo "linux-pv: init running, $(/bin/busybox cat /proc/version)"
 /bin/busybox echo "linux-pv: $(/bin/busybox grep -c ^processor /proc/cpuinfo) CPU, $(/bin/busybox grep MemTotal /proc/meminfo)"
+if /bin/busybox grep -q linux-pv-smp /proc/cmdline; then
+    # Several vCPUs: take CPU 1 offline (VCPUOP_down) and back (VCPUOP_up).
+    /bin/busybox mkdir -p /sys
+    /bin/busybox mount -t sysfs sysfs /sys
+    cpus=/sys/devices/system/cpu
+    /bin/busybox echo "linux-pv: online CPUs $(/bin/busybox cat $cpus/online)"
+    /bin/busybox echo 0 > $cpus/cpu1/online
+    /bin/busybox echo "linux-pv: after unplug $(/bin/busybox cat $cpus/online)"
+    /bin/busybox echo 1 > $cpus/cpu1/online
+    /bin/busybox echo "linux-pv: after replug $(/bin/busybox cat $cpus/online)"
+fi
 /bin/busybox echo "linux-pv: PASS"
 if ! /bin/busybox grep -q linux-pv-stay /proc/cmdline; then
     /bin/busybox poweroff -f
@@ -204,6 +216,31 @@ store_case() {
 }
 if [ "${LINUX_PAYLOADS:-shipped}" = shipped ] && [ "${LINUX_STORE:-1}" = 1 ]; then
     tally store_case
+fi
+# Two vCPUs: the kernel brings CPU 1 up (VCPUOP_register_vcpu_info for a vCPU that is down,
+# VCPUOP_initialise, VCPUOP_up), then /init takes it offline (VCPUOP_down from the CPU itself)
+# and back online.
+smp_case() {
+    local log=$cache/boot-linux-smp.log status start errors=()
+    start=$(date +%s)
+    BOOT_TIMEOUT=${LINUX_TIMEOUT:-300} BOOT_LOG=$log.raw \
+        scripts/boot-domu.sh --ramdisk "$work/initramfs.cpio" --memory 256 --vcpus 2 \
+        --wait-for "linux-pv: PASS" \
+        "$shipped" console=hvc0 linux-pv-smp > /dev/null 2> "$cache/boot-linux-smp.err"
+    status=$?
+    tr -d '\r' < "$log.raw" > "$log"
+    [ "$status" -eq 0 ] || fail "boot-domu.sh exit status $status, want 0 (power off)"
+    has '^\[domu\] .*smp: Brought up 1 node, 2 CPUs'
+    has '^\[domu\] linux-pv: online CPUs 0-1$'
+    has '^\[domu\] linux-pv: after unplug 0$'
+    has '^\[domu\] linux-pv: after replug 0-1$'
+    has '^\[domu\] linux-pv: PASS$'
+    has '^Domain [0-9]+ \(domu\) has shut down, reason code 0 \(poweroff\); destroying$'
+    reject '^\(HV\) (ERROR|PANIC|FATAL)|Kernel panic|BUG:|general protection'
+    verdict linux-smp "a 2-vCPU domU brings CPU 1 up, takes it offline and back" "$start"
+}
+if [ "${LINUX_PAYLOADS:-shipped}" = shipped ] && [ "${LINUX_SMP:-1}" = 1 ]; then
+    tally smp_case
 fi
 
 echo "$passed passed, $failed failed"

@@ -15,9 +15,7 @@ pub mod grant;
 mod grant_copy;
 pub mod grant_entry;
 pub mod grant_map;
-mod machine_memory_map;
 mod memory;
-pub mod memory_exchange;
 mod multicall;
 mod sched;
 mod traps;
@@ -58,6 +56,8 @@ pub trait Host {
     /// (`VCPUOP_register_vcpu_info` once its arguments are checked): the frame must take a
     /// writable type reference, which is kept; the time record is published there.
     fn register_vcpu_info(&mut self, vcpu: u32, mfn: u64, offset: u32) -> Result<(), XenError>;
+    /// Whether the caller's vCPU `vcpu` is up (`None` when it has no such vCPU).
+    fn vcpu_is_up(&self, vcpu: u32) -> Option<bool>;
     /// The descriptor `selector` names in the vCPU's GDT or LDT, if there is one.
     fn read_descriptor(&self, vcpu: &PvVcpu, selector: u16) -> Option<u64>;
     /// Allocates a zeroed frame shared with domain `dom` (mappable writable by it, never a
@@ -74,14 +74,6 @@ pub trait Host {
     fn world(&mut self) -> event::World<'_, Self::Doms>;
     /// The highest machine frame number of the host.
     fn max_mfn(&self) -> u64;
-    /// The machine's memory map (sorted E820 entries) and the frames outside RAM that dom0 may
-    /// not map.
-    fn machine_memory(
-        &self,
-    ) -> (
-        &[guest_abi::memory::E820Entry],
-        crate::mm::device_frames::DeniedFrames,
-    );
     /// Nanoseconds of system time.
     fn now_ns(&self) -> u64;
     /// Whether this exit has run long enough that a long hypercall must stop at its next
@@ -204,6 +196,16 @@ pub enum MachineCall {
     Sysctl(u64),
     /// `sched_op(SCHEDOP_remote_shutdown, arg)`.
     RemoteShutdown(u64),
+    /// A `vcpu_op` that acts on a vCPU other than the caller, or takes the caller down:
+    /// `VCPUOP_initialise`, `up`, `down`, and another vCPU's runstate area or information.
+    VcpuOp {
+        /// The sub-op.
+        cmd: guest_abi::vcpu::VcpuOp,
+        /// The target vCPU of the caller's domain (checked to exist).
+        vcpu: u32,
+        /// The argument's guest address.
+        arg: u64,
+    },
 }
 
 /// Where the result of a [`MachineCall`] made from a multicall goes.
@@ -333,7 +335,10 @@ pub fn complete(regs: &mut Regs, result: HcResult) {
 }
 
 /// Leaves `call` to the exit path; `rax` keeps the hypercall number until its result is known.
-fn machine<M: GuestMemory, H: Host>(ctx: &mut Ctx<'_, M, H>, call: MachineCall) -> HcResult {
+pub(crate) fn machine<M: GuestMemory, H: Host>(
+    ctx: &mut Ctx<'_, M, H>,
+    call: MachineCall,
+) -> HcResult {
     ctx.action = Action::Machine { call, slot: None };
     ctx.regs_loaded = true;
     Ok(0)

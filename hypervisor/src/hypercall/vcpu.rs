@@ -1,6 +1,9 @@
-//! `vcpu_op`: the sub-ops a PV guest uses at boot on its own vCPUs.
+//! `vcpu_op`: the sub-ops a PV guest uses on its own vCPUs. Those that act on another vCPU
+//! of the caller's domain (`VCPUOP_initialise`, `up`, `down`, another vCPU's runstate) or take
+//! the caller down need the whole domain, and go to the machine (`MachineCall::VcpuOp`, carried
+//! out by `kernel/vcpu_ops.rs`); the rest are answered here.
 
-use super::{Ctx, HcResult, Host};
+use super::{Ctx, HcResult, Host, MachineCall, machine};
 use crate::event::abi::VcpuId;
 use crate::event::shared::VcpuInfo;
 use crate::pv::guest_mem::{GuestMemory, check_guest_range};
@@ -20,13 +23,17 @@ pub fn vcpu_op<M: GuestMemory, H: Host>(
     if vcpuid >= u64::from(ctx.domain.nr_vcpus) {
         return Err(XenError::NoEnt);
     }
+    let vcpu = vcpuid as u32;
+    let other = vcpu != ctx.vcpu_id;
     match op {
-        // Every vCPU of a running domain is up for now (no VCPUOP_down yet).
-        VcpuOp::IsUp => Ok(1),
-        // The runstate of another vCPU is not reachable from here yet (a domain runs one vCPU
-        // at a time on one CPU); those requests are refused rather than answered wrongly.
+        VcpuOp::IsUp => Ok(u64::from(ctx.host.vcpu_is_up(vcpu).unwrap_or(false))),
+        VcpuOp::Initialise | VcpuOp::Up | VcpuOp::Down => {
+            machine(ctx, MachineCall::VcpuOp { cmd: op, vcpu, arg })
+        }
+        VcpuOp::GetRunstateInfo | VcpuOp::RegisterRunstateMemoryArea if other => {
+            machine(ctx, MachineCall::VcpuOp { cmd: op, vcpu, arg })
+        }
         VcpuOp::GetRunstateInfo => {
-            own_vcpu(ctx, vcpuid)?;
             let info = ctx.vcpu.runstate.snapshot(ctx.host.now_ns());
             ctx.mem.write_obj(arg, &info)?;
             Ok(0)
@@ -36,7 +43,6 @@ pub fn vcpu_op<M: GuestMemory, H: Host>(
             // Xen checks only that the area is guest memory; writes that fault later are
             // dropped. Address 0 stops the updates.
             check_guest_range(req.addr, size_of::<VcpuRunstateInfo>())?;
-            own_vcpu(ctx, vcpuid)?;
             ctx.vcpu.runstate_area = RunstateArea {
                 va: req.addr,
                 stale: false,
@@ -61,18 +67,9 @@ pub fn vcpu_op<M: GuestMemory, H: Host>(
     }
 }
 
-/// Refuses sub-ops aimed at another vCPU of the caller's domain.
-fn own_vcpu<M: GuestMemory, H: Host>(ctx: &Ctx<'_, M, H>, vcpuid: u64) -> Result<(), XenError> {
-    if vcpuid == u64::from(ctx.vcpu_id) {
-        Ok(())
-    } else {
-        Err(XenError::Inval)
-    }
-}
-
 /// `VCPUOP_register_vcpu_info`, with Xen's checks in Xen's order: the structure must fit in
 /// the page and be aligned (`-ENXIO`), the vCPU must not have registered before, and it must
-/// be the caller (Xen also allows vCPUs that are down; none is here).
+/// be the caller or down (a guest places a vCPU's `vcpu_info` before bringing it up).
 /// The frame must be the caller's and able to take a writable type; the machine keeps that
 /// reference until the domain is destroyed.
 fn register_vcpu_info<M: GuestMemory, H: Host>(
@@ -84,7 +81,8 @@ fn register_vcpu_info<M: GuestMemory, H: Host>(
     if req.offset > 4096 - size || !req.offset.is_multiple_of(8) {
         return Err(XenError::NxIo);
     }
-    if ctx.host.shared().moved(VcpuId(vcpu)).is_some() || vcpu != ctx.vcpu_id {
+    let down = ctx.host.vcpu_is_up(vcpu) == Some(false);
+    if ctx.host.shared().moved(VcpuId(vcpu)).is_some() || (vcpu != ctx.vcpu_id && !down) {
         return Err(XenError::Inval);
     }
     ctx.host.register_vcpu_info(vcpu, req.mfn, req.offset)?;
@@ -143,12 +141,71 @@ mod tests {
             Err(XenError::Inval),
             "only once"
         );
-        // Another vCPU's registration is refused (they are all up).
+        // A vCPU the domain does not have.
         f.mem
             .write_obj(0x2000, &VcpuRegisterVcpuInfo::default())
             .unwrap();
         assert_eq!(
             call(&mut f, Hypercall::VcpuOp, [10, 1, 0x2000, 0, 0]),
+            Err(XenError::NoEnt)
+        );
+    }
+
+    /// A fixture whose domain has a second vCPU, down.
+    fn two_vcpus() -> Fixture {
+        use crate::sched::{CpuId, scheduler::vcpu};
+        let mut f = Fixture::new();
+        f.domain.nr_vcpus = 2;
+        let v1 = vcpu(crate::event::abi::DomId(0), VcpuId(1));
+        f.host.sched.add_vcpu(v1, CpuId(0), false).unwrap();
+        f
+    }
+
+    #[test]
+    fn is_up_tells_the_truth_and_a_down_vcpu_takes_a_vcpu_info() {
+        let mut f = two_vcpus();
+        assert_eq!(call(&mut f, Hypercall::VcpuOp, [3, 0, 0, 0, 0]), Ok(1));
+        assert_eq!(call(&mut f, Hypercall::VcpuOp, [3, 1, 0, 0, 0]), Ok(0));
+        let req = VcpuRegisterVcpuInfo {
+            mfn: 5,
+            offset: 64,
+            rsvd: 0,
+        };
+        f.mem.write_obj(0x2000, &req).unwrap();
+        assert_eq!(
+            call(&mut f, Hypercall::VcpuOp, [10, 1, 0x2000, 0, 0]),
+            Ok(0)
+        );
+        assert!(f.host.shared.moved(VcpuId(1)).is_some());
+        // Once it is up, another vCPU may no longer move it (nor a second time).
+        let v1 = crate::sched::scheduler::vcpu(crate::event::abi::DomId(0), VcpuId(1));
+        f.host.sched.vcpu_up(v1).unwrap();
+        assert_eq!(
+            call(&mut f, Hypercall::VcpuOp, [10, 1, 0x2000, 0, 0]),
+            Err(XenError::Inval)
+        );
+    }
+
+    #[test]
+    fn other_vcpus_and_going_down_are_the_machines() {
+        use super::super::{Action, MachineCall};
+        let mut f = two_vcpus();
+        for (cmd, vcpu, op) in [
+            (0, 1, VcpuOp::Initialise),
+            (1, 1, VcpuOp::Up),
+            (2, 0, VcpuOp::Down),
+            (4, 1, VcpuOp::GetRunstateInfo),
+            (5, 1, VcpuOp::RegisterRunstateMemoryArea),
+        ] {
+            let _ = call(&mut f, Hypercall::VcpuOp, [cmd, vcpu, 0x4000, 0, 0]);
+            assert!(
+                matches!(f.action, Action::Machine { call: MachineCall::VcpuOp { cmd: c, vcpu: v, arg: 0x4000 }, .. } if c == op && u64::from(v) == vcpu),
+                "{op:?} on vCPU {vcpu}: {:?}",
+                f.action
+            );
+        }
+        assert_eq!(
+            call(&mut f, Hypercall::VcpuOp, [0, 2, 0x4000, 0, 0]),
             Err(XenError::NoEnt)
         );
     }

@@ -486,6 +486,23 @@ fn set_vcpu_context(
     vcpu: u32,
     c: &VcpuGuestContext,
 ) -> Result<(), XenError> {
+    apply_vcpu_context(m, dom, vcpu, c)?;
+    let _ = m
+        .sched
+        .vcpu_up(vcpu_ref(eabi::DomId(dom), eabi::VcpuId(vcpu)));
+    Ok(())
+}
+
+/// Gives vCPU `vcpu` of domain `dom` the context `c` (registers, page tables, callbacks,
+/// trap table, stack), as `setvcpucontext` and `VCPUOP_initialise` do; it stays down. What
+/// the guest registered for the vCPU beforehand (its runstate area; its `vcpu_info` lives in
+/// the domain's shared state) is kept.
+pub(super) fn apply_vcpu_context(
+    m: &mut Machine,
+    dom: u16,
+    vcpu: u32,
+    c: &VcpuGuestContext,
+) -> Result<(), XenError> {
     let d = m.domain_mut(dom).ok_or(XenError::Srch)?;
     let mm = d.mm;
     let v = d.vcpus.get_mut(vcpu as usize).ok_or(XenError::Inval)?;
@@ -514,6 +531,7 @@ fn set_vcpu_context(
 
     let mut pv = PvVcpu {
         mm: Some(vmm),
+        runstate_area: v.pv.runstate_area,
         ..PvVcpu::default()
     };
     pv.kernel_mode = c.flags & VgcfFlags::IN_KERNEL.bits() != 0 || u.cs & 3 != 3;
@@ -537,6 +555,8 @@ fn set_vcpu_context(
         address: c.syscall_callback_eip,
         mask_events: false,
     };
+    // The virtual IOPL comes with the flags, as in Xen (Linux starts its other CPUs at 1).
+    pv.iopl = ((u.rflags >> 12) & 3) as u8;
     pv.kernel_ss = c.kernel_ss | 3;
     pv.kernel_sp = c.kernel_sp;
     pv.fs_base = c.fs_base;
@@ -569,10 +589,10 @@ fn set_vcpu_context(
         ..Regs::default()
     };
     v.initialised = true;
-    d.info.vm_assist = c.vm_assist;
-    let _ = m
-        .sched
-        .vcpu_up(vcpu_ref(eabi::DomId(dom), eabi::VcpuId(vcpu)));
+    // As Xen: the VM assists come with vCPU 0's context only.
+    if vcpu == 0 {
+        d.info.vm_assist = c.vm_assist;
+    }
     Ok(())
 }
 

@@ -159,6 +159,7 @@ fn machine_call(
         MachineCall::Domctl(arg) => super::domctl::domctl(caller, arg),
         MachineCall::Sysctl(arg) => super::domctl::sysctl(caller, arg),
         MachineCall::RemoteShutdown(arg) => super::domctl::remote_shutdown(caller, arg),
+        MachineCall::VcpuOp { cmd, vcpu, arg } => super::vcpu_ops::vcpu_op(caller, cmd, vcpu, arg),
     };
     match slot {
         None => hypercall::complete(regs, result),

@@ -8,7 +8,6 @@ use super::FRAMES;
 use crate::arch::x86_64::direct_map;
 use crate::arch::x86_64::paging;
 use crate::arch::x86_64::uaccess::CurrentGuest;
-use crate::hypercall::memory_exchange::memory_exchange;
 use crate::hypercall::{DomainInfo, HcResult, batch};
 use crate::mm::frames::FrameAllocator;
 use crate::mm::pv::{self as mmpv, PageType, TlbScope};
@@ -74,12 +73,6 @@ impl FrameStore for KernelStore {
     }
 }
 
-/// The first frame beyond the CPU's physical address width (36 to 52 bits).
-pub fn io_frame_limit() -> u64 {
-    let [phys_bits, ..] = crate::arch::x86_64::cpu::cpuid(0x8000_0008, 0);
-    1u64 << ((phys_bits & 0xff).clamp(36, 52) - 12)
-}
-
 /// Frames for domains come from (and go back to) the machine's allocator.
 pub struct KernelPool;
 
@@ -92,12 +85,6 @@ impl FramePool for KernelPool {
         }
         let n = 1u64 << order;
         frames.alloc_contiguous(n, n).ok()
-    }
-
-    fn alloc_below(&mut self, order: u32, end: u64) -> Option<Mfn> {
-        let mut frames = FRAMES.lock();
-        let n = 1u64 << order;
-        frames.as_mut()?.alloc_contiguous_below(n, n, end).ok()
     }
 
     fn free(&mut self, mfn: Mfn) {
@@ -185,7 +172,8 @@ pub fn init(
         .map_err(|_| MmuInitError("cannot map the M2P table"))?;
     M2P_FRAMES.0.store(m2p_at.0, Ordering::Relaxed);
     M2P_FRAMES.1.store(pages(m2p_bytes), Ordering::Relaxed);
-    let io_frame_limit = io_frame_limit();
+    let [phys_bits, ..] = crate::arch::x86_64::cpu::cpuid(0x8000_0008, 0);
+    let io_frame_limit = 1u64 << ((phys_bits & 0xff).clamp(36, 52) - 12);
     let store = KernelStore {
         records,
         hypervisor_slots: paging::hypervisor_l4_entries(),
@@ -351,11 +339,6 @@ pub fn hypercall(
         }
         Hypercall::MemoryOp => {
             let op = MemoryOp::from_raw((a0 & MEMOP_CMD_MASK) as u32).ok_or(XenError::NoSys)?;
-            if op == MemoryOp::Exchange {
-                // The page count does not change in an exchange.
-                let hardware = domain.privilege.is_some();
-                return honour(memory_exchange(mmu, me, hardware, mem, a1));
-            }
             let start = batch::start_extent(a0)?;
             let r: XenMemoryReservation = mem.read_obj(a1).map_err(|_| XenError::Fault)?;
             // Xen answers "the extents done so far" (`start_extent`) rather than an error for a
@@ -623,20 +606,44 @@ fn set_gdt(
             .read_obj(list.wrapping_add(8 * i as u64))
             .map_err(|_| PvMmError::Fault)?;
     }
-    for i in 0..nr {
-        if let Err(e) = honour(mmu.get_page_and_type(me, Mfn(frames[i]), PageType::SegDesc)) {
+    install_gdt(mmu, me, vcpu, &frames, entries, true)?;
+    Ok(0)
+}
+
+/// Makes the frames of `frames` holding `entries` descriptors `vcpu`'s GDT (`set_gdt`, or the
+/// `gdt_frames` of `VCPUOP_initialise`): each takes a descriptor-page type reference (all or
+/// none), the previous GDT's are dropped, and the running vCPU's GDT is loaded.
+pub fn install_gdt(
+    mmu: &mut Mmu,
+    me: mmpv::DomainRef,
+    vcpu: &mut PvVcpu,
+    frames: &[u64],
+    entries: u64,
+    running: bool,
+) -> Result<(), PvMmError> {
+    use crate::pv::vcpu::GDT_GUEST_FRAMES;
+    if entries > (GDT_GUEST_FRAMES * 512) as u64 {
+        return Err(PvMmError::BadArgument);
+    }
+    let nr = (entries as usize).div_ceil(512);
+    let mut taken = [0u64; GDT_GUEST_FRAMES];
+    for (i, (slot, &frame)) in taken.iter_mut().zip(frames).take(nr).enumerate() {
+        if let Err(e) = honour(mmu.get_page_and_type(me, Mfn(frame), PageType::SegDesc)) {
             for &f in &frames[..i] {
                 honour(mmu.put_page_and_type(Mfn(f)));
             }
             return Err(e);
         }
+        *slot = frame;
     }
     let old = vcpu.gdt_ents;
     release_vcpu_frames(mmu, vcpu);
-    vcpu.gdt_frames = frames;
+    vcpu.gdt_frames = taken;
     vcpu.gdt_ents = entries as u32;
-    load_guest_gdt(vcpu, old);
-    Ok(0)
+    if running {
+        load_guest_gdt(vcpu, old);
+    }
+    Ok(())
 }
 
 /// `update_descriptor(maddr, desc)`: one descriptor of a descriptor page, checked.

@@ -11,6 +11,7 @@ pub mod exit_clock;
 mod host;
 pub mod mmu;
 pub mod resched;
+pub mod vcpu_ops;
 
 use crate::mm::frames::FrameAllocator;
 

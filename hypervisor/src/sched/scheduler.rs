@@ -481,6 +481,12 @@ impl<const N: usize, const CPUS: usize> Scheduler<N, CPUS> {
         Some(self.entry(usize::from(slot)).id)
     }
 
+    /// Whether `v` is up (`VCPUOP_is_up`): brought up and not taken down, whether or not its
+    /// domain is paused. `None` for a vCPU the scheduler does not know.
+    pub fn is_up(&self, v: VcpuRef) -> Option<bool> {
+        self.slot(v).map(|slot| !self.entry(slot).down)
+    }
+
     /// `v`'s run state.
     pub fn run_state(&self, v: VcpuRef) -> Option<RunState> {
         let slot = self.slot(v)?;
