@@ -23,6 +23,7 @@ GROUPS = {
     "args": "hostile pointers, counts, continuations, multicalls, unknown sub-ops",
     "evtchn": "ports, VIRQs (each of 0–23), double close, floods",
     "grant": "grant frames not RAM, DOMID_SELF, read-only and page-table grants, bad addresses and handles, pin and maptrack limits, version change while mapped",
+    "dev": "the hypervisor's device frames and frames beyond the address width, device memory and PCI configuration as a domU, XENMEM_exchange arguments, the machine memory map",
 }
 LINE = re.compile(r"^(?:\[\w+\] )?(PASS|FAIL) ([a-z]+\..*)$")
 GOT = re.compile(r"^got (.*), expected .*$")

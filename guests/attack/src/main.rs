@@ -38,6 +38,8 @@ mod args;
 #[cfg(target_os = "none")]
 mod desc;
 #[cfg(target_os = "none")]
+mod devices;
+#[cfg(target_os = "none")]
 mod events;
 #[cfg(target_os = "none")]
 mod grants;
@@ -65,7 +67,7 @@ mod guest {
 
     use crate::report::{Mode, Report};
     use crate::victim::Victim;
-    use crate::{args, desc, events, grants, mem, mmu, privs, rings, traps, victim};
+    use crate::{args, desc, devices, events, grants, mem, mmu, privs, rings, traps, victim};
 
     guest_abi::pv_guest!("attack", main, dom0);
 
@@ -137,6 +139,7 @@ mod guest {
             args::run(&mut r);
             events::run(&mut r);
             grants::run(&mut r);
+            devices::run(&mut r);
         }
         if let Some(v) = victim {
             victim::run(&mut r, v);
