@@ -76,7 +76,10 @@ pub fn check(raw: &RawRequest, sectors: u64, writable: bool) -> Result<Checked, 
     for seg in &req.seg[..count] {
         bytes += segment_bytes(seg).ok_or(BLKIF_RSP_ERROR)?;
     }
-    check_range(sectors, req.sector_number, bytes).map_err(|_| BLKIF_RSP_ERROR)?;
+    // A flush without data names no sectors: Linux's blkfront leaves any position in it.
+    if count > 0 {
+        check_range(sectors, req.sector_number, bytes).map_err(|_| BLKIF_RSP_ERROR)?;
+    }
     Ok(Checked {
         action,
         sector: req.sector_number,
@@ -117,6 +120,8 @@ mod tests {
         assert_eq!((c.action, c.count, c.bytes), (Action::Read, 2, 10 * 512));
         let f = check(&raw(BLKIF_OP_FLUSH_DISKCACHE, &[], 0), 100, false).unwrap();
         assert_eq!(f.bytes, 0);
+        let far = check(&raw(BLKIF_OP_FLUSH_DISKCACHE, &[], u64::MAX), 100, false);
+        assert_eq!(far.map(|c| c.action), Ok(Action::FlushThenWrite));
         assert_eq!(echo(&raw(BLKIF_OP_WRITE, &[], 0)), (0x1234, BLKIF_OP_WRITE));
     }
 
