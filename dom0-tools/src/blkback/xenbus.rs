@@ -396,9 +396,14 @@ impl<H: Hypervisor> Backend<H> {
         work
     }
 
-    /// Removes both directories (the device is gone).
+    /// Removes both directories (the device is gone), and the domain's directory under
+    /// `backend/vbd` once it holds no device.
     pub fn remove_nodes(&self, store: &mut Store) {
         let _ = store.rm(&backend_path(self.attach.dom, self.attach.devid));
         let _ = store.rm(&frontend_path(self.attach.dom, self.attach.devid));
+        let dom_dir = alloc::format!("/local/domain/0/backend/vbd/{}", self.attach.dom.0);
+        if store.directory(&dom_dir).is_ok_and(|d| d.is_empty()) {
+            let _ = store.rm(&dom_dir);
+        }
     }
 }

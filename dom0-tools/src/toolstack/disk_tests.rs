@@ -284,3 +284,24 @@ fn mkdisk_makes_a_memory_disk_from_a_file() {
     let back = alloc::format!("/local/domain/0/backend/vbd/{}/51712/params", c.0);
     assert_eq!(node(&mut t, &back).as_deref(), Some("/dev/ram0"));
 }
+
+#[test]
+fn a_rebooted_domain_gets_its_disk_again() {
+    let bytes = archive();
+    let mut t = setup(&bytes);
+    run(&mut t, "create /etc/xen/a.cfg");
+    let a = t.domains().by_name("a").unwrap();
+    let _ = connect_frontend(&mut t, a);
+    t.hv.guest_shutdown(a, guest_abi::sched::ShutdownReason::Reboot);
+    t.on_dom_exc();
+    t.set_time(RESTART_DELAY_MS);
+    let lines = t.run_restarts();
+    assert_eq!(lines.len(), 1);
+    assert!(lines[0].contains("restarted as domain"), "{lines:?}");
+    let again = t.domains().by_name("a").unwrap();
+    assert_ne!(again, a);
+    assert_eq!(t.hv.mapped_grants, 0);
+    let back = alloc::format!("/local/domain/0/backend/vbd/{}/51712/state", again.0);
+    assert_eq!(node(&mut t, &back).as_deref(), Some("2"));
+    assert_eq!(node(&mut t, &alloc::format!("/local/domain/0/backend/vbd/{}", a.0)), None);
+}
