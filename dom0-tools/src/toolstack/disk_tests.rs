@@ -303,5 +303,11 @@ fn a_rebooted_domain_gets_its_disk_again() {
     assert_eq!(t.hv.mapped_grants, 0);
     let back = alloc::format!("/local/domain/0/backend/vbd/{}/51712/state", again.0);
     assert_eq!(node(&mut t, &back).as_deref(), Some("2"));
-    assert_eq!(node(&mut t, &alloc::format!("/local/domain/0/backend/vbd/{}", a.0)), None);
+    assert_eq!(
+        node(
+            &mut t,
+            &alloc::format!("/local/domain/0/backend/vbd/{}", a.0)
+        ),
+        None
+    );
 }
