@@ -15,7 +15,9 @@ pub mod grant;
 mod grant_copy;
 pub mod grant_entry;
 pub mod grant_map;
+mod machine_memory_map;
 mod memory;
+pub mod memory_exchange;
 mod multicall;
 mod sched;
 mod traps;
@@ -74,6 +76,14 @@ pub trait Host {
     fn world(&mut self) -> event::World<'_, Self::Doms>;
     /// The highest machine frame number of the host.
     fn max_mfn(&self) -> u64;
+    /// The machine's memory map (sorted E820 entries) and the frames outside RAM that dom0 may
+    /// not map.
+    fn machine_memory(
+        &self,
+    ) -> (
+        &[guest_abi::memory::E820Entry],
+        crate::mm::device_frames::DeniedFrames,
+    );
     /// Nanoseconds of system time.
     fn now_ns(&self) -> u64;
     /// Whether this exit has run long enough that a long hypercall must stop at its next

@@ -9,12 +9,15 @@ use crate::hypercall::grant::GrantFrames;
 use crate::hypercall::grant_map::ActiveGrants;
 use crate::hypercall::{FrameRefused, GrantPteOp, Host};
 use crate::mm::Mfn;
+use crate::mm::device_frames::DeniedFrames;
+use crate::mm::machine_map::MACHINE_MAP;
 use crate::mm::pv::GrantPte;
 use crate::pv::emulate::PrivHost;
 use crate::pv::io_ports::GuestPorts;
 use crate::pv::vcpu::PvVcpu;
 use crate::time::pvclock::PvClock;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use guest_abi::memory::E820Entry;
 use guest_abi::{DomId, XenError};
 
 /// The highest machine frame number, set at boot.
@@ -180,6 +183,12 @@ impl<'a> Host for KernelHost<'a> {
 
     fn max_mfn(&self) -> u64 {
         MAX_MFN.load(Ordering::Relaxed)
+    }
+
+    fn machine_memory(&self) -> (&[E820Entry], DeniedFrames) {
+        let map = MACHINE_MAP.get().map_or(&[][..], |m| m.entries());
+        let madt = crate::boot::madt::MACHINE_MADT.get();
+        (map, DeniedFrames::new(madt, super::mmu::io_frame_limit()))
     }
 
     fn now_ns(&self) -> u64 {

@@ -8,6 +8,7 @@ use super::FRAMES;
 use crate::arch::x86_64::direct_map;
 use crate::arch::x86_64::paging;
 use crate::arch::x86_64::uaccess::CurrentGuest;
+use crate::hypercall::memory_exchange::memory_exchange;
 use crate::hypercall::{DomainInfo, HcResult, batch};
 use crate::mm::frames::FrameAllocator;
 use crate::mm::pv::{self as mmpv, PageType, TlbScope};
@@ -73,6 +74,12 @@ impl FrameStore for KernelStore {
     }
 }
 
+/// The first frame beyond the CPU's physical address width (36 to 52 bits).
+pub fn io_frame_limit() -> u64 {
+    let [phys_bits, ..] = crate::arch::x86_64::cpu::cpuid(0x8000_0008, 0);
+    1u64 << ((phys_bits & 0xff).clamp(36, 52) - 12)
+}
+
 /// Frames for domains come from (and go back to) the machine's allocator.
 pub struct KernelPool;
 
@@ -85,6 +92,12 @@ impl FramePool for KernelPool {
         }
         let n = 1u64 << order;
         frames.alloc_contiguous(n, n).ok()
+    }
+
+    fn alloc_below(&mut self, order: u32, end: u64) -> Option<Mfn> {
+        let mut frames = FRAMES.lock();
+        let n = 1u64 << order;
+        frames.as_mut()?.alloc_contiguous_below(n, n, end).ok()
     }
 
     fn free(&mut self, mfn: Mfn) {
@@ -172,8 +185,7 @@ pub fn init(
         .map_err(|_| MmuInitError("cannot map the M2P table"))?;
     M2P_FRAMES.0.store(m2p_at.0, Ordering::Relaxed);
     M2P_FRAMES.1.store(pages(m2p_bytes), Ordering::Relaxed);
-    let [phys_bits, ..] = crate::arch::x86_64::cpu::cpuid(0x8000_0008, 0);
-    let io_frame_limit = 1u64 << ((phys_bits & 0xff).clamp(36, 52) - 12);
+    let io_frame_limit = io_frame_limit();
     let store = KernelStore {
         records,
         hypervisor_slots: paging::hypervisor_l4_entries(),
@@ -339,6 +351,11 @@ pub fn hypercall(
         }
         Hypercall::MemoryOp => {
             let op = MemoryOp::from_raw((a0 & MEMOP_CMD_MASK) as u32).ok_or(XenError::NoSys)?;
+            if op == MemoryOp::Exchange {
+                // The page count does not change in an exchange.
+                let hardware = domain.privilege.is_some();
+                return honour(memory_exchange(mmu, me, hardware, mem, a1));
+            }
             let start = batch::start_extent(a0)?;
             let r: XenMemoryReservation = mem.read_obj(a1).map_err(|_| XenError::Fault)?;
             // Xen answers "the extents done so far" (`start_extent`) rather than an error for a

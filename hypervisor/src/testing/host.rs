@@ -19,6 +19,7 @@ use crate::hypercall::grant::GrantFrames;
 use crate::hypercall::grant_map::ActiveGrants;
 use crate::hypercall::{DomainInfo, FrameRefused, GrantPteOp, HcResult, Host};
 use crate::mm::Mfn;
+use crate::mm::device_frames::DeniedFrames;
 use crate::mm::pv::GrantPte;
 use crate::pv::guest_mem::is_canonical;
 use crate::pv::vcpu::PvVcpu;
@@ -26,6 +27,7 @@ use crate::sched::CpuId;
 use crate::sched::scheduler::{DEFAULT_SLICE_NS, vcpu as vcpu_ref};
 use crate::x86::regs::Regs;
 use core::sync::atomic::{AtomicU32, Ordering};
+use guest_abi::memory::E820Entry;
 use guest_abi::{DomId, Hypercall, XenError};
 use std::collections::BTreeMap;
 
@@ -283,6 +285,32 @@ impl Host for FakeHost {
     }
     fn max_mfn(&self) -> u64 {
         0x1_0000
+    }
+    fn machine_memory(&self) -> (&[E820Entry], DeniedFrames) {
+        // QEMU's map for 512 MiB: low RAM, the BIOS area, RAM from 1 MiB, the BIOS ROM at 4 GiB.
+        const MAP: [E820Entry; 4] = [
+            E820Entry {
+                addr: 0,
+                size: 0x9fc00,
+                type_: 1,
+            },
+            E820Entry {
+                addr: 0x9fc00,
+                size: 0x400,
+                type_: 2,
+            },
+            E820Entry {
+                addr: 0x10_0000,
+                size: 0x1ff0_0000,
+                type_: 1,
+            },
+            E820Entry {
+                addr: 0xfffc_0000,
+                size: 0x4_0000,
+                type_: 2,
+            },
+        ];
+        (&MAP, DeniedFrames::new(None, 1 << 28))
     }
     fn now_ns(&self) -> u64 {
         self.now
