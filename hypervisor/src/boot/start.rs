@@ -345,6 +345,8 @@ fn init_acpi(boot: &BootInformation<'_>) {
                         io.gsi_base
                     ))
             );
+            let masked = crate::arch::x86_64::ioapic::mask_all(&m);
+            info!("I/O APIC: {masked} pins masked");
             madt::MACHINE_MADT.call_once(|| m);
         }
         Err(e) => warn!("ACPI: no usable MADT ({e:?}); one CPU, no I/O APIC"),

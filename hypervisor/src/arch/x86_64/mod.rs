@@ -16,6 +16,7 @@ pub mod guest_entry;
 pub mod handlers;
 pub mod handoff;
 pub mod heap;
+pub mod ioapic;
 pub mod keyboard;
 pub mod paging;
 pub mod pci;
