@@ -74,7 +74,7 @@ pub fn multicall<M: GuestMemory, H: Host>(
             return continue_from(args, i);
         }
         ctx.mem.write_obj(at + RESULT_OFFSET, &encode(result))?;
-        if ctx.regs_loaded || (ctx.action != Action::Resume && ctx.action != Action::Yield) {
+        if ctx.regs_loaded || !matches!(ctx.action, Action::Resume | Action::Yield) {
             break;
         }
     }

@@ -391,7 +391,8 @@ fn settle(
     {
         resched::arm_timer(next, host.clock.now(cpu::rdtsc()));
     }
-    if action == Action::Resume && !resched::needed() {
+    // A pattern, not `==`: the derived comparison of the whole action is an out-of-line call.
+    if matches!(action, Action::Resume) && !resched::needed() {
         Handled {
             action: deliver_events(regs, vcpu, vcpu_id, host),
             events_checked: true,

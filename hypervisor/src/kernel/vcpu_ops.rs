@@ -25,6 +25,10 @@ use guest_abi::arch::VcpuGuestContext;
 use guest_abi::vcpu::{VcpuOp, VcpuRegisterMemoryArea, VcpuRunstateInfo};
 
 /// Carries out `cmd` on vCPU `vcpu` of the caller's domain (its existence already checked).
+///
+/// Never inlined: its frame holds a whole `VcpuGuestContext` (5 KiB), which inlined into the
+/// exit path would cost every exit a stack probe (`scripts/bench.sh --check` caught it).
+#[inline(never)]
 pub fn vcpu_op(caller: &DomainInfo, cmd: VcpuOp, vcpu: u32, arg: u64) -> HcResult {
     let dom = caller.id.0;
     let mut guard = MACHINE.lock();
