@@ -176,7 +176,8 @@ fuzz_target!(|data: &[u8]| {
 
 /// A call across domains the dispatcher left to the machine: its request, read as the machine
 /// would, goes through the admission checks, which admit only the privileged domain, and for
-/// `domctl` and `sysctl` only the interface version Xen 4.17 speaks.
+/// `domctl` and `sysctl` only the interface version Xen 4.17 speaks. A `vcpu_op` left to the
+/// machine names one of the caller's own vCPUs.
 fn admit(domain: &DomainInfo, call: MachineCall, mem: &mut Window) {
     let exists = |d: u16| d == 0 || d == 1;
     let admitted = match call {
@@ -201,6 +202,11 @@ fn admit(domain: &DomainInfo, call: MachineCall, mem: &mut Window) {
                 return;
             };
             admission::remote_shutdown(domain, req.domain_id, exists).is_ok()
+        }
+        // A vCPU of the caller's own domain, which the dispatcher checked it has: no admission.
+        MachineCall::VcpuOp { vcpu, .. } => {
+            assert!(vcpu < domain.nr_vcpus, "vcpu_op on vCPU {vcpu} left to the machine");
+            return;
         }
     };
     assert!(
