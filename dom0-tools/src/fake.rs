@@ -646,34 +646,41 @@ pub fn kernel_image_with(hypercall_page: bool, init_p2m: Option<u64>) -> Vec<u8>
     elf
 }
 
-impl GrantCopy for FakeHv {
-    fn copy_from_guest(&mut self, dom: DomId, segments: &[GrantSegment], buf: &mut [u8]) -> bool {
+impl FakeHv {
+    /// Runs `each` on every segment's bytes of `dom`'s granted pages (dom0 writing them if
+    /// `write`) with the segment's place in the buffer; false at the first bad grant.
+    fn each_segment(
+        &mut self,
+        dom: DomId,
+        segments: &[GrantSegment],
+        write: bool,
+        mut each: impl FnMut(&FakeRing, usize, usize),
+    ) -> bool {
         let mut at = 0;
         for s in segments {
-            let Some(page) = self.granted(dom, s.gref, false) else {
+            let Some(page) = self.granted(dom, s.gref, write) else {
                 return false;
             };
             let ring = AtomicRing(page);
             for i in 0..usize::from(s.len) {
-                buf[at + i] = ring.load_u8(usize::from(s.offset) + i);
+                each(&ring, usize::from(s.offset) + i, at + i);
             }
             at += usize::from(s.len);
         }
         true
     }
+}
+
+impl GrantCopy for FakeHv {
+    fn copy_from_guest(&mut self, dom: DomId, segments: &[GrantSegment], buf: &mut [u8]) -> bool {
+        self.each_segment(dom, segments, false, |page, from, to| {
+            buf[to] = page.load_u8(from)
+        })
+    }
 
     fn copy_to_guest(&mut self, dom: DomId, segments: &[GrantSegment], buf: &[u8]) -> bool {
-        let mut at = 0;
-        for s in segments {
-            let Some(page) = self.granted(dom, s.gref, true) else {
-                return false;
-            };
-            let ring = AtomicRing(page);
-            for i in 0..usize::from(s.len) {
-                ring.store_u8(usize::from(s.offset) + i, buf[at + i]);
-            }
-            at += usize::from(s.len);
-        }
-        true
+        self.each_segment(dom, segments, true, |page, to, from| {
+            page.store_u8(to, buf[from])
+        })
     }
 }

@@ -13,7 +13,6 @@
 
 use core::cell::UnsafeCell;
 use core::ops::Deref;
-use core::sync::atomic::{AtomicU64, Ordering};
 
 use dom0_tools::blkback::grants::GrantSegment;
 use dom0_tools::shared_page::Page;
@@ -24,6 +23,8 @@ use guest_abi::grant_table::{
 use guest_abi::io::blkif::BLKIF_MAX_SEGMENTS_PER_REQUEST;
 use guest_abi::runtime::{hypercall, start_info, virt_base};
 use guest_abi::{DomId, PAGE_SHIFT, PAGE_SIZE, XenError};
+
+use super::slots::Slots;
 
 /// Ring pages mapped at once: four devices with 16-page rings.
 pub const SLOTS: usize = 64;
@@ -37,9 +38,8 @@ struct Window(UnsafeCell<[[u8; PAGE]; SLOTS]>);
 unsafe impl Sync for Window {}
 
 static WINDOW: Window = Window(UnsafeCell::new([[0; PAGE]; SLOTS]));
-/// Bit `i` set: slot `i` is in use.
-static USED: AtomicU64 = AtomicU64::new(0);
-const _: () = assert!(SLOTS <= 64, "USED is one u64");
+static USED: Slots = Slots::new();
+const _: () = assert!(SLOTS <= 64, "Slots holds 64");
 
 #[repr(C, align(4096))]
 struct Bounce(UnsafeCell<[[u8; PAGE]; BLKIF_MAX_SEGMENTS_PER_REQUEST]>);
@@ -75,28 +75,9 @@ impl Deref for GrantMapping {
     }
 }
 
-fn take_slot() -> Option<usize> {
-    let mut used = USED.load(Ordering::Relaxed);
-    loop {
-        let slot = (!used).trailing_zeros() as usize;
-        if slot >= SLOTS {
-            return None;
-        }
-        match USED.compare_exchange(
-            used,
-            used | (1 << slot),
-            Ordering::Relaxed,
-            Ordering::Relaxed,
-        ) {
-            Ok(_) => return Some(slot),
-            Err(now) => used = now,
-        }
-    }
-}
-
 /// Maps `dom`'s grant `gref` writable at a free slot.
 pub fn map(dom: DomId, gref: u32) -> Result<GrantMapping, XenError> {
-    let slot = take_slot().ok_or(XenError::NoMem)?;
+    let slot = USED.take(SLOTS).ok_or(XenError::NoMem)?;
     let va = WINDOW.0.get() as u64 + (slot * PAGE) as u64;
     let mut op = [GnttabMapGrantRef {
         host_addr: va,
@@ -114,7 +95,7 @@ pub fn map(dom: DomId, gref: u32) -> Result<GrantMapping, XenError> {
             handle: op[0].handle,
         }),
         other => {
-            USED.fetch_and(!(1 << slot), Ordering::Relaxed);
+            USED.give(slot);
             Err(other.err().unwrap_or(XenError::Inval))
         }
     }
@@ -131,7 +112,7 @@ pub fn unmap(m: GrantMapping) {
     // consumed).
     let result = unsafe { hypercall::grant_table_op(GnttabOp::UnmapGrantRef, &mut op) };
     if result.is_ok() && op[0].status == 0 {
-        USED.fetch_and(!(1 << m.slot), Ordering::Relaxed);
+        USED.give(m.slot);
     } else {
         // The slot stays taken: a page still mapped there must not be handed out.
         guest_abi::println!("dom0: cannot unmap grant at {:#x}", m.va());

@@ -6,6 +6,7 @@ mod grant_io;
 mod hcall;
 mod heap;
 mod mapping;
+mod slots;
 mod spare;
 mod xen;
 
