@@ -311,3 +311,47 @@ fn a_rebooted_domain_gets_its_disk_again() {
         None
     );
 }
+
+#[test]
+fn multi_page_rings_are_mapped_and_too_large_ones_refused() {
+    let bytes = archive();
+    let mut t = setup(&bytes);
+    run(&mut t, "create /etc/xen/a.cfg");
+    let a = t.domains().by_name("a").unwrap();
+    let front = alloc::format!("/local/domain/{}/device/vbd/51712", a.0);
+    let back = alloc::format!("/local/domain/0/backend/vbd/{}/51712/state", a.0);
+    let (r0, _) = t.hv.guest_grant(a, 100, true);
+    let (r1, _) = t.hv.guest_grant(a, 101, true);
+    let port = t.hv.evtchn_alloc_unbound(a, DomId(0)).unwrap();
+    for (name, value) in [
+        ("ring-page-order", "5".into()),
+        ("ring-ref0", alloc::format!("{r0}")),
+        ("ring-ref1", alloc::format!("{r1}")),
+        ("event-channel", alloc::format!("{}", port.0)),
+        ("state", "3".into()),
+    ] {
+        t.store
+            .write(&alloc::format!("{front}/{name}"), value.as_bytes())
+            .unwrap();
+    }
+    let out = String::from_utf8(t.poll_consoles()).unwrap();
+    assert!(out.contains("ring-page-order 5 is more than 4"), "{out}");
+    assert_eq!(node(&mut t, &back).as_deref(), Some("5"));
+    // The frontend closes, starts again with a two-page ring.
+    for state in ["6", "1"] {
+        t.store
+            .write(&alloc::format!("{front}/state"), state.as_bytes())
+            .unwrap();
+        t.poll_consoles();
+    }
+    assert_eq!(node(&mut t, &back).as_deref(), Some("2"));
+    t.store
+        .write(&alloc::format!("{front}/ring-page-order"), b"1")
+        .unwrap();
+    t.store
+        .write(&alloc::format!("{front}/state"), b"3")
+        .unwrap();
+    t.poll_consoles();
+    assert_eq!(node(&mut t, &back).as_deref(), Some("4"));
+    assert_eq!(t.hv.mapped_grants, 2);
+}
