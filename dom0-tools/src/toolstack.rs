@@ -695,6 +695,8 @@ impl<H: Hypervisor, F: Files> Toolstack<H, F> {
         if let Some(r) = self.table.get_mut(id) {
             r.state = State::Dying;
         }
+        // As libxl: the devices go first, so no mapping of the domain's pages outlives it.
+        self.release_disks(id);
         match self.hv.destroy_domain(id) {
             Ok(()) | Err(XenError::Srch) => {}
             Err(e) => return Err(fail!("destroy domain {}: {e}", id.0)),
