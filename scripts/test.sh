@@ -39,6 +39,10 @@ bash scripts/dom0-tests.sh
 step "QEMU tests: linux-tests"
 bash scripts/linux-tests.sh
 # The hostile guest as dom0 and as a domU next to a victim, on ours and on Xen 4.17.
+# Disks: Debian's kernel as a domU on root=/dev/xvda through dom0's block backend (a file
+# written survives the domain), a 64 MiB pattern, one read-only disk shared by two domUs (~3 min).
+step "QEMU tests: disk-tests"
+bash scripts/disk-tests.sh
 # The Debian package: installed into a throwaway root, grub-mkconfig there, and QEMU booted
 # from a GRUB disk made of it (~15 s).
 step "QEMU tests: package-tests"
