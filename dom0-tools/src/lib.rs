@@ -47,6 +47,7 @@ mod fake;
 pub mod files;
 pub mod hv;
 pub mod kernel_file;
+pub mod pci;
 pub mod requests;
 pub mod shared_page;
 pub mod store;
