@@ -31,6 +31,8 @@ pub mod session;
 pub mod spare;
 
 #[cfg(target_os = "none")]
+mod devices;
+#[cfg(target_os = "none")]
 mod machine;
 #[cfg(target_os = "none")]
 pub use machine::main;

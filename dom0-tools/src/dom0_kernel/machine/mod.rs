@@ -109,6 +109,7 @@ pub fn main(si: &'static StartInfo) {
             return;
         }
     };
+    let _functions = super::devices::init();
     let files = archive(si);
     let cmdline = core::str::from_utf8(si.cmdline()).unwrap_or("");
     let script = session::script_path(cmdline).map(|path| (path, files.file(path)));
