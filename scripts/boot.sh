@@ -3,10 +3,18 @@
 # kernel (multiboot2 module 0, ARGS its command line) and each further MODULE after a `--`
 # (module 1 is dom0's ramdisk). The serial console is on stdout.
 #
-#   scripts/boot.sh KERNEL [ARGS...] [-- MODULE [ARGS...]]...
+#   scripts/boot.sh [--disk FILE]... [--share DIR] KERNEL [ARGS...] [-- MODULE [ARGS...]]...
 #   scripts/boot.sh none            # no dom0 module at all
 #
+# --disk FILE  a raw disk image as a virtio-blk-pci device (repeatable; dom0's /dev/vda,
+#              /dev/vdb, ... in order); writes reach the file, and a flush dom0 completed is
+#              on the host's disk (cache=writeback: QEMU fdatasyncs the file on each flush)
+# --share DIR  the host folder DIR as a read-only FAT disk (QEMU's vvfat), after the --disk
+#              ones; dom0 reads its files from it
+#
 # Environment:
+#   BOOT_DISKS     disk images as for --disk, separated by spaces (before those given as options)
+#   BOOT_SHARE     a folder as for --share (an option overrides it)
 #   HV_ARGS        extra hypervisor command-line options (after console=com1)
 #   BOOT_TIMEOUT   seconds before QEMU is killed (default 60)
 #   BOOT_MEM       guest RAM in MiB (default 512)
@@ -29,8 +37,34 @@ source "$root/scripts/deps.sh"
 # shellcheck source=scripts/lib/accel.sh
 source "$root/scripts/lib/accel.sh"
 
-usage() { sed -n '2,8p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 4; }
+usage() { sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 4; }
+
+# The disks: --disk and --share come before KERNEL.
+# shellcheck disable=SC2206 # BOOT_DISKS is a list of words
+disks=(${BOOT_DISKS:-})
+share=${BOOT_SHARE:-}
+while [ $# -ge 2 ]; do
+    case $1 in
+        --disk) disks+=("$2"); shift 2 ;;
+        --share) share=$2; shift 2 ;;
+        *) break ;;
+    esac
+done
 [ $# -ge 1 ] || usage
+drives=()
+n=0
+for d in "${disks[@]}"; do
+    [ -f "$d" ] || { echo "boot.sh: no such disk image: '$d'" >&2; exit 4; }
+    drives+=(-drive "file=$d,format=raw,if=none,id=disk$n,cache=writeback"
+        -device "virtio-blk-pci,drive=disk$n")
+    n=$((n + 1))
+done
+if [ -n "$share" ]; then
+    [ -d "$share" ] || { echo "boot.sh: no such folder to share: '$share'" >&2; exit 4; }
+    case $share in *,* | *:*) echo "boot.sh: a shared folder's path cannot hold ',' or ':'" >&2; exit 4 ;; esac
+    drives+=(-drive "file=fat:$share,format=raw,if=none,id=share,readonly=on"
+        -device "virtio-blk-pci,drive=share")
+fi
 
 # Split the arguments into modules: each is "path args...".
 modules=()
@@ -104,7 +138,7 @@ timeout --foreground -k 5 "$timeout_s" qemu-system-x86_64 \
     -accel "$accel" -cpu "$cpu" -m "${BOOT_MEM:-512}" -smp 1 \
     -display none -monitor none -serial stdio -no-reboot \
     -device isa-debug-exit,iobase=0xf4,iosize=0x04 \
-    -cdrom "$work/boot.iso" -boot d ${QEMU_EXTRA:-} < "$stdin" | tee "$log"
+    -cdrom "$work/boot.iso" -boot d "${drives[@]}" ${QEMU_EXTRA:-} < "$stdin" | tee "$log"
 rc=${PIPESTATUS[0]}
 set -e
 

@@ -7,24 +7,32 @@
 #                                  commands, `poweroff` ends); with stdin not a terminal:
 #                                  runs the ramdisk's /demo.script and powers off
 #   scripts/run.sh --script FILE   runs the commands in FILE and powers off
+#   --disk FILE (repeatable), --share DIR, before or after --script: disks for dom0, as
+#                                  scripts/boot.sh takes them (docs/DEVICES.md)
 #
 # Environment: as for scripts/boot.sh (HV_ARGS, default dom0_mem=64M; BOOT_TIMEOUT,
-# default 300 s for a script, a day on a terminal; BOOT_MEM; BOOT_LOG; QEMU_EXTRA).
+# default 300 s for a script, a day on a terminal; BOOT_MEM; BOOT_LOG; QEMU_EXTRA;
+# BOOT_DISKS; BOOT_SHARE).
 # Exit status: scripts/boot.sh's (0 = powered off).
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
-usage() { sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 4; }
+usage() { sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 4; }
 
 script=""
-case $# in
-    0) ;;
-    2) [ "$1" = --script ] || usage
-       [ -f "$2" ] || { echo "run.sh: no such script: $2" >&2; exit 4; }
-       script=$2 ;;
-    *) usage ;;
-esac
+disk_opts=()
+while [ $# -gt 0 ]; do
+    [ $# -ge 2 ] || usage
+    case $1 in
+        --script)
+            [ -f "$2" ] || { echo "run.sh: no such script: $2" >&2; exit 4; }
+            script=$2 ;;
+        --disk | --share) disk_opts+=("$1" "$2") ;;
+        *) usage ;;
+    esac
+    shift 2
+done
 
 # shellcheck source=scripts/deps.sh
 source scripts/deps.sh
@@ -51,5 +59,5 @@ else
 fi
 export HV_ARGS=${HV_ARGS:-dom0_mem=64M} BOOT_TIMEOUT=${BOOT_TIMEOUT:-300}
 status=0
-scripts/boot.sh "$dom0" "${args[@]}" -- "$work/ramdisk.cpio" || status=$?
+scripts/boot.sh "${disk_opts[@]}" "$dom0" "${args[@]}" -- "$work/ramdisk.cpio" || status=$?
 exit "$status"
