@@ -9,7 +9,7 @@
 #                                          serial input and is skipped there
 #
 # CASE: lifecycle, repeat, errors, crash, policy, pingpong, grub, churn, interactive,
-# backoff, limits, store (default: all).
+# backoff, limits, store, devices (default: all).
 # Cases: three domains of different names and sizes created, listed, heard from and
 # destroyed with free memory back to the page; the same ROUNDS times (env DOM0_ROUNDS,
 # default 100); bad input answered by one error line each with dom0 still running;
@@ -30,6 +30,7 @@
 # xenstore-rm, guests/attack flooding its store ring as a domU while dom0's store still
 # answers, shutdown -w of a domain that does not act on control/shutdown, and shutdown -w
 # and reboot -w of guests/hello in its xenbus mode, which acts on it.
+# devices: dom0 lists the PCI functions, two of them virtio disks (a --disk and a --share).
 # DOM0_CASES="NAME ..." also names the cases to run.
 # Prints PASS/FAIL per case and "N passed, N failed"; exits non-zero if any case failed.
 # Serial logs are kept in TARGET_DIR/dom0-tests/.
@@ -47,8 +48,8 @@ cases=("$@" ${DOM0_CASES:-})
 for c in "${cases[@]}"; do
     case $c in
         lifecycle | repeat | errors | crash | policy | pingpong | grub | churn | interactive | \
-            backoff | limits | store) ;;
-        *) sed -n '2,33p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+            backoff | limits | store | devices) ;;
+        *) sed -n '2,36p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
     esac
 done
 # selected CASE: whether CASE is to run (every case when none was named).
@@ -129,6 +130,7 @@ destroy dup
 sleep 1
 info
 EOF
+printf 'info\n' > "$work/test/devices.script"
 cat > "$work/test/syntax.cfg" <<'EOF'
 name = "syntax"
 memory 16
@@ -794,6 +796,21 @@ Domain [0-9]+ \\(gr\\) has shut down, reason code 1 \\(reboot\\); destroying)?"
     expect_count 2 '^free_pages'
     same_free_pages
     expect "dom0: end of /test/store.script"
+    no_trouble
+    end_case
+fi
+
+# devices: dom0 enumerates PCI through 0xcf8/0xcfc and finds a --disk image and a --share
+# folder as two virtio-blk functions (ours only: boot-xen.sh attaches no disks).
+if [ "$on" = ours ] && selected devices; then
+    truncate -s 64M "$work/scratch.img"
+    mkdir -p "$work/share"
+    echo "a file on the share" > "$work/share/hello.txt"
+    BOOT_DISKS=$work/scratch.img BOOT_SHARE=$work/share boot devices 120 script=/test/devices.script
+    expect "dom0: pci 00:00.0 8086:1237 class 060000"
+    expect_count 2 '^dom0: pci 00:0[0-9a-f]\.0 1af4:1001 class 010000$'
+    reject "dom0: pci: no functions answer"
+    expect "dom0: end of /test/devices.script"
     no_trouble
     end_case
 fi
