@@ -1,6 +1,7 @@
 //! PCI configuration space, as dom0 reaches it through ports `0xcf8`/`0xcfc`: the device
 //! addresses, the enumeration of every bus reachable from bus 0, the decoding of base address
-//! registers (32- and 64-bit memory, I/O) and the walk of the capability list.
+//! registers (32- and 64-bit memory, I/O), the walk of the capability list and the bus
+//! addresses of DMA buffers over dom0's P2M ([`dma`]).
 //!
 //! Pure logic over the [`ConfigSpace`] trait: the dom0 kernel implements it with port I/O,
 //! host tests with a fake. Everything read from a device is untrusted: lengths and pointers
@@ -9,6 +10,7 @@
 
 pub mod bar;
 pub mod capability;
+pub mod dma;
 pub mod enumerate;
 #[cfg(test)]
 mod fake;
