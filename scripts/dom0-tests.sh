@@ -30,7 +30,8 @@
 # xenstore-rm, guests/attack flooding its store ring as a domU while dom0's store still
 # answers, shutdown -w of a domain that does not act on control/shutdown, and shutdown -w
 # and reboot -w of guests/hello in its xenbus mode, which acts on it.
-# devices: dom0 lists the PCI functions, two of them virtio disks (a --disk and a --share).
+# devices: dom0 lists the PCI functions, two of them virtio disks (a --disk and a --share)
+# with their BARs sized.
 # DOM0_CASES="NAME ..." also names the cases to run.
 # Prints PASS/FAIL per case and "N passed, N failed"; exits non-zero if any case failed.
 # Serial logs are kept in TARGET_DIR/dom0-tests/.
@@ -49,7 +50,7 @@ for c in "${cases[@]}"; do
     case $c in
         lifecycle | repeat | errors | crash | policy | pingpong | grub | churn | interactive | \
             backoff | limits | store | devices) ;;
-        *) sed -n '2,36p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+        *) sed -n '2,37p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
     esac
 done
 # selected CASE: whether CASE is to run (every case when none was named).
@@ -809,6 +810,7 @@ if [ "$on" = ours ] && selected devices; then
     BOOT_DISKS=$work/scratch.img BOOT_SHARE=$work/share boot devices 120 script=/test/devices.script
     expect "dom0: pci 00:00.0 8086:1237 class 060000"
     expect_count 2 '^dom0: pci 00:0[0-9a-f]\.0 1af4:1001 class 010000$'
+    expect_count 2 '^dom0: pci 00:0[0-9a-f]\.0 bar0 io 0x[0-9a-f]+\+0x80 bar1 mem 0x[0-9a-f]+\+0x1000 bar4 mem64 0x[0-9a-f]+\+0x4000, [0-9]+ capabilities$'
     reject "dom0: pci: no functions answer"
     expect "dom0: end of /test/devices.script"
     no_trouble

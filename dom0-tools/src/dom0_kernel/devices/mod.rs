@@ -7,7 +7,7 @@
 
 mod ports;
 
-use dom0_tools::pci::{self, Function};
+use dom0_tools::pci::{self, BarKind, Function};
 use guest_abi::println;
 use guest_abi::runtime::hypercall;
 
@@ -26,6 +26,30 @@ pub fn init() -> Vec<Function> {
     }
     for function in &found {
         println!("dom0: pci {function}");
+        if function.vendor == VIRTIO_VENDOR {
+            describe_virtio(function);
+        }
     }
     found
+}
+
+/// The vendor ID of virtio devices.
+const VIRTIO_VENDOR: u16 = 0x1af4;
+
+/// Prints a virtio function's BARs and capability IDs (vendor capabilities, 0x09, locate the
+/// modern transport's structures), the driver's starting point.
+fn describe_virtio(function: &Function) {
+    let config = &mut ports::PortConfig;
+    let mut line = alloc::format!("dom0: pci {}", function.address);
+    for bar in pci::bar::bars(config, function.address) {
+        let kind = match bar.kind {
+            BarKind::Io => "io",
+            BarKind::Memory32 { .. } => "mem",
+            BarKind::Memory64 { .. } => "mem64",
+        };
+        line += &alloc::format!(" bar{} {kind} {:#x}+{:#x}", bar.index, bar.base, bar.size);
+    }
+    let caps = pci::capabilities(config, function.address);
+    line += &alloc::format!(", {} capabilities", caps.len());
+    println!("{line}");
 }
